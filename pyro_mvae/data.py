@@ -1,0 +1,181 @@
+"""Datasets as tensors on the training device, and the binarisation protocol (DESIGN.md §2).
+
+Training images keep their grey levels in [0, 1] and are re-binarised at every batch
+(x ~ Bernoulli(intensity)); validation and test images are binarised once with a fixed seed, so
+every run and every model is scored on the same binary images. Batches are index slices of
+tensors that already sit on the device: no per-item DataLoader work.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyro_mvae.likelihoods import DataError
+
+FIXED_BINARIZATION_SEED = 1234
+"""Seed of the one-off binarisation of validation and test images (same on every device)."""
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DEFAULT_ROOT = Path("~/.cache/pyro_mvae/data")
+
+
+class DataNotFoundError(DataError):
+    """Dataset files that are absent and could not be downloaded."""
+
+
+@dataclass
+class Split:
+    """One split: images ``x (N, D)`` and labels ``y (N,)`` on one device.
+
+    ``dynamic=True``: x holds intensities in [0, 1], binarised afresh by :meth:`batches`.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    dynamic: bool
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batches(self, batch_size: int, shuffle: bool = False) -> Iterator[torch.Tensor]:
+        """Yield batches ``(B, D)`` (the last may be smaller); shuffling uses torch's global RNG."""
+        n = len(self)
+        order = torch.randperm(n, device=self.x.device) if shuffle else None
+        for start in range(0, n, batch_size):
+            xb = self.x[start:start + batch_size] if order is None else self.x[order[start:start + batch_size]]
+            yield torch.bernoulli(xb) if self.dynamic else xb
+
+
+@dataclass
+class Dataset:
+    """Train, validation and test splits of flattened images of shape ``image_shape``."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    image_shape: tuple[int, ...]
+
+    @property
+    def data_dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def check_intensities(x: torch.Tensor, name: str) -> None:
+    """Raises :class:`DataError` unless x is finite with every value in [0, 1]."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        raise DataError(f"{name}: {int(bad.sum())} NaN or infinite pixel values; clean the data first")
+    if bool(((x < 0) | (x > 1)).any()):
+        raise DataError(f"{name}: pixel intensities must lie in [0, 1], found "
+                        f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the images")
+
+
+def binarize_fixed(x: torch.Tensor) -> torch.Tensor:
+    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU: ``(N, D)``."""
+    gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
+    return torch.bernoulli(x.cpu(), generator=gen).to(x.device)
+
+
+def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binarize: bool,
+                 device) -> Dataset:
+    """Split ``train_pool = (x, y)`` into train and its last ``val_size`` images as validation.
+
+    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1]. With ``binarize`` the training
+    split is dynamic and validation/test are binarised once; without it all keep grey levels.
+
+    Raises:
+        DataError: for a validation size that leaves no training images, or bad intensities.
+    """
+    (x_pool, y_pool), (x_test, y_test) = train_pool, test
+    if not 0 < val_size < len(x_pool):
+        raise DataError(f"data.val_size={val_size} must be between 1 and {len(x_pool) - 1} "
+                        f"(the {name} training pool holds {len(x_pool)} images)")
+
+    def tensor(a, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+    def flat(a):
+        x = tensor(a).reshape(len(a), -1)  # (N, D)
+        check_intensities(x, name)
+        return x
+
+    cut = len(x_pool) - val_size
+    x_train, x_val, x_te = flat(x_pool[:cut]), flat(x_pool[cut:]), flat(x_test)
+    if binarize:
+        x_val, x_te = binarize_fixed(x_val), binarize_fixed(x_te)
+    return Dataset(
+        name=name,
+        train=Split(x_train, tensor(y_pool[:cut], torch.long), dynamic=binarize),
+        val=Split(x_val, tensor(y_pool[cut:], torch.long), dynamic=False),
+        test=Split(x_te, tensor(y_test, torch.long), dynamic=False),
+        image_shape=tuple(image_shape))
+
+
+def load_digits(root=None, val_size: int = 300, test_size: int = 297, binarize: bool = True,
+                limit=None, device="cpu") -> Dataset:
+    """scikit-learn's 1,797 8×8 handwritten digits (no download), intensities 0..16 scaled to [0, 1].
+
+    A fixed permutation (seed 0) holds out ``test_size`` test images; the rest is the training
+    pool, whose last ``val_size`` images validate. ``root`` and ``limit`` are accepted for a
+    uniform signature (``limit`` keeps the first images of the pool and of the test set).
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x, y = bunch.images / 16.0, bunch.target  # (1797, 8, 8), (1797,)
+    order = np.random.RandomState(0).permutation(len(x))
+    test_idx, pool_idx = order[:test_size], order[test_size:]
+    pool, test = _limit((x[pool_idx], y[pool_idx]), limit), _limit((x[test_idx], y[test_idx]), limit)
+    return make_dataset("digits", pool, test, (8, 8), val_size, binarize, device)
+
+
+def load_mnist(root=None, val_size: int = 10000, binarize: bool = True, download: bool = True,
+               limit=None, device="cpu") -> Dataset:
+    """MNIST through torchvision: 50k train / 10k validation (the last 10k of the training file) / 10k test.
+
+    ``root``: folder holding ``MNIST/raw/``; defaults to ``$PYRO_MVAE_DATA``, else
+    ``~/.cache/pyro_mvae/data``. Downloaded when absent and ``download`` is true.
+    ``limit`` keeps the first ``limit`` images of the training pool and of the test set.
+
+    Raises:
+        DataNotFoundError: when the files are absent and cannot be downloaded; it names the
+            four files and the folder they belong in.
+    """
+    folder = resolve_root(root)
+    train, test = _torchvision_mnist(folder, True, download), _torchvision_mnist(folder, False, download)
+    pool = _limit((train.data.numpy().astype(np.float32) / 255, train.targets.numpy()), limit)
+    held_out = _limit((test.data.numpy().astype(np.float32) / 255, test.targets.numpy()), limit)
+    return make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), val_size, binarize, device)
+
+
+def resolve_root(root) -> Path:
+    """``root``, else ``$PYRO_MVAE_DATA``, else ``~/.cache/pyro_mvae/data``, user-expanded."""
+    chosen = root or os.environ.get("PYRO_MVAE_DATA") or DEFAULT_ROOT
+    return Path(chosen).expanduser()
+
+
+def _torchvision_mnist(root: Path, train: bool, download: bool):
+    from torchvision.datasets import MNIST
+
+    try:
+        return MNIST(root=str(root), train=train, download=download)
+    except (RuntimeError, OSError) as err:  # absent files, or a failed download
+        raise DataNotFoundError(
+            f"MNIST could not be loaded from {root} ({err}). Place the four uncompressed IDX "
+            f"files {', '.join(MNIST_FILES)} in {root / 'MNIST' / 'raw'}/ (torchvision's layout; "
+            "from http://yann.lecun.com/exdb/mnist/ or a mirror), or point data.root / "
+            "PYRO_MVAE_DATA at a folder that holds MNIST/raw/, or allow the download "
+            "(data.download=true) on a machine with internet.") from err
+
+
+def _limit(pair, limit):
+    return pair if limit is None else (pair[0][:limit], pair[1][:limit])

@@ -1,0 +1,84 @@
+"""How a mixture over z is laid out: one choice per datapoint, or one choice per latent dimension.
+
+A layout is shared by a mixture prior and the relaxed guide paired with it, so that both build
+their component choice ``c`` and their distribution of ``z`` given ``c`` the same way.
+
+- :class:`WholeVectorLayout` (prior ``mixture``): c is one-hot over C components, event shape
+  ``(C,)``; parameter tables have shape ``(..., C, d)``; p(z) = Σ_c π_c N(z; μ_c, diag σ_c²).
+- :class:`PerDimensionLayout` (prior ``factorized_mixture``, seed 001 §5): c is a one-hot
+  ``d × N`` matrix D, event shape ``(d, N)``; tables have shape ``(..., d, N)``;
+  p(z) = Π_j Σ_n π_jn N(z_j; μ_jn, σ_jn²) and z = row sums of D ⊙ μ (N^d modes).
+"""
+
+import torch
+import pyro.distributions as dist
+
+
+def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
+    """Concrete / Gumbel-softmax distribution (Maddison et al. 2017; Jang et al. 2017).
+
+    ``straight_through=True`` gives Pyro's straight-through variant: samples are exactly one-hot
+    in the forward pass, gradients flow through the relaxed sample, and ``log_prob`` scores the
+    relaxed sample, so model and guide densities stay true Concrete densities.
+
+    Support validation is off for this one distribution: a float32 Concrete sample (clamped away
+    from 0 by Pyro's straight-through variant) sums to 1 only within ~1e-6, the tolerance of
+    ``constraints.simplex``, and would be refused at random.
+    """
+    cls = dist.RelaxedOneHotCategoricalStraightThrough if straight_through else dist.RelaxedOneHotCategorical
+    temperature = torch.as_tensor(tau, dtype=logits.dtype, device=logits.device)
+    return cls(temperature, logits=logits, validate_args=False)
+
+
+class WholeVectorLayout:
+    """C components, each a full d-dimensional diagonal Gaussian."""
+
+    def __init__(self, latent_dim: int, components: int):
+        self.latent_dim = latent_dim
+        self.components = components
+        self.logits_shape = (components,)
+        self.table_shape = (components, latent_dim)
+
+    def select(self, c: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Mix table rows by c: c ``(..., C)``, table ``(..., C, d)`` -> ``(..., d)``."""
+        return (c.unsqueeze(-1) * table).sum(-2)
+
+    def choice(self, logits: torch.Tensor, tau: float, straight_through: bool):
+        """Relaxed choice of c: logits ``(..., C)``; event shape ``(C,)``."""
+        return relaxed_one_hot(tau, logits, straight_through)
+
+    def conditional(self, c, loc, scale):
+        """z | c ~ N(Σ_c c μ_c, diag (Σ_c c σ_c)²); event shape ``(d,)``."""
+        return dist.Normal(self.select(c, loc), self.select(c, scale)).to_event(1)
+
+    def marginal(self, logits, loc, scale):
+        """Σ_c softmax(logits)_c N(z; loc_c, diag scale_c²), c summed out; event shape ``(d,)``."""
+        components = dist.Normal(loc, scale).to_event(1)  # batch (..., C), event (d,)
+        return dist.MixtureSameFamily(dist.Categorical(logits=logits), components)
+
+
+class PerDimensionLayout:
+    """Every latent dimension j chooses one of N scalar Gaussians (the seed's matrix D)."""
+
+    def __init__(self, latent_dim: int, components: int):
+        self.latent_dim = latent_dim
+        self.components = components
+        self.logits_shape = (latent_dim, components)
+        self.table_shape = (latent_dim, components)
+
+    def select(self, c: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Row sums of D ⊙ table: c and table ``(..., d, N)`` -> ``(..., d)``."""
+        return (c * table).sum(-1)
+
+    def choice(self, logits: torch.Tensor, tau: float, straight_through: bool):
+        """Relaxed one-hot matrix D: logits ``(..., d, N)``; event shape ``(d, N)``."""
+        return relaxed_one_hot(tau, logits, straight_through).to_event(1)
+
+    def conditional(self, c, loc, scale):
+        """z_j | D ~ N(Σ_n D_jn μ_jn, (Σ_n D_jn σ_jn)²); event shape ``(d,)``."""
+        return dist.Normal(self.select(c, loc), self.select(c, scale)).to_event(1)
+
+    def marginal(self, logits, loc, scale):
+        """Π_j Σ_n softmax(logits_j)_n N(z_j; loc_jn, scale_jn²); event shape ``(d,)``."""
+        per_dim = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+        return per_dim.to_event(1)  # batch (...,), event (d,)

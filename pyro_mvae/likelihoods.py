@@ -1,0 +1,60 @@
+"""Likelihoods p(x | z): decoder output ``(..., D)`` -> a distribution over x with event ``(D,)``."""
+
+import torch
+from torch import nn
+import pyro.distributions as dist
+
+from pyro_mvae.nets import MIN_SCALE, positive
+
+
+class DataError(ValueError):
+    """Input data that the model cannot score."""
+
+
+class BernoulliLikelihood(nn.Module):
+    """p(x | z) = Π_i Bernoulli(x_i; sigmoid(f(z)_i)); data must be binary {0, 1}."""
+
+    def forward(self, decoded: torch.Tensor):
+        return dist.Bernoulli(logits=decoded).to_event(1)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities, same shape as ``decoded``."""
+        return torch.sigmoid(decoded)
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raises :class:`DataError` unless every value of x is 0 or 1."""
+        bad = (x != 0) & (x != 1)
+        if bool(bad.any()):
+            raise DataError(
+                f"the Bernoulli likelihood needs binary data (every pixel 0 or 1), but {int(bad.sum())} "
+                f"values are neither (e.g. {x[bad][0].item():.3g}): binarise the images "
+                "(torch.bernoulli(x) for intensities in [0, 1], or data.binarize=true) or use "
+                "likelihood=gaussian")
+
+
+class GaussianLikelihood(nn.Module):
+    """p(x | z) = N(x; f(z), σ² I), σ fixed or learned (one scalar; seed 003)."""
+
+    def __init__(self, scale: float = 1.0, learn_scale: bool = False):
+        super().__init__()
+        if not scale > 0:
+            raise ValueError(f"likelihood.scale must be > 0, got {scale}")
+        self.learn_scale = learn_scale
+        if learn_scale:  # σ = softplus(raw) + MIN_SCALE, initialised at ``scale``
+            self.scale_raw = nn.Parameter(torch.tensor(float(scale) - MIN_SCALE).expm1().log())
+        else:
+            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """σ, a scalar tensor."""
+        return positive(self.scale_raw) if self.learn_scale else self.fixed_scale
+
+    def forward(self, decoded: torch.Tensor):
+        return dist.Normal(decoded, self.scale).to_event(1)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        return decoded
+
+    def check(self, x: torch.Tensor) -> None:
+        """Any finite x is in the support (finiteness is checked by the model)."""

@@ -1,0 +1,117 @@
+"""The VAE as a Pyro ``model`` and ``guide`` pair (DESIGN.md §1).
+
+    model   p(x, z[, c]) = p(x | z) · p(z | c) · p(c)      sites "c" (optional), "z", "x"
+    guide   q(z[, c] | x) = q(c | x) · q(z | c, x)           sites "c" (optional), "z"
+
+All sites live in ``pyro.plate("data", B)``. When the guide chooses a component (site "c"), the
+model has the matching relaxed "c" site at the same τ (a valid bound for the relaxed model);
+otherwise the model's p(z) is the prior's exact marginal.
+"""
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule
+from pyro.nn.module import to_pyro_module_
+from pyro.poutine.util import site_is_subsample
+
+from pyro_mvae.likelihoods import DataError
+
+
+class VAE(PyroModule):
+    """Variational autoencoder with a pluggable prior, guide and likelihood.
+
+    Args:
+        prior: a prior from :mod:`pyro_mvae.priors` (gives ``marginal()``; mixtures also
+            ``choice`` and ``conditional``).
+        guide: a guide from :mod:`pyro_mvae.guides`, built for the same prior.
+        likelihood: a likelihood from :mod:`pyro_mvae.likelihoods`.
+        decoder: a torch module mapping z ``(..., d)`` to the likelihood's input ``(..., D)``.
+        data_dim: D, the number of pixels of a flattened image.
+
+    Attributes ``beta`` (β, weight of the latent sites, i.e. of the KL; Higgins et al. 2017) and
+    ``tau`` (τ, Concrete temperature) are set by the training schedules.
+    """
+
+    def __init__(self, prior, guide, likelihood, decoder, data_dim: int):
+        super().__init__()
+        self.prior = prior
+        self.encoder = guide
+        self.likelihood = likelihood
+        self.decoder = decoder
+        self.data_dim = data_dim
+        self.beta = 1.0
+        self.tau = 1.0
+        to_pyro_module_(self)  # every parameter becomes a (module-local) Pyro param site
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder.latent_dim
+
+    def model(self, x: torch.Tensor) -> None:
+        """Generative model over a batch x ``(B, D)``; sites "c" (optional), "z", "x"."""
+        with pyro.plate("data", x.shape[0]):
+            with poutine.scale(scale=self.beta):
+                z = self._prior_sites()  # (B, d)
+            pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+
+    def _prior_sites(self) -> torch.Tensor:
+        if not self.encoder.chooses_component:
+            return pyro.sample("z", self.prior.marginal())
+        c = pyro.sample("c", self.prior.choice(self.tau, self.encoder.straight_through))
+        return pyro.sample("z", self.prior.conditional(c))
+
+    def guide(self, x: torch.Tensor) -> None:
+        """Guide over a batch x ``(B, D)``; sites "c" (optional) and "z"."""
+        with pyro.plate("data", x.shape[0]), poutine.scale(scale=self.beta):
+            self.encoder.sample_sites(x, self.tau)
+
+    @torch.no_grad()
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-sample estimates of E_q[log p(x | z)] and KL(q ‖ p), each ``(B,)``, in nats.
+
+        ELBO = log-likelihood − KL, at β = 1 and the current τ. The KL is the Monte Carlo
+        estimate E_q[log q(z, c | x) − log p(z, c)] over all latent sites.
+        """
+        beta, self.beta = self.beta, 1.0
+        try:
+            guide_tr = poutine.trace(self.guide).get_trace(x)
+            model_tr = poutine.trace(poutine.replay(self.model, trace=guide_tr)).get_trace(x)
+        finally:
+            self.beta = beta
+        log_lik = _site_log_prob(model_tr, "x", x)
+        kl = torch.zeros_like(log_lik)
+        for name in guide_tr.stochastic_nodes:
+            if site_is_subsample(guide_tr.nodes[name]):  # the "data" plate's index site
+                continue
+            kl = kl + _site_log_prob(guide_tr, name, x) - _site_log_prob(model_tr, name, x)
+        return log_lik, kl
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Raises :class:`~pyro_mvae.likelihoods.DataError` unless x ``(B, D)`` can be scored."""
+        if x.dim() != 2 or x.shape[-1] != self.data_dim:
+            raise DataError(
+                f"expected flattened images of shape (B, {self.data_dim}), got {tuple(x.shape)}: "
+                "the model was built for another image size; use data that matches it or "
+                "train a model for this data")
+        if not bool(torch.isfinite(x).all()):
+            raise DataError(f"the data holds {int((~torch.isfinite(x)).sum())} NaN or infinite "
+                            "values: clean or drop those images first")
+        self.likelihood.check(x)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """n images ``(n, D)`` from the model: the likelihood's mean at z ~ p(z)."""
+        z = self.prior.marginal().sample((n,))  # (n, d)
+        return self.likelihood.mean(self.decoder(z))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Likelihood mean at the guide's posterior mean: x ``(B, D)`` -> ``(B, D)``."""
+        return self.likelihood.mean(self.decoder(self.encoder.posterior(x).mean))
+
+
+def _site_log_prob(trace, name: str, x: torch.Tensor) -> torch.Tensor:
+    """Unscaled log-density of one site, summed over its event: ``(B,)``."""
+    site = trace.nodes[name]
+    return site["fn"].log_prob(site["value"]).reshape(x.shape[0])

@@ -1,0 +1,73 @@
+"""Priors over the latent z: one class per prior (DESIGN.md §1).
+
+Every prior gives ``marginal()``: the distribution of z with any component choice summed out
+exactly (batch shape ``()``, event shape ``(d,)``). Mixture priors also have a ``layout`` and
+give ``choice(tau, straight_through)`` and ``conditional(c)``, the explicit ``"c"`` and ``"z"``
+sites used when the guide chooses a component.
+"""
+
+import torch
+from torch import nn
+import pyro.distributions as dist
+
+from pyro_mvae.layouts import PerDimensionLayout, WholeVectorLayout
+from pyro_mvae.nets import UNIT_SCALE_RAW, positive
+
+
+class StandardPrior(nn.Module):
+    """Fixed p(z) = N(0, I_d). Has no component choice."""
+
+    layout = None
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.register_buffer("loc", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+
+    def marginal(self):
+        """N(0, I): batch shape ``()``, event shape ``(d,)``."""
+        return dist.Normal(self.loc, self.scale).to_event(1)
+
+
+class _LearnedMixturePrior(nn.Module):
+    """Learned mixture with weights softmax(logits), locs and scales laid out by ``layout``."""
+
+    def __init__(self, layout, init_spread: float):
+        super().__init__()
+        self.layout = layout
+        self.logits = nn.Parameter(torch.zeros(layout.logits_shape))
+        self.loc = nn.Parameter(init_spread * torch.randn(layout.table_shape))
+        self.scale_raw = nn.Parameter(torch.full(layout.table_shape, UNIT_SCALE_RAW))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return positive(self.scale_raw)
+
+    def marginal(self):
+        """p(z) with the component summed out exactly; event shape ``(d,)``."""
+        return self.layout.marginal(self.logits, self.loc, self.scale)
+
+    def choice(self, tau: float, straight_through: bool):
+        """Relaxed prior over c at temperature τ, with the learned weights π = softmax(logits)."""
+        return self.layout.choice(self.logits, tau, straight_through)
+
+    def conditional(self, c: torch.Tensor):
+        """p(z | c) for a (relaxed) one-hot c of shape ``(B,) + layout.logits_shape``."""
+        return self.layout.conditional(c, self.loc, self.scale)
+
+
+class MixturePrior(_LearnedMixturePrior):
+    """p(z) = Σ_c π_c N(z; μ_c, diag σ_c²), C learned full-vector components."""
+
+    def __init__(self, latent_dim: int, components: int = 10, init_spread: float = 1.0):
+        super().__init__(WholeVectorLayout(latent_dim, components), init_spread)
+
+
+class FactorizedMixturePrior(_LearnedMixturePrior):
+    """p(z) = Π_j Σ_n π_jn N(z_j; μ_jn, σ_jn²): each dimension picks one of N Gaussians (seed 001 §5).
+
+    N^d modes from 3·d·N parameters.
+    """
+
+    def __init__(self, latent_dim: int, components: int = 3, init_spread: float = 1.0):
+        super().__init__(PerDimensionLayout(latent_dim, components), init_spread)

@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+import pyro
+import torch
+
+import pyro_mvae  # noqa: F401  (sets Pyro's module-local params)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_validation():
+    pyro.set_rng_seed(0)
+    pyro.enable_validation(True)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
+
+
+@pytest.fixture
+def shared_mnist_root():
+    if not (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip(f"real MNIST files not found under {SHARED_DATA}")
+    return SHARED_DATA

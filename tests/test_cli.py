@@ -1,0 +1,91 @@
+"""`pyro-mvae train` end to end, and bad input refused with a clear error and no run directory."""
+
+import json
+
+import pytest
+import torch
+
+from idx import write_tiny_mnist
+from pyro_mvae.cli import main
+from pyro_mvae.data import load_digits
+from pyro_mvae.likelihoods import DataError
+from pyro_mvae.registry import UnknownNameError, build_vae
+from pyro_mvae.train import TrainerConfig, fit
+
+FAST = ["trainer.epochs=2", "trainer.eval_samples=30", "trainer.eval_chunk_size=10",
+        "trainer.progress=false", "data.batch_size=100", "net.hidden=[32]", "net.latent_dim=4"]
+
+
+def run_cli(tmp_path, *overrides):
+    run_dir = tmp_path / "run"
+    return main(["train", *FAST, f"run_dir={run_dir}", *overrides]), run_dir
+
+
+def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
+    code, run_dir = run_cli(tmp_path)
+    assert code == 0
+    assert "IWAE log p(x) (K=30)" in capsys.readouterr().out
+    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "report.json"}
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["dataset"] == "digits" and report["K"] == 30 and report["n_test"] == 297
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    assert ckpt["config"]["prior"]["name"] == "factorized_mixture"
+    assert ckpt["config"]["guide"]["name"] == "relaxed_mixture"
+    assert "optimizer" in ckpt and "model" in ckpt
+
+
+def test_mnist_from_tiny_idx_files_through_the_cli(tmp_path):
+    write_tiny_mnist(tmp_path / "data", n_train=60, n_test=20)
+    code, run_dir = run_cli(tmp_path, "data=mnist", f"data.root={tmp_path / 'data'}",
+                            "data.download=false", "data.val_size=20", "prior=mixture",
+                            "guide=gaussian", "objective=tracegraph")
+    assert code == 0
+    assert json.loads((run_dir / "report.json").read_text())["n_test"] == 20
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["prior=vamp"], "prior"),
+    (["guide=flowy"], "guide"),
+    (["prior=standard", "guide=relaxed_mixture"], "chooses a mixture component"),
+    (["data.binarize=false"], "binary"),
+    (["data=mnist", "data.root=/nonexistent/folder", "data.download=false"], "t10k-images-idx3-ubyte"),
+    (["trainer.epochs=0"], "trainer.epochs"),
+    (["trainer.epoch=3"], "epoch"),
+    (["device=tpu"], "device"),
+])
+def test_bad_input_is_refused_without_a_run_directory(tmp_path, capsys, overrides, needle):
+    code, run_dir = run_cli(tmp_path, *overrides)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pyro-mvae: error:") and needle in err and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="factorized_mixture, mixture, standard"):
+        build_vae(64, {"name": "vamp"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                  {"name": "mlp", "hidden": [8], "latent_dim": 2})
+
+
+def test_wrong_image_size_is_refused_before_writing(tmp_path):
+    vae = build_vae(784, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [8], "latent_dim": 2})
+    with pytest.raises(DataError, match=r"\(B, 784\)"):
+        fit(vae, load_digits(), TrainerConfig(epochs=1, progress=False), {"name": "trace"},
+            tmp_path / "run", {})
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_binary_and_nan_batches_are_refused():
+    vae = build_vae(4, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [8], "latent_dim": 2})
+    with pytest.raises(DataError, match="binary"):
+        vae.check_data(torch.full((3, 4), 0.5))
+    with pytest.raises(DataError, match="NaN"):
+        vae.check_data(torch.tensor([[0.0, 1.0, float("nan"), 1.0]]))
+
+
+def test_an_existing_run_directory_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    code, _ = run_cli(tmp_path)
+    assert code == 2 and "exists" in capsys.readouterr().err
