@@ -3,9 +3,9 @@
 # Usage: bash experiments/mnist_table.sh [DATA_ROOT] [EXTRA_OVERRIDES...]
 #   DATA_ROOT: folder holding MNIST/raw/ (default: ../shared/data)
 # Each run trains up to 100 epochs (early stopping on the validation ELBO, patience 20), then
-# scores its best checkpoint: the test ELBO on all 10,000 test images and the IWAE log-likelihood
-# with K = 5000 on the first EVAL_LIMIT test images (default 2000; set EVAL_LIMIT=null for all,
-# about 30 CPU-minutes per model on one core). The three runs go in parallel, one thread each.
+# scores its best checkpoint on the first EVAL_LIMIT test images (default 2000; EVAL_LIMIT=null for
+# all 10,000, about 30 CPU-minutes per model on one core): the IWAE log-likelihood with K = 5000
+# and the ELBO, on the same images. The three runs go in parallel, one thread each.
 set -euo pipefail
 root=${1:-../shared/data}
 shift || true

@@ -67,6 +67,7 @@ class RelaxedMixtureGuide(nn.Module):
                 "guide 'relaxed_mixture' chooses a mixture component, but the prior has none "
                 "(prior 'standard'): use prior=mixture or prior=factorized_mixture with it, "
                 "or guide=gaussian with the standard prior")
+        self.latent_dim = latent_dim
         self.layout = layout
         self.straight_through = straight_through
         self._n_logits = math.prod(layout.logits_shape)

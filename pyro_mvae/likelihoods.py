@@ -37,8 +37,9 @@ class GaussianLikelihood(nn.Module):
 
     def __init__(self, scale: float = 1.0, learn_scale: bool = False):
         super().__init__()
-        if not scale > 0:
-            raise ValueError(f"likelihood.scale must be > 0, got {scale}")
+        if not scale > (MIN_SCALE if learn_scale else 0):
+            raise ValueError(f"likelihood.scale must be > {MIN_SCALE if learn_scale else 0} "
+                             f"(the floor of a learned σ is {MIN_SCALE}), got {scale}")
         self.learn_scale = learn_scale
         if learn_scale:  # σ = softplus(raw) + MIN_SCALE, initialised at ``scale``
             self.scale_raw = nn.Parameter(torch.tensor(float(scale) - MIN_SCALE).expm1().log())
