@@ -1,9 +1,11 @@
-"""``pyro-mvae train [overrides...]``: compose the Hydra config, train, report the IWAE log-likelihood.
+"""The ``pyro-mvae`` command: ``train``, ``evaluate``, ``sample`` and ``compare``.
 
-Overrides use Hydra's syntax: ``group=option`` swaps a component (``prior=mixture``), and
-``key=value`` sets a field (``trainer.epochs=100``, ``data.root=PATH``, ``device=cuda``).
+``train`` takes Hydra overrides: ``group=option`` swaps a component (``prior=mixture``), and
+``key=value`` sets a field (``trainer.epochs=100``, ``data.root=PATH``, ``device=cuda``). The
+other commands take a run directory and ordinary options (``--help`` lists them).
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -14,11 +16,15 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pyro_mvae.registry import DATASETS, build_vae, lookup
+from pyro_mvae.registry import build_dataset, build_vae
+from pyro_mvae.runs import resolve_device
 from pyro_mvae.storage import write_bytes_atomic
 from pyro_mvae.train import TrainerConfig, fit
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
+       pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500] [--device auto]
+       pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
+       pyro-mvae compare RUN_DIR [RUN_DIR ...]
 
   pyro-mvae train                                   factorized mixture + relaxed guide on digits
   pyro-mvae train prior=mixture guide=gaussian data=mnist trainer.epochs=100
@@ -35,26 +41,13 @@ def compose_config(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``auto`` (cuda when available). Raises ValueError otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu, cuda or auto, got '{name}'")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda, but torch sees no CUDA device: use device=cpu, or "
-                         "install a CUDA build of torch")
-    return torch.device(name)
-
-
 def train(overrides: list[str]) -> dict:
     """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors)."""
     cfg = compose_config(overrides)
     config = OmegaConf.to_container(cfg, resolve=True)
     device = resolve_device(config["device"])
-    data_opts = dict(config["data"])
-    trainer = TrainerConfig(**config["trainer"], batch_size=data_opts.pop("batch_size"))
-    data = lookup(DATASETS, "data", data_opts.pop("name"))(device=device, **data_opts)
+    trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
+    data = build_dataset(config["data"], device)
     torch.manual_seed(config["seed"])  # parameter initialisation
     vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"],
                     config["net"]).to(device)
@@ -78,16 +71,75 @@ def summary(report: dict, run_dir: Path) -> str:
             f"{report['epochs_run']}; run directory {run_dir}")
 
 
+def evaluate_command(args: list[str]) -> None:
+    from pyro_mvae.evaluate import evaluate_run
+
+    parser = argparse.ArgumentParser(prog="pyro-mvae evaluate",
+                                     description="IWAE log-likelihood, diagnostics and figures of a run")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("-K", "--num-samples", type=int, default=5000, help="importance samples K")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
+    parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at once")
+    parser.add_argument("--batch-size", type=int, default=100, help="images scored at once")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-figures", action="store_true")
+    opts = parser.parse_args(args)
+    report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
+                          opts.batch_size, opts.device, make_figures=not opts.no_figures)
+    print(f"{report['data']} {report['split']} ({report['n']} images): IWAE log p(x) (K={report['K']}) "
+          f"= {report['iwae_ll']:.2f} ± {report['iwae_ll_se']:.2f} nats "
+          f"({report['iwae_bits_per_dim']:.4f} bits/dim), ELBO = {report['elbo']:.2f} ± "
+          f"{report['elbo_se']:.2f}, gap {report['gap']:.2f}; active units "
+          f"{report['active_units']}/{report['latent_dim']}; k̂ > 0.7 for "
+          f"{100 * report['khat_share_above_0.7']:.1f}% (max {report['khat_max']:.2f})")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {opts.run_dir / 'eval.json'} and {opts.run_dir / 'figures'}/")
+
+
+def sample_command(args: list[str]) -> None:
+    from pyro_mvae.figures import image_grid
+    from pyro_mvae.runs import load_run
+
+    parser = argparse.ArgumentParser(prog="pyro-mvae sample", description="a grid of samples from a run's model")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("-n", type=int, default=64, help="number of samples")
+    parser.add_argument("--out", type=Path, default=None, help="PNG path (default RUN_DIR/samples.png)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    opts = parser.parse_args(args)
+    if opts.n < 1:
+        raise ValueError(f"-n must be >= 1, got {opts.n}")
+    vae, _, _, data = load_run(opts.run_dir, resolve_device(opts.device))
+    torch.manual_seed(opts.seed)
+    out = opts.out or opts.run_dir / "samples.png"
+    image_grid(vae.sample(opts.n), data.image_shape, out)
+    print(f"wrote {opts.n} samples to {out}")
+
+
+def compare_command(args: list[str]) -> None:
+    from pyro_mvae.compare import compare_table
+
+    parser = argparse.ArgumentParser(prog="pyro-mvae compare", description="one table of evaluated runs")
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    print(compare_table(parser.parse_args(args).run_dirs))
+
+
+COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_command,
+            "compare": compare_command}
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2
-    if args[0] != "train":
+    if args[0] not in COMMANDS:
         print(f"pyro-mvae: unknown command '{args[0]}'\n{USAGE}", file=sys.stderr)
         return 2
     try:
-        train(args[1:])
+        COMMANDS[args[0]](args[1:])
     except (ValueError, FileExistsError, HydraException, OmegaConfBaseException, TypeError) as err:
         print(f"pyro-mvae: error: {err}", file=sys.stderr)
         return 2

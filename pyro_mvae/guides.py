@@ -41,6 +41,10 @@ class GaussianGuide(nn.Module):
         loc, scale_raw = self.net(x).split(self.latent_dim, dim=-1)  # 2 × (B, d)
         return dist.Normal(loc, positive(scale_raw)).to_event(1)
 
+    def posterior_per_dim(self, x: torch.Tensor):
+        """q(z_j | x) for each dimension: batch ``(B, d)``."""
+        return self.posterior(x).base_dist
+
     def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
         """Site ``"z"`` ~ q(z | x); returns z ``(B, d)``. τ is unused."""
         return pyro.sample("z", self.posterior(x))
@@ -86,6 +90,14 @@ class RelaxedMixtureGuide(nn.Module):
     def posterior(self, x: torch.Tensor):
         """The discrete mixture q(z | x) = Σ_c q(c | x) q(z | c, x), c summed out; event ``(d,)``."""
         return self.layout.marginal(*self.component_params(x))
+
+    def posterior_per_dim(self, x: torch.Tensor):
+        """q(z_j | x), each dimension's marginal mixture: batch ``(B, d)``."""
+        return self.layout.marginal_per_dim(*self.component_params(x))
+
+    def component_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """q(c | x) of the discrete choice: ``(B, C)`` or ``(B, d, N)``."""
+        return torch.softmax(self.component_params(x)[0], -1)
 
     def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
         """Sites ``"c"`` ~ Concrete(τ, logits) and ``"z"`` ~ q(z | c, x); returns z ``(B, d)``."""

@@ -11,17 +11,34 @@ log-sum-exp: memory follows ``chunk_size · batch_size · D`` whatever K is.
 
 import math
 
+import pyro
 import torch
 from tqdm.auto import tqdm
 
 
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, k: int) -> torch.Tensor:
-    """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, D)`` -> ``(k, B)``, nats."""
-    posterior = vae.encoder.posterior(x)  # batch (B,), event (d,)
-    z = posterior.sample((k,))  # (k, B, d)
-    log_lik = vae.likelihood(vae.decoder(z)).log_prob(x)  # (k, B)
-    return log_lik + vae.prior.marginal().log_prob(z) - posterior.log_prob(z)
+    """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, D)`` -> ``(k, B)``, nats.
+
+    Argument validation is off here: x is checked once by :func:`iwae_log_likelihood`, and
+    checking the support of every ``(k, B, D)`` broadcast again is pure overhead.
+    """
+    with pyro.validation_enabled(False):
+        posterior = vae.encoder.posterior(x)  # batch (B,), event (d,)
+        z = posterior.sample((k,))  # (k, B, d)
+        log_lik = vae.likelihood(vae.decoder(z)).log_prob(x)  # (k, B)
+        return log_lik + vae.prior.marginal().log_prob(z) - posterior.log_prob(z)
+
+
+@torch.no_grad()
+def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
+    """All K log importance weights of each image, drawn in chunks: x ``(B, D)`` -> ``(B, K)``.
+
+    Keeps K · B floats (for PSIS k̂ and K sweeps); :func:`iwae_batch` keeps only B.
+    """
+    chunks = [log_importance_weights(vae, x, min(chunk_size, num_samples - start))
+              for start in range(0, num_samples, chunk_size)]  # each (k, B)
+    return torch.cat(chunks, dim=0).T  # (B, K)
 
 
 @torch.no_grad()

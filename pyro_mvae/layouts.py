@@ -56,6 +56,22 @@ class WholeVectorLayout:
         components = dist.Normal(loc, scale).to_event(1)  # batch (..., C), event (d,)
         return dist.MixtureSameFamily(dist.Categorical(logits=logits), components)
 
+    def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
+        """The component means, ``(min(C, limit), d)``."""
+        return loc[:limit]
+
+    def marginal_per_dim(self, logits, loc, scale):
+        """Each z_j's own marginal Σ_c π_c N(z_j; loc_cj, scale_cj²): batch ``(..., d)``, event ``()``."""
+        d = loc.shape[-1]
+        weights = logits.unsqueeze(-2).expand(*logits.shape[:-1], d, logits.shape[-1])  # (..., d, C)
+        per_dim = dist.Normal(loc.transpose(-1, -2), scale.transpose(-1, -2))  # (..., d, C)
+        return dist.MixtureSameFamily(dist.Categorical(logits=weights), per_dim)
+
+    def responsibilities(self, logits, loc, scale, z):
+        """p(c | z) ∝ π_c N(z; loc_c, diag scale_c²): z ``(..., d)`` -> ``(..., C)``."""
+        log_joint = torch.log_softmax(logits, -1) + dist.Normal(loc, scale).to_event(1).log_prob(z.unsqueeze(-2))
+        return torch.softmax(log_joint, -1)
+
 
 class PerDimensionLayout:
     """Every latent dimension j chooses one of N scalar Gaussians (the seed's matrix D)."""
@@ -80,5 +96,19 @@ class PerDimensionLayout:
 
     def marginal(self, logits, loc, scale):
         """Π_j Σ_n softmax(logits_j)_n N(z_j; loc_jn, scale_jn²); event shape ``(d,)``."""
-        per_dim = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
-        return per_dim.to_event(1)  # batch (...,), event (d,)
+        return self.marginal_per_dim(logits, loc, scale).to_event(1)  # batch (...,), event (d,)
+
+    def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
+        """``limit`` of the N^d mode means (z_j = μ_{j, n_j}, random n), ``(limit, d)``."""
+        gen = torch.Generator().manual_seed(0)
+        choice = torch.randint(self.components, (limit, self.latent_dim), generator=gen)  # (M, d)
+        return loc.T[choice.to(loc.device), torch.arange(self.latent_dim, device=loc.device)]
+
+    def marginal_per_dim(self, logits, loc, scale):
+        """Σ_n π_jn N(z_j; loc_jn, scale_jn²): batch ``(..., d)``, event ``()``."""
+        return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+
+    def responsibilities(self, logits, loc, scale, z):
+        """p(D_j = n | z_j) ∝ π_jn N(z_j; loc_jn, scale_jn²): z ``(..., d)`` -> ``(..., d, N)``."""
+        log_joint = torch.log_softmax(logits, -1) + dist.Normal(loc, scale).log_prob(z.unsqueeze(-1))
+        return torch.softmax(log_joint, -1)

@@ -28,6 +28,10 @@ class StandardPrior(nn.Module):
         """N(0, I): batch shape ``()``, event shape ``(d,)``."""
         return dist.Normal(self.loc, self.scale).to_event(1)
 
+    def marginal_per_dim(self):
+        """N(0, 1) for each z_j: batch shape ``(d,)``."""
+        return dist.Normal(self.loc, self.scale)
+
 
 class _LearnedMixturePrior(nn.Module):
     """Learned mixture with weights softmax(logits), locs and scales laid out by ``layout``."""
@@ -46,6 +50,19 @@ class _LearnedMixturePrior(nn.Module):
     def marginal(self):
         """p(z) with the component summed out exactly; event shape ``(d,)``."""
         return self.layout.marginal(self.logits, self.loc, self.scale)
+
+    def marginal_per_dim(self):
+        """Each z_j's own marginal mixture: batch shape ``(d,)``."""
+        return self.layout.marginal_per_dim(self.logits, self.loc, self.scale)
+
+    def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
+        """p(c | z): z ``(..., d)`` -> ``(..., C)`` or ``(..., d, N)``."""
+        return self.layout.responsibilities(self.logits, self.loc, self.scale, z)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """π = softmax(logits): ``(C,)`` or ``(d, N)``."""
+        return torch.softmax(self.logits, -1)
 
     def choice(self, tau: float, straight_through: bool):
         """Relaxed prior over c at temperature τ, with the learned weights π = softmax(logits)."""

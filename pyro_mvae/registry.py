@@ -67,3 +67,15 @@ def build_vae(data_dim: int, prior: Mapping, guide: Mapping, likelihood: Mapping
     lik_mod = lookup(LIKELIHOODS, "likelihood", lik_name)(**lik_opts)
     decoder = net_cls(d, hidden[::-1], data_dim)
     return VAE(prior_mod, guide_mod, lik_mod, decoder, data_dim)
+
+
+def build_dataset(data: Mapping, device) -> "data.Dataset":
+    """Load the dataset named by ``data["name"]`` with its options (``batch_size`` is the trainer's).
+
+    Raises:
+        UnknownNameError: for an unregistered name.
+        pyro_mvae.likelihoods.DataError: for files that cannot be found or bad images.
+    """
+    name, options = _options(data)
+    options.pop("batch_size", None)
+    return lookup(DATASETS, "data", name)(device=device, **options)

@@ -1,0 +1,143 @@
+"""IWAE-K evaluation speed and memory: the package against a hand-written plain-PyTorch estimator.
+
+    python experiments/bench_iwae.py RUN_DIR [--images 200] [-K 5000] [--chunks 100 500 2500]
+
+RUN_DIR must hold a trained run with the standard prior, the Gaussian guide and the Bernoulli
+likelihood (for example `runs/mnist_table/standard_gaussian` from experiments/mnist_table.sh):
+the hand-written twin below implements exactly that model with the same networks.
+
+1. Agreement: both estimators score the same images; their means must agree within Monte Carlo
+   error (printed as a z-score of the paired per-image difference).
+2. Speed: both run in this process, alternating, after a warm-up; images per second and the
+   ratio package / hand-written are printed.
+3. Memory: for each chunk size, each estimator runs in a fresh child process (CPU: peak resident
+   memory above the process's own baseline; CUDA: torch.cuda.max_memory_allocated), once at K and
+   once at K/5, to show that memory follows the chunk size and not K.
+"""
+
+import argparse
+import math
+import multiprocessing as mp
+import resource
+import time
+
+import torch
+import torch.nn.functional as F
+
+from pyro_mvae.iwae import iwae_log_likelihood
+from pyro_mvae.runs import load_run, resolve_device
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@torch.no_grad()
+def handwritten_iwae(vae, x: torch.Tensor, K: int, chunk: int, batch: int = 100) -> torch.Tensor:
+    """Plain-PyTorch IWAE for N(0, I) prior, diagonal Gaussian guide, Bernoulli likelihood: ``(N,)``."""
+    encoder, decoder = vae.encoder.net, vae.decoder
+    out = []
+    for xb in x.split(batch):  # (B, D)
+        loc, raw = encoder(xb).chunk(2, dim=-1)  # (B, d) each
+        scale = F.softplus(raw) + 1e-3
+        total = torch.full((xb.shape[0],), -math.inf, device=x.device)
+        for start in range(0, K, chunk):
+            k = min(chunk, K - start)
+            eps = torch.randn(k, *loc.shape, device=x.device)  # (k, B, d)
+            z = loc + scale * eps
+            logits = decoder(z)  # (k, B, D)
+            log_px = -F.binary_cross_entropy_with_logits(logits, xb.expand_as(logits), reduction="none").sum(-1)
+            log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(-1)
+            log_qz = -0.5 * (eps ** 2 + LOG_2PI).sum(-1) - scale.log().sum(-1)
+            total = torch.logaddexp(total, torch.logsumexp(log_px + log_pz - log_qz, 0))
+        out.append(total - math.log(K))
+    return torch.cat(out)
+
+
+def package_iwae(vae, x, K, chunk):
+    return iwae_log_likelihood(vae, x, K, chunk_size=chunk, batch_size=100)
+
+
+ESTIMATORS = {"package": package_iwae, "handwritten": handwritten_iwae}
+
+
+def _memory_child(run_dir, device, images, K, chunk, name, queue):
+    vae, _, _, data = load_run(run_dir, device)
+    x = data.test.x[:images]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    ESTIMATORS[name](vae, x, K, chunk)
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    queue.put(peak)
+
+
+def peak_memory_mib(run_dir, device, images, K, chunk, name) -> float:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_memory_child, args=(run_dir, device, images, K, chunk, name, queue))
+    child.start()
+    peak = queue.get()
+    child.join()
+    return peak
+
+
+def timed(fn, *args) -> tuple[float, torch.Tensor]:
+    if args[1].device.type == "cuda":
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    result = fn(*args)
+    if args[1].device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - tic, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("-K", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=500, help="chunk size of the timing runs")
+    parser.add_argument("--chunks", type=int, nargs="+", default=[100, 500, 2500])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    vae, config, _, data = load_run(args.run_dir, device)
+    if (config["prior"]["name"], config["guide"]["name"], config["likelihood"]["name"]) != \
+            ("standard", "gaussian", "bernoulli"):
+        raise SystemExit("the hand-written twin implements prior=standard guide=gaussian likelihood=bernoulli")
+    x = data.test.x[: args.images]
+    print(f"device {device}, threads {torch.get_num_threads()}, {len(x)} {config['data']['name']} "
+          f"test images, K={args.K}, chunk {args.chunk}")
+    for fn in ESTIMATORS.values():  # warm-up
+        fn(vae, x[:10], 50, 50)
+    seconds = {name: 0.0 for name in ESTIMATORS}
+    results = {name: [] for name in ESTIMATORS}
+    for _ in range(args.repeats):
+        for name, fn in ESTIMATORS.items():  # alternating
+            dt, est = timed(fn, vae, x, args.K, args.chunk)
+            seconds[name] += dt
+            results[name].append(est)
+    pkg, hand = torch.stack(results["package"]).mean(0), torch.stack(results["handwritten"]).mean(0)
+    diff = pkg - hand
+    z = diff.mean() / (diff.std() / math.sqrt(len(diff)))
+    print(f"IWAE log p(x): package {pkg.mean():.3f}, hand-written {hand.mean():.3f} nats; paired "
+          f"difference {diff.mean():+.4f} (z = {z:.2f}, |z| < 3 is agreement within Monte Carlo error)")
+    rate = {name: args.repeats * len(x) / s for name, s in seconds.items()}
+    print(f"images/s: package {rate['package']:.2f}, hand-written {rate['handwritten']:.2f}; "
+          f"ratio package / hand-written = {rate['package'] / rate['handwritten']:.3f}")
+    print("| chunk | K | package peak MiB | hand-written peak MiB |")
+    print("|---|---|---|---|")
+    for chunk in args.chunks:
+        for K in (args.K, args.K // 5):
+            mem = {name: peak_memory_mib(args.run_dir, device, 100, K, chunk, name) for name in ESTIMATORS}
+            print(f"| {chunk} | {K} | {mem['package']:.0f} | {mem['handwritten']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Diagnostics of a trained VAE: PSIS k̂, active units, KL per dimension, component usage, clustering.
+
+Everything here is computed on a split of images ``x (N, D)`` by :mod:`pyro_mvae.evaluate`.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+KHAT_THRESHOLD = 0.7
+"""Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+"""A latent dimension is active when Cov_x(E_q[z_j | x]) > 0.01 (Burda et al. 2016, §5.2)."""
+
+
+def pareto_khat(log_weights: np.ndarray) -> np.ndarray:
+    """Pareto k̂ of each row's importance weights (PSIS; Vehtari et al. 2024), via ArviZ.
+
+    log_weights ``(N, K)`` (natural log, unnormalised) -> ``(N,)``. Uses ``arviz.psislw``
+    (ArviZ 0.x). Large k̂ (> 0.7) means the weights' tail is too heavy for the estimate to be
+    trusted; k̂ is estimated from the largest ~3√K weights, so K should be ≥ 100. A row whose
+    weights are all equal (proposal = posterior) has no tail: its k̂ is −inf.
+    """
+    import arviz as az
+
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ warns on every k̂ > 0.7; the report says it once
+        _, khat = az.psislw(log_weights)
+    flat = np.ptp(log_weights, axis=-1) == 0
+    return np.where(flat, -np.inf, np.asarray(khat))
+
+
+def active_units(posterior_means: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Number of active latent dimensions and each dimension's Cov_x(E_q[z_j | x]).
+
+    posterior_means ``(N, d)`` -> (count, variances ``(d,)``).
+    """
+    variances = posterior_means.var(dim=0, unbiased=True)  # (d,)
+    return int((variances > ACTIVE_UNIT_THRESHOLD).sum()), variances
+
+
+@torch.no_grad()
+def kl_per_dimension(vae, x: torch.Tensor, num_samples: int = 64) -> torch.Tensor:
+    """E_x KL(q(z_j | x) ‖ p(z_j)) for each dimension j, ``(d,)`` in nats, by Monte Carlo.
+
+    Uses each dimension's marginal densities (mixtures where the prior or guide is one), with
+    ``num_samples`` draws per image. For a factorised guide and prior these sum to the full KL.
+    """
+    q = vae.encoder.posterior_per_dim(x)  # batch (N, d)
+    z = q.sample((num_samples,))  # (S, N, d)
+    log_ratio = q.log_prob(z) - vae.prior.marginal_per_dim().log_prob(z)  # (S, N, d)
+    return log_ratio.mean(dim=(0, 1))
+
+
+def perplexity(probs: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of distributions along the last axis: ``(..., C)`` -> ``(...)``.
+
+    1 when one component takes all the mass, C when all are used equally.
+    """
+    entropy = -(probs * probs.clamp_min(1e-30).log()).sum(-1)
+    return entropy.exp()
+
+
+@torch.no_grad()
+def component_probabilities(vae, x: torch.Tensor) -> torch.Tensor | None:
+    """Per-image probabilities of each mixture component, ``(N, C)`` or ``(N, d, N_c)``.
+
+    q(c | x) when the guide chooses the component; otherwise the prior's responsibilities
+    p(c | z) at the guide's posterior mean. ``None`` when the prior is not a mixture.
+    """
+    if vae.prior.layout is None:
+        return None
+    if vae.encoder.chooses_component:
+        return vae.encoder.component_probs(x)
+    return vae.prior.responsibilities(vae.encoder.posterior(x).mean)
+
+
+def clustering_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """Unsupervised accuracy with the best many-to-one mapping of clusters to labels (as in GMVAE).
+
+    Each cluster is assigned its most frequent label; the accuracy is the share of images whose
+    label equals their cluster's label. clusters, labels ``(N,)`` integer arrays.
+    """
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    if clusters.shape != labels.shape or clusters.size == 0:
+        raise ValueError(f"clusters {clusters.shape} and labels {labels.shape} must be equal, non-empty")
+    correct = 0
+    for c in np.unique(clusters):
+        correct += np.bincount(labels[clusters == c]).max()
+    return correct / labels.size
+
+
+def bits_per_dim(log_likelihood_nats: float, data_dim: int) -> float:
+    """−log p(x) / (D ln 2): nats per image -> bits per dimension."""
+    return -log_likelihood_nats / (data_dim * math.log(2))
