@@ -93,6 +93,9 @@ def evaluate_command(args: list[str]) -> None:
           f"{report['elbo_se']:.2f}, gap {report['gap']:.2f}; active units "
           f"{report['active_units']}/{report['latent_dim']}; k̂ > 0.7 for "
           f"{100 * report['khat_share_above_0.7']:.1f}% (max {report['khat_max']:.2f})")
+    print("| K | IWAE log p(x) (nats) |\n|---|---|")
+    for k, row in report["k_sweep"].items():
+        print(f"| {k} | {row['mean']:.2f} ± {row['se']:.2f} |")
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {opts.run_dir / 'eval.json'} and {opts.run_dir / 'figures'}/")

@@ -29,7 +29,9 @@ class GaussianGuide(nn.Module):
     """
 
     chooses_component = False
-    straight_through = False
+    reparameterized = True
+    enumerable = False
+    elbo_bounds_discrete_model = True
 
     def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None):
         super().__init__()
@@ -50,30 +52,26 @@ class GaussianGuide(nn.Module):
         return pyro.sample("z", self.posterior(x))
 
 
-class RelaxedMixtureGuide(nn.Module):
-    """q(c, z | x) = Concrete(c; τ, logits_φ(x)) · N(z; Σ c μ_φ(x), diag (Σ c σ_φ(x))²).
-
-    Component choice by Gumbel-softmax (Jang et al. 2017) / Concrete (Maddison et al. 2017);
-    ``straight_through=True`` makes c exactly one-hot in the forward pass (the seed's matrix D).
-    Needs a mixture prior: its ``layout`` fixes the shapes (C components, or d × N).
+class _MixtureGuide(nn.Module):
+    """Shared body of the guides that choose a component: per image, logits of the choice and
+    the locs and scales of every component, laid out by the prior's ``layout``.
 
     Raises:
         PairingError: when the prior has no component choice (``layout is None``).
     """
 
     chooses_component = True
+    name = ""
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
-                 straight_through: bool = True):
+    def __init__(self, data_dim: int, latent_dim: int, hidden, layout):
         super().__init__()
         if layout is None:
             raise PairingError(
-                "guide 'relaxed_mixture' chooses a mixture component, but the prior has none "
+                f"guide '{self.name}' chooses a mixture component, but the prior has none "
                 "(prior 'standard'): use prior=mixture or prior=factorized_mixture with it, "
                 "or guide=gaussian with the standard prior")
         self.latent_dim = latent_dim
         self.layout = layout
-        self.straight_through = straight_through
         self._n_logits = math.prod(layout.logits_shape)
         self._n_table = math.prod(layout.table_shape)
         self.net = MLP(data_dim, hidden, self._n_logits + 2 * self._n_table)
@@ -99,8 +97,105 @@ class RelaxedMixtureGuide(nn.Module):
         """q(c | x) of the discrete choice: ``(B, C)`` or ``(B, d, N)``."""
         return torch.softmax(self.component_params(x)[0], -1)
 
+
+class RelaxedMixtureGuide(_MixtureGuide):
+    """q(c, z | x) = Concrete(c; τ, logits_φ(x)) · N(z; Σ c μ_φ(x), diag (Σ c σ_φ(x))²).
+
+    Component choice by Gumbel-softmax (Jang et al. 2017) / Concrete (Maddison et al. 2017);
+    ``straight_through=True`` makes c exactly one-hot in the forward pass (the seed's matrix D).
+    The model's matching ``"c"`` site is the prior's Concrete choice at the same τ.
+    """
+
+    name = "relaxed_mixture"
+    reparameterized = True
+    enumerable = False
+
+    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
+                 straight_through: bool = True):
+        super().__init__(data_dim, latent_dim, hidden, layout)
+        self.straight_through = straight_through
+
+    @property
+    def elbo_bounds_discrete_model(self) -> bool:
+        """With straight-through c, z | c sees a hard one-hot c whose law is Categorical(π), so the
+        relaxed model's p(z) is the discrete mixture itself; with soft c it is not."""
+        return self.straight_through
+
+    def model_choice(self, prior, tau: float):
+        """The model's ``"c"`` site for this guide: Concrete(τ, π), straight-through alike."""
+        return prior.choice(tau, self.straight_through)
+
+    def to_one_hot(self, c: torch.Tensor) -> torch.Tensor:
+        return c
+
     def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
         """Sites ``"c"`` ~ Concrete(τ, logits) and ``"z"`` ~ q(z | c, x); returns z ``(B, d)``."""
         logits, loc, scale = self.component_params(x)
         c = pyro.sample("c", self.layout.choice(logits, tau, self.straight_through))
         return pyro.sample("z", self.layout.conditional(c, loc, scale))
+
+
+class DiscreteMixtureGuide(_MixtureGuide):
+    """q(c, z | x) = Categorical(c; logits_φ(x)) · N(z; μ_φ(x)_c, diag σ_φ(x)_c²); c not reparameterised.
+
+    Its gradients come from the score function (TraceGraph_ELBO, with a ``baseline`` to reduce
+    their variance: ``"none"``, ``"decaying_average"`` (β = ``baseline_beta``) or ``"neural"``, a
+    small MLP of x; Mnih & Gregor 2014) or from enumerating c (TraceEnum_ELBO, ``mixture`` only).
+    The model's matching ``"c"`` site is Categorical(π).
+
+    Raises:
+        PairingError: without a mixture prior. ValueError: for an unknown baseline.
+    """
+
+    name = "discrete_mixture"
+    reparameterized = False
+    elbo_bounds_discrete_model = True
+    BASELINES = ("none", "decaying_average", "neural")
+
+    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
+                 baseline: str = "none", baseline_beta: float = 0.9, baseline_hidden=(100,)):
+        super().__init__(data_dim, latent_dim, hidden, layout)
+        if baseline not in self.BASELINES:
+            raise ValueError(f"guide.baseline must be one of {', '.join(self.BASELINES)}, got '{baseline}'")
+        self.baseline = baseline
+        self.baseline_beta = baseline_beta
+        self.enumerate = False  # set by pyro_mvae.objectives for TraceEnum_ELBO
+        self.baseline_net = MLP(data_dim, baseline_hidden, 1) if baseline == "neural" else None
+
+    @property
+    def enumerable(self) -> bool:
+        return self.layout.enumerable
+
+    def model_choice(self, prior, tau: float):
+        """The model's ``"c"`` site for this guide: Categorical(π); τ is unused."""
+        return prior.discrete_choice()
+
+    def to_one_hot(self, c: torch.Tensor) -> torch.Tensor:
+        return self.layout.one_hot(c)
+
+    def _infer(self, x: torch.Tensor) -> dict:
+        if self.enumerate:
+            return {"enumerate": "parallel"}
+        if self.baseline == "decaying_average":
+            return {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": self.baseline_beta}}
+        if self.baseline == "neural":
+            return {"baseline": {"nn_baseline": _Squeeze(self.baseline_net), "nn_baseline_input": x}}
+        return {}
+
+    def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
+        """Sites ``"c"`` ~ Categorical(logits) and ``"z"`` ~ q(z | c, x); returns z ``(B, d)``
+        (``(C, B, d)`` when c is enumerated). τ is unused."""
+        logits, loc, scale = self.component_params(x)
+        c = pyro.sample("c", self.layout.discrete_choice(logits), infer=self._infer(x))
+        return pyro.sample("z", self.layout.conditional(self.layout.one_hot(c), loc, scale))
+
+
+class _Squeeze(nn.Module):
+    """A baseline network's output ``(B, 1)`` as ``(B,)``, the shape of the cost it predicts."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)

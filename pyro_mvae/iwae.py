@@ -87,7 +87,7 @@ def density_note(vae) -> str:
         return "log p(x) of the model with the prior's p(z)"
     note = ("log p(x) of the discrete mixture model (component summed out exactly in p(z) and "
             "in q(z | x))")
-    if vae.encoder.chooses_component and not vae.encoder.straight_through:
+    if not vae.encoder.elbo_bounds_discrete_model:
         note += ("; training maximised the ELBO of the Concrete-relaxed model, a bound on a "
                  "different density")
     return note

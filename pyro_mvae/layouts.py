@@ -10,8 +10,9 @@ their component choice ``c`` and their distribution of ``z`` given ``c`` the sam
   p(z) = Π_j Σ_n π_jn N(z_j; μ_jn, σ_jn²) and z = row sums of D ⊙ μ (N^d modes).
 """
 
-import torch
 import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
 
 
 def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
@@ -33,6 +34,8 @@ def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
 class WholeVectorLayout:
     """C components, each a full d-dimensional diagonal Gaussian."""
 
+    enumerable = True  # C values per image: TraceEnum_ELBO can sum over them
+
     def __init__(self, latent_dim: int, components: int):
         self.latent_dim = latent_dim
         self.components = components
@@ -46,6 +49,14 @@ class WholeVectorLayout:
     def choice(self, logits: torch.Tensor, tau: float, straight_through: bool):
         """Relaxed choice of c: logits ``(..., C)``; event shape ``(C,)``."""
         return relaxed_one_hot(tau, logits, straight_through)
+
+    def discrete_choice(self, logits: torch.Tensor):
+        """c ~ Categorical(softmax(logits)), an index in {0..C−1}: logits ``(..., C)``, event ``()``."""
+        return dist.Categorical(logits=logits)
+
+    def one_hot(self, c: torch.Tensor) -> torch.Tensor:
+        """Index c ``(...)`` -> one-hot ``(..., C)`` (float)."""
+        return F.one_hot(c, self.components).float()
 
     def conditional(self, c, loc, scale):
         """z | c ~ N(Σ_c c μ_c, diag (Σ_c c σ_c)²); event shape ``(d,)``."""
@@ -76,6 +87,8 @@ class WholeVectorLayout:
 class PerDimensionLayout:
     """Every latent dimension j chooses one of N scalar Gaussians (the seed's matrix D)."""
 
+    enumerable = False  # N^d joint choices per image
+
     def __init__(self, latent_dim: int, components: int):
         self.latent_dim = latent_dim
         self.components = components
@@ -89,6 +102,14 @@ class PerDimensionLayout:
     def choice(self, logits: torch.Tensor, tau: float, straight_through: bool):
         """Relaxed one-hot matrix D: logits ``(..., d, N)``; event shape ``(d, N)``."""
         return relaxed_one_hot(tau, logits, straight_through).to_event(1)
+
+    def discrete_choice(self, logits: torch.Tensor):
+        """One index in {0..N−1} per dimension: logits ``(..., d, N)``, event shape ``(d,)``."""
+        return dist.Categorical(logits=logits).to_event(1)
+
+    def one_hot(self, c: torch.Tensor) -> torch.Tensor:
+        """Indices c ``(..., d)`` -> one-hot matrix D ``(..., d, N)`` (float)."""
+        return F.one_hot(c, self.components).float()
 
     def conditional(self, c, loc, scale):
         """z_j | D ~ N(Σ_n D_jn μ_jn, (Σ_n D_jn σ_jn)²); event shape ``(d,)``."""

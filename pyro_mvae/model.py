@@ -58,8 +58,8 @@ class VAE(PyroModule):
     def _prior_sites(self) -> torch.Tensor:
         if not self.encoder.chooses_component:
             return pyro.sample("z", self.prior.marginal())
-        c = pyro.sample("c", self.prior.choice(self.tau, self.encoder.straight_through))
-        return pyro.sample("z", self.prior.conditional(c))
+        c = pyro.sample("c", self.encoder.model_choice(self.prior, self.tau))
+        return pyro.sample("z", self.prior.conditional(self.encoder.to_one_hot(c)))
 
     def guide(self, x: torch.Tensor) -> None:
         """Guide over a batch x ``(B, D)``; sites "c" (optional) and "z"."""

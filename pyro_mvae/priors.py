@@ -68,6 +68,10 @@ class _LearnedMixturePrior(nn.Module):
         """Relaxed prior over c at temperature τ, with the learned weights π = softmax(logits)."""
         return self.layout.choice(self.logits, tau, straight_through)
 
+    def discrete_choice(self):
+        """c ~ Categorical(π): one index per datapoint (``mixture``) or per dimension."""
+        return self.layout.discrete_choice(self.logits)
+
     def conditional(self, c: torch.Tensor):
         """p(z | c) for a (relaxed) one-hot c of shape ``(B,) + layout.logits_shape``."""
         return self.layout.conditional(c, self.loc, self.scale)

@@ -2,10 +2,10 @@
 
 from collections.abc import Mapping
 
-from pyro.infer import Trace_ELBO, TraceGraph_ELBO
+from pyro.infer import RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from pyro_mvae import data
-from pyro_mvae.guides import GaussianGuide, RelaxedMixtureGuide
+from pyro_mvae.guides import DiscreteMixtureGuide, GaussianGuide, RelaxedMixtureGuide
 from pyro_mvae.likelihoods import BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.model import VAE
 from pyro_mvae.nets import MLP
@@ -13,10 +13,12 @@ from pyro_mvae.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
 
 PRIORS = {"standard": StandardPrior, "mixture": MixturePrior,
           "factorized_mixture": FactorizedMixturePrior}
-GUIDES = {"gaussian": GaussianGuide, "relaxed_mixture": RelaxedMixtureGuide}
+GUIDES = {"gaussian": GaussianGuide, "relaxed_mixture": RelaxedMixtureGuide,
+          "discrete_mixture": DiscreteMixtureGuide}
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
 NETS = {"mlp": MLP}
-OBJECTIVES = {"trace": Trace_ELBO, "tracegraph": TraceGraph_ELBO}
+OBJECTIVES = {"trace": Trace_ELBO, "tracegraph": TraceGraph_ELBO, "meanfield": TraceMeanField_ELBO,
+              "enum": TraceEnum_ELBO, "iwae": RenyiELBO}
 DATASETS = {"digits": data.load_digits, "mnist": data.load_mnist}
 
 

@@ -19,7 +19,7 @@ from pyro_mvae import __version__
 from pyro_mvae.data import Dataset
 from pyro_mvae.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.objectives import build_objective
-from pyro_mvae.schedules import exponential_anneal, linear_warmup
+from pyro_mvae.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.storage import append_jsonl, save_torch_atomic, write_json_atomic
 
 CHECKPOINT_FORMAT = 1
@@ -33,7 +33,8 @@ class TrainerConfig:
     lr: Adam learning rate.
     patience: stop after this many epochs without a better validation ELBO.
     beta_start, beta_end, warmup_epochs: β rises linearly from beta_start to beta_end.
-    tau_start, tau_end, tau_anneal_epochs: τ decays exponentially (used by relaxed guides).
+    tau_start, tau_end, tau_anneal_epochs: τ decays from tau_start to tau_end (relaxed guides),
+    tau_schedule ``exponential`` or ``linear``, updated every ``epoch`` or every ``step``.
     eval_samples: K of the final IWAE evaluation; eval_chunk_size: particles per chunk;
     eval_batch_size: test images per IWAE batch; eval_limit: score only the first test images
     (None: all). progress: show tqdm bars.
@@ -49,6 +50,8 @@ class TrainerConfig:
     tau_start: float = 1.0
     tau_end: float = 0.5
     tau_anneal_epochs: int = 50
+    tau_schedule: str = "exponential"
+    tau_update: str = "epoch"
     eval_samples: int = 5000
     eval_chunk_size: int = 500
     eval_batch_size: int = 100
@@ -64,12 +67,18 @@ class TrainerConfig:
         for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"trainer.{name} must be > 0, got {getattr(self, name)}")
+        for name, choices in (("tau_schedule", TAU_SCHEDULES), ("tau_update", ("epoch", "step"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"trainer.{name} must be one of {', '.join(choices)}, "
+                                 f"got '{getattr(self, name)}'")
 
     def beta(self, epoch: int) -> float:
         return linear_warmup(epoch, self.beta_start, self.warmup_epochs, self.beta_end)
 
-    def tau(self, epoch: int) -> float:
-        return exponential_anneal(epoch, self.tau_start, self.tau_end, self.tau_anneal_epochs)
+    def tau(self, epoch: float) -> float:
+        """τ at a (fractional, for per-step updates) epoch."""
+        anneal = TAU_SCHEDULES[self.tau_schedule]
+        return anneal(epoch, self.tau_start, self.tau_end, self.tau_anneal_epochs)
 
 
 @torch.no_grad()
@@ -101,7 +110,7 @@ def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Pa
         FileExistsError: ``run_dir`` already exists.
     """
     pyro.set_rng_seed(seed)
-    elbo = build_objective(**objective)
+    elbo = build_objective(**objective, vae=vae)
     check_dataset(vae, data)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -122,7 +131,7 @@ def _train_epochs(vae, data, trainer, elbo, optimizer, run_dir, config) -> dict:
     for epoch in bar:
         tic = time.perf_counter()
         vae.beta, vae.tau = trainer.beta(epoch), trainer.tau(epoch)
-        train_elbo = _train_one_epoch(vae, data.train, trainer.batch_size, elbo, optimizer)
+        train_elbo = _train_one_epoch(vae, data.train, trainer, epoch, elbo, optimizer)
         val = evaluate_elbo(vae, data.val, trainer.batch_size)
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau, "train_elbo": train_elbo,
                   "val_elbo": val["elbo"], "val_log_lik": val["log_lik"], "val_kl": val["kl"],
@@ -139,10 +148,12 @@ def _train_epochs(vae, data, trainer, elbo, optimizer, run_dir, config) -> dict:
     return best
 
 
-def _train_one_epoch(vae, split, batch_size, elbo, optimizer) -> float:
+def _train_one_epoch(vae, split, trainer, epoch, elbo, optimizer) -> float:
     """One pass of SVI steps; returns the β-weighted training ELBO per datapoint (nats)."""
-    total = 0.0
-    for xb in split.batches(batch_size, shuffle=True):  # (B, D), freshly binarised
+    total, steps = 0.0, math.ceil(len(split) / trainer.batch_size)
+    for step, xb in enumerate(split.batches(trainer.batch_size, shuffle=True)):  # (B, D), re-binarised
+        if trainer.tau_update == "step":
+            vae.tau = trainer.tau(epoch + step / steps)
         optimizer.zero_grad()
         total += elbo.loss_and_grads(vae.model, vae.guide, xb)  # −ELBO summed over the batch
         optimizer.step()

@@ -9,7 +9,7 @@ from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 
 from pyro_mvae.data import load_digits
 from pyro_mvae.registry import build_vae
-from pyro_mvae.schedules import exponential_anneal, linear_warmup
+from pyro_mvae.schedules import exponential_anneal, linear_anneal, linear_warmup
 from pyro_mvae.train import TrainerConfig, evaluate_elbo, fit, load_checkpoint
 
 PAIRS = [("standard", "gaussian"), ("mixture", "gaussian"), ("factorized_mixture", "gaussian"),
@@ -35,12 +35,23 @@ def digits():
     return load_digits()
 
 
-@pytest.mark.parametrize("prior,guide", PAIRS)
-def test_a_few_epochs_reduce_the_validation_loss(prior, guide, digits, tmp_path):
-    vae = small_vae(prior, guide)
+ROUTES = [(p, g, {}, "trace") for p, g in PAIRS] + [
+    ("mixture", "discrete_mixture", {}, "enum"),
+    ("mixture", "discrete_mixture", {"baseline": "neural"}, "tracegraph"),
+    ("factorized_mixture", "discrete_mixture", {"baseline": "decaying_average"}, "tracegraph"),
+    ("factorized_mixture", "relaxed_mixture", {}, "iwae"),
+    ("standard", "gaussian", {}, "meanfield"),
+]
+
+
+@pytest.mark.parametrize("prior,guide,options,objective", ROUTES)
+def test_a_few_epochs_reduce_the_validation_loss(prior, guide, options, objective, digits, tmp_path):
+    vae = small_vae(prior, guide, **options)
     pyro.set_rng_seed(1)
     before = evaluate_elbo(vae, digits.val, 100)["elbo"]
-    report = fit(vae, digits, quick_trainer(), {"name": "trace"}, tmp_path / "run", {})
+    particles = 5 if objective == "iwae" else 1
+    report = fit(vae, digits, quick_trainer(), {"name": objective, "num_particles": particles},
+                 tmp_path / "run", {})
     after = evaluate_elbo(vae, digits.val, 100)["elbo"]
     assert after > before + 5.0, (before, after)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -92,6 +103,24 @@ def test_early_stopping_stops_after_patience(digits, tmp_path):
     assert report["epochs_run"] < 50  # a frozen model cannot keep improving its validation ELBO
 
 
+def test_tau_follows_its_schedule_per_step(digits, tmp_path):
+    vae = small_vae("mixture", "relaxed_mixture")
+    trainer = quick_trainer(epochs=2, tau_start=2.0, tau_end=0.5, tau_anneal_epochs=2,
+                            tau_schedule="linear", tau_update="step")
+    fit(vae, digits, trainer, {"name": "trace"}, tmp_path / "run", {})
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = 1200 // 50
+    assert lines[0]["tau"] == pytest.approx(2.0 - 1.5 * (steps - 1) / steps / 2)  # last step of epoch 0
+    assert lines[1]["tau"] == pytest.approx(2.0 - 1.5 * (2 * steps - 1) / steps / 2)
+
+
+def test_bad_schedule_names_are_refused():
+    with pytest.raises(ValueError, match="tau_schedule"):
+        TrainerConfig(tau_schedule="cosine")
+    with pytest.raises(ValueError, match="tau_update"):
+        TrainerConfig(tau_update="batch")
+
+
 def test_schedules():
     assert linear_warmup(0, 0.01, 10) == 0.01
     assert linear_warmup(5, 0.0, 10) == 0.5
@@ -100,3 +129,4 @@ def test_schedules():
     assert exponential_anneal(0, 1.0, 0.25, 10) == pytest.approx(1.0)
     assert exponential_anneal(5, 1.0, 0.25, 10) == pytest.approx(0.5)
     assert exponential_anneal(99, 1.0, 0.25, 10) == pytest.approx(0.25)
+    assert linear_anneal(2.5, 1.0, 0.5, 5) == pytest.approx(0.75)

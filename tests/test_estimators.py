@@ -1,0 +1,163 @@
+"""Gradient estimators for the component choice, checked against enumeration (the exact sum over c)."""
+
+import math
+
+import pyro
+import pytest
+import torch
+from pyro.infer import Trace_ELBO
+
+from linear_gaussian import D, SIGMA, d, linear_decoder, sample_data
+from pyro_mvae.guides import DiscreteMixtureGuide, PairingError, RelaxedMixtureGuide
+from pyro_mvae.iwae import iwae_batch
+from pyro_mvae.likelihoods import GaussianLikelihood
+from pyro_mvae.model import VAE
+from pyro_mvae.objectives import build_objective
+from pyro_mvae.priors import MixturePrior
+from pyro_mvae.registry import build_vae
+
+C = 3
+
+
+def discrete_vae(guide_cls=DiscreteMixtureGuide, **guide_opts) -> VAE:
+    torch.manual_seed(0)
+    prior = MixturePrior(d, components=C)
+    with torch.no_grad():
+        prior.loc.copy_(torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]]))
+    guide = guide_cls(D, d, hidden=(8,), layout=prior.layout, **guide_opts)
+    return VAE(prior, guide, GaussianLikelihood(SIGMA), linear_decoder(), D)
+
+
+def logit_gradients(vae, objective: str, x, calls: int, particles: int = 50, warmup: int = 0):
+    """Estimates of ∂(−ELBO)/∂(bias of the guide's logit outputs), each the mean of ``particles``
+    vectorised draws: ``(calls, C)``. A single draw's variance is ``particles`` × their variance."""
+    elbo = build_objective(objective, particles, vae=vae)
+    head = vae.encoder.net[-1]  # its first C outputs are the component logits
+    baseline_net = getattr(vae.encoder, "baseline_net", None)
+    opt = None if baseline_net is None else torch.optim.Adam(baseline_net.parameters(), lr=0.01)
+    out = []
+    for i in range(warmup + calls):
+        vae.zero_grad()
+        elbo.loss_and_grads(vae.model, vae.guide, x)
+        if opt is not None:
+            opt.step()  # the neural baseline learns to predict the cost; nothing else moves
+        if i >= warmup:
+            out.append(head.bias.grad[:C].clone())
+    return torch.stack(out)
+
+
+def mean_and_se(grads):
+    return grads.mean(0), grads.std(0) / math.sqrt(len(grads))
+
+
+@pytest.fixture(scope="module")
+def x():
+    return sample_data(discrete_vae(), 4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def exact(x):
+    return mean_and_se(logit_gradients(discrete_vae(), "enum", x, 40))
+
+
+# The neural baseline takes one particle per step (its output has the data plate's shape).
+PARTICLES = {"none": 50, "decaying_average": 50, "neural": 1}
+CALLS = {"none": 40, "decaying_average": 40, "neural": 300}
+WARMUP = {"none": 0, "decaying_average": 20, "neural": 150}
+
+
+@pytest.fixture(scope="module")
+def score_function_gradients(x):
+    out = {}
+    for baseline in PARTICLES:
+        pyro.clear_param_store()  # the decaying average lives in Pyro's parameter store
+        out[baseline] = logit_gradients(discrete_vae(baseline=baseline), "tracegraph", x,
+                                        CALLS[baseline], PARTICLES[baseline], WARMUP[baseline])
+    return out
+
+
+@pytest.mark.parametrize("baseline", ["none", "decaying_average", "neural"])
+def test_score_function_gradient_averages_to_the_enumerated_one(baseline, exact, score_function_gradients):
+    mean, se = mean_and_se(score_function_gradients[baseline])
+    assert torch.all((mean - exact[0]).abs() < 4 * (se ** 2 + exact[1] ** 2).sqrt()), (mean, exact[0])
+
+
+def test_baselines_reduce_the_score_function_variance(score_function_gradients):
+    variances = {name: grads.var(0).sum().item() * PARTICLES[name]  # one draw's variance
+                 for name, grads in score_function_gradients.items()}
+    assert variances["decaying_average"] < variances["none"]
+    assert variances["neural"] < variances["none"]
+
+
+def test_relaxed_gradient_bias_shrinks_as_tau_falls(x, exact):
+    """Concrete relaxation at the same parameters as the discrete guide: its logit gradient
+    approaches the exact (enumerated) one as τ → 0."""
+    bias = {}
+    for tau in (3.0, 0.3):
+        vae = discrete_vae(RelaxedMixtureGuide, straight_through=False)
+        vae.tau = tau
+        grads = logit_gradients(vae, "trace", x, 40)
+        bias[tau] = (grads.mean(0) - exact[0]).norm().item()
+    assert bias[0.3] < bias[3.0], bias
+
+
+def test_enumerated_loss_equals_the_sum_over_components_by_hand():
+    vae = discrete_vae()
+    x = sample_data(vae, 5, seed=4)
+    elbo = build_objective("enum", vae=vae)
+    pyro.set_rng_seed(11)
+    loss = elbo.loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(11)
+    with torch.no_grad():
+        logits, loc, scale = vae.encoder.component_params(x)  # (B, C), (B, C, d), (B, C, d)
+        z = torch.distributions.Normal(loc.transpose(0, 1), scale.transpose(0, 1)).rsample()  # (C, B, d)
+        log_q_c = torch.log_softmax(logits, -1).T  # (C, B)
+        log_pi = torch.log_softmax(vae.prior.logits, -1)[:, None]  # (C, 1)
+        normal = torch.distributions.Normal
+        log_p_z = normal(vae.prior.loc[:, None], vae.prior.scale[:, None]).log_prob(z).sum(-1)
+        log_q_z = normal(loc.transpose(0, 1), scale.transpose(0, 1)).log_prob(z).sum(-1)
+        log_p_x = normal(vae.decoder(z), SIGMA).log_prob(x).sum(-1)  # (C, B)
+        per_c = log_pi - log_q_c + log_p_z - log_q_z + log_p_x  # (C, B)
+        by_hand = -(log_q_c.exp() * per_c).sum()
+    assert loss == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_iwae_objective_k1_is_the_elbo_and_matches_the_estimator():
+    vae = build_vae(D, {"name": "standard"}, {"name": "gaussian"},
+                    {"name": "gaussian", "scale": SIGMA}, {"name": "mlp", "hidden": [8], "latent_dim": d})
+    x = sample_data(vae, 6, seed=5)
+    pyro.set_rng_seed(1)
+    one = build_objective("iwae", 1, vae=vae).loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(1)
+    assert one == pytest.approx(Trace_ELBO(max_plate_nesting=1).loss(vae.model, vae.guide, x), rel=1e-5)
+    for k in (10, 100):
+        pyro.set_rng_seed(2)
+        objective = build_objective("iwae", k, vae=vae).loss(vae.model, vae.guide, x)
+        pyro.set_rng_seed(2)
+        estimate = iwae_batch(vae, x, k, chunk_size=k).sum().item()  # the same K draws
+        assert objective == pytest.approx(-estimate, rel=1e-4)
+
+
+def test_iwae_objective_rises_with_k():
+    vae = discrete_vae(RelaxedMixtureGuide)
+    x = sample_data(vae, 6, seed=6)
+    means = []
+    for k in (1, 5, 50):
+        pyro.set_rng_seed(0)
+        objective = build_objective("iwae", k, vae=vae)
+        means.append(-sum(objective.loss(vae.model, vae.guide, x) for _ in range(40)) / 40)
+    assert means[0] < means[1] < means[2], means
+
+
+@pytest.mark.parametrize("prior,guide,objective,needle", [
+    ("factorized_mixture", {"name": "discrete_mixture"}, "enum", r"N\^d"),
+    ("mixture", {"name": "relaxed_mixture"}, "enum", "discrete c"),
+    ("mixture", {"name": "discrete_mixture"}, "iwae", "reparameterised"),
+    ("mixture", {"name": "discrete_mixture", "baseline": "neural"}, "trace", "TraceGraph_ELBO"),
+    ("mixture", {"name": "gaussian"}, "meanfield", "analytic KL"),
+])
+def test_invalid_pairings_are_refused(prior, guide, objective, needle):
+    vae = build_vae(64, {"name": prior}, guide, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [8], "latent_dim": 3})
+    with pytest.raises(PairingError, match=needle):
+        build_objective(objective, vae=vae)
