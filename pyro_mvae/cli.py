@@ -18,7 +18,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae.registry import build_dataset, build_vae
 from pyro_mvae.runs import resolve_device
-from pyro_mvae.storage import write_bytes_atomic
 from pyro_mvae.train import TrainerConfig, fit
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
@@ -53,7 +52,6 @@ def train(overrides: list[str]) -> dict:
                     config["net"]).to(device)
     run_dir = Path(config["run_dir"] or default_run_dir(config))
     report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"])
-    write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg).encode())
     print(summary(report, run_dir))
     return report
 

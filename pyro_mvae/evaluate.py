@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_mvae import diagnostics, figures
+from pyro_mvae.data import binarize_fixed
 from pyro_mvae.iwae import density_note, log_weight_matrix, mean_and_stderr
 from pyro_mvae.runs import load_run, resolve_device
 from pyro_mvae.storage import write_bytes_atomic, write_json_atomic
@@ -43,6 +44,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
         raise ValueError(f"unknown split '{split}'; choose one of {', '.join(data.splits())}")
     part = data.splits()[split]
     x, labels = part.x[:limit], part.y[:limit]  # (N, D), (N,)
+    if part.dynamic:  # training images keep grey levels: score one fixed binarisation of them
+        x = binarize_fixed(x)
     vae.check_data(x)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
     report = _summary(vae, x, labels, scores, num_samples, data.data_dim)

@@ -4,7 +4,10 @@ Each guide gives
 - ``sample_sites(x, tau)``: the ``pyro.sample`` statements of the guide (called inside the
   ``"data"`` plate by :meth:`pyro_mvae.model.VAE.guide`);
 - ``posterior(x)``: q(z | x) with any component summed out exactly, batch shape ``(B,)``,
-  event shape ``(d,)``, used by the IWAE estimator.
+  event shape ``(d,)``, used by the IWAE estimator; ``posterior_per_dim(x)``: each q(z_j | x);
+- the flags ``chooses_component`` (a ``"c"`` site), ``reparameterized`` (every site has
+  ``rsample``), ``enumerable`` (TraceEnum_ELBO can sum over c) and
+  ``elbo_bounds_discrete_model``, read by :mod:`pyro_mvae.objectives` and the reports.
 """
 
 import math

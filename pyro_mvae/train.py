@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyro
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from pyro_mvae import __version__
@@ -20,7 +21,7 @@ from pyro_mvae.data import Dataset
 from pyro_mvae.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.objectives import build_objective
 from pyro_mvae.schedules import TAU_SCHEDULES, linear_warmup
-from pyro_mvae.storage import append_jsonl, save_torch_atomic, write_json_atomic
+from pyro_mvae.storage import append_jsonl, save_torch_atomic, write_bytes_atomic, write_json_atomic
 
 CHECKPOINT_FORMAT = 1
 
@@ -101,12 +102,14 @@ def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Pa
         config: dict, seed: int = 0) -> dict:
     """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best checkpoint on test.
 
-    ``objective``: ``{"name": "trace" | "tracegraph", "num_particles": int}``. ``config`` is
-    stored in every checkpoint. ``run_dir`` must not exist yet; it is created only after the
-    data and settings are checked. Returns the report also written to ``report.json``.
+    ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
+    :mod:`pyro_mvae.objectives`). ``config`` is written to ``config.yaml`` and stored in every
+    checkpoint. ``run_dir`` must not exist yet; it is created only after the data, the pairing
+    and the settings are checked. Returns the report also written to ``report.json``.
 
     Raises:
         pyro_mvae.likelihoods.DataError: data the model cannot score (nothing is written).
+        pyro_mvae.guides.PairingError: an objective that makes no valid bound with the model.
         FileExistsError: ``run_dir`` already exists.
     """
     pyro.set_rng_seed(seed)
@@ -114,6 +117,7 @@ def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Pa
     check_dataset(vae, data)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=False)
+    write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
     optimizer = torch.optim.Adam(vae.parameters(), lr=trainer.lr)
     started = time.perf_counter()
     best = _train_epochs(vae, data, trainer, elbo, optimizer, run_dir, config)

@@ -83,3 +83,11 @@ def test_missing_or_corrupted_checkpoints_are_refused(trained_runs, tmp_path, ca
     (broken / "best.pt").unlink()
     assert main(["evaluate", str(broken), "-K", "10"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_other_splits(trained_runs):
+    report = evaluate_run(trained_runs["mixture"], num_samples=20, split="train", limit=50,
+                          progress=False, make_figures=False)
+    assert report["n"] == 50 and report["split"] == "train"
+    with pytest.raises(ValueError, match="split"):
+        evaluate_run(trained_runs["mixture"], num_samples=20, split="holdout", progress=False)
