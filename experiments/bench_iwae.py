@@ -10,16 +10,18 @@ the hand-written twin below implements exactly that model with the same networks
    error (printed as a z-score of the paired per-image difference).
 2. Speed: both run in this process, alternating, after a warm-up; images per second and the
    ratio package / hand-written are printed.
-3. Memory: for each chunk size, each estimator runs in a fresh child process (CPU: peak resident
-   memory above the process's own baseline; CUDA: torch.cuda.max_memory_allocated), once at K and
-   once at K/5, to show that memory follows the chunk size and not K.
+3. Memory: for each chunk size, each estimator runs in a fresh child process, once at K and once
+   at K/5, to show that memory follows the chunk size and not K. CUDA: the growth of
+   torch.cuda.max_memory_allocated. CPU (Linux): the child loads the run, resets the kernel's
+   resident-set high-water mark (``/proc/self/clear_refs``), evaluates, and reports the new
+   high-water mark (VmHWM) minus the resident set before the evaluation.
 """
 
 import argparse
 import math
 import multiprocessing as mp
-import resource
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -59,20 +61,35 @@ def package_iwae(vae, x, K, chunk):
 ESTIMATORS = {"package": package_iwae, "handwritten": handwritten_iwae}
 
 
+def _proc_status_kib(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS, VmHWM), KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_cpu_peak() -> int:
+    """Resets the resident-set high-water mark (Linux >= 4.0); returns the current RSS, KiB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _proc_status_kib("VmRSS")
+
+
 def _memory_child(run_dir, device, images, K, chunk, name, queue):
     vae, _, _, data = load_run(run_dir, device)
-    x = data.test.x[:images]
+    x = data.test.x[:images].clone()
+    del data
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+        base = _reset_cpu_peak()
     ESTIMATORS[name](vae, x, K, chunk)
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
     else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        peak = (_proc_status_kib("VmHWM") - base) / 1024
     queue.put(peak)
 
 

@@ -55,7 +55,7 @@ def draw_gradients(vae, objective, x, draws, particles, warmup=0):
     out = []
     for i in range(warmup + draws // particles):
         vae.zero_grad()
-        elbo.loss_and_grads(vae.model, vae.guide, x)
+        elbo.loss_and_grads(vae.model, vae.svi_guide, x)
         if opt is not None:
             opt.step()
         if i >= warmup:

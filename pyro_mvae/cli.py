@@ -6,6 +6,7 @@ other commands take a run directory and ordinary options (``--help`` lists them)
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pyro_mvae import distributed
 from pyro_mvae.registry import build_dataset, build_vae
 from pyro_mvae.runs import resolve_device
 from pyro_mvae.train import TrainerConfig, fit
@@ -30,8 +32,8 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
   pyro-mvae train data=mnist data.root=PATH device=cuda
 
 config groups: data (digits, mnist), prior (standard, mixture, factorized_mixture),
-guide (gaussian, relaxed_mixture), likelihood (bernoulli, gaussian),
-objective (trace, tracegraph), net (mlp), trainer (default)"""
+guide (gaussian, relaxed_mixture, discrete_mixture), likelihood (bernoulli, gaussian),
+objective (trace, tracegraph, meanfield, enum, iwae), net (mlp), trainer (default)"""
 
 
 def compose_config(overrides: list[str]):
@@ -41,18 +43,37 @@ def compose_config(overrides: list[str]):
 
 
 def train(overrides: list[str]) -> dict:
-    """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors)."""
+    """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors).
+
+    Under torchrun (``WORLD_SIZE`` > 1 in the environment) this process is one rank; with
+    ``trainer.devices=W`` it spawns W ranks here (see :mod:`pyro_mvae.distributed`)."""
     cfg = compose_config(overrides)
     config = OmegaConf.to_container(cfg, resolve=True)
-    device = resolve_device(config["device"])
+    trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
+    config["run_dir"] = config["run_dir"] or default_run_dir(config)
+    group = distributed.from_environment()
+    if group is None and trainer.devices > 1:
+        distributed.spawn(_train_rank, trainer.devices, config)
+        return json.loads((Path(config["run_dir"]) / "report.json").read_text())
+    if group is None:
+        return _train_rank(distributed.SINGLE, config)
+    try:
+        return _train_rank(group, config)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _train_rank(group, config: dict) -> dict:
+    device = distributed.device_for(group, resolve_device(config["device"]))
     trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
     data = build_dataset(config["data"], device)
-    torch.manual_seed(config["seed"])  # parameter initialisation
+    torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
     vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"],
                     config["net"]).to(device)
-    run_dir = Path(config["run_dir"] or default_run_dir(config))
-    report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"])
-    print(summary(report, run_dir))
+    run_dir = Path(config["run_dir"])
+    report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"], group=group)
+    if group.is_main:
+        print(summary(report, run_dir))
     return report
 
 
@@ -79,24 +100,33 @@ def evaluate_command(args: list[str]) -> None:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
     parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at once")
+    parser.add_argument("--memory-mib", type=float, default=None,
+                        help="pick the chunk size that fits this memory budget (overrides --chunk-size)")
     parser.add_argument("--batch-size", type=int, default=100, help="images scored at once")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-figures", action="store_true")
     opts = parser.parse_args(args)
     report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
-                          opts.batch_size, opts.device, make_figures=not opts.no_figures)
+                          opts.batch_size, opts.device, make_figures=not opts.no_figures,
+                          memory_mib=opts.memory_mib)
     print(f"{report['data']} {report['split']} ({report['n']} images): IWAE log p(x) (K={report['K']}) "
           f"= {report['iwae_ll']:.2f} ± {report['iwae_ll_se']:.2f} nats "
           f"({report['iwae_bits_per_dim']:.4f} bits/dim), ELBO = {report['elbo']:.2f} ± "
           f"{report['elbo_se']:.2f}, gap {report['gap']:.2f}; active units "
-          f"{report['active_units']}/{report['latent_dim']}; k̂ > 0.7 for "
-          f"{100 * report['khat_share_above_0.7']:.1f}% (max {report['khat_max']:.2f})")
+          f"{report['active_units']}/{report['latent_dim']}; " + _khat_summary(report)
+          + f"; chunks of {report['chunk_size']} particles")
     print("| K | IWAE log p(x) (nats) |\n|---|---|")
     for k, row in report["k_sweep"].items():
         print(f"| {k} | {row['mean']:.2f} ± {row['se']:.2f} |")
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {opts.run_dir / 'eval.json'} and {opts.run_dir / 'figures'}/")
+
+
+def _khat_summary(report: dict) -> str:
+    if report["khat_share_above_0.7"] is None:
+        return "k̂ not computed (K too small)"
+    return f"k̂ > 0.7 for {100 * report['khat_share_above_0.7']:.1f}% (max {report['khat_max']:.2f})"
 
 
 def sample_command(args: list[str]) -> None:

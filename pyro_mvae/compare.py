@@ -47,9 +47,11 @@ def compare_table(run_dirs) -> str:
                            "evaluate both on the same split and number of images")
         delta = "—" if run_dir == base_dir else "{:+.2f} ± {:.2f}".format(*paired_difference(ll, base_ll))
         minutes = f"{report['train_seconds'] / 60:.1f}" if "train_seconds" in report else "?"
+        share = ev["khat_share_above_0.7"]  # None when K was too small for k̂
+        khat = "?" if share is None else f"{100 * share:.1f}%"
         lines.append(
             f"| {run_dir.name} | {ev['data']} | {ev['prior']} | {ev['guide']} "
             f"| {ev['iwae_ll']:.2f} ± {ev['iwae_ll_se']:.2f} | {ev['elbo']:.2f} | {delta} "
-            f"| {ev['active_units']}/{ev['latent_dim']} | {100 * ev['khat_share_above_0.7']:.1f}% "
+            f"| {ev['active_units']}/{ev['latent_dim']} | {khat} "
             f"| {report.get('epochs_run', '?')} | {minutes} |")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyro_mvae.distributed import SINGLE, Group
 from pyro_mvae.likelihoods import DataError
 
 FIXED_BINARIZATION_SEED = 1234
@@ -42,13 +43,30 @@ class Split:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def batches(self, batch_size: int, shuffle: bool = False) -> Iterator[torch.Tensor]:
-        """Yield batches ``(B, D)`` (the last may be smaller); shuffling uses torch's global RNG."""
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None,
+                group: Group = SINGLE) -> Iterator[torch.Tensor]:
+        """Yield batches ``(B, D)`` (the last may be smaller), binarised afresh when dynamic.
+
+        ``shuffle``: in a random order drawn from a generator seeded with ``seed`` (the same
+        order on every rank), or from torch's global RNG when ``seed`` is None. With several
+        ranks, each global batch of ``batch_size`` rows is split between them (rank r keeps
+        rows r, r + W, ...: ``(≈B/W, D)``); a last batch with fewer rows than ranks is dropped.
+        """
         n = len(self)
-        order = torch.randperm(n, device=self.x.device) if shuffle else None
+        order = None
+        if shuffle:
+            generator = None if seed is None else torch.Generator(self.x.device).manual_seed(seed)
+            order = torch.randperm(n, generator=generator, device=self.x.device)
         for start in range(0, n, batch_size):
-            xb = self.x[start:start + batch_size] if order is None else self.x[order[start:start + batch_size]]
+            if n - start < group.world:
+                break
+            rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            xb = group.shard(self.x[rows])
             yield torch.bernoulli(xb) if self.dynamic else xb
+
+    def shard(self, group: Group) -> "Split":
+        """This rank's rows of the split (see :meth:`Group.shard`)."""
+        return self if group.world == 1 else Split(group.shard(self.x), group.shard(self.y), self.dynamic)
 
 
 @dataclass

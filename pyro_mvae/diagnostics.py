@@ -3,6 +3,7 @@
 Everything here is computed on a split of images ``x (N, D)`` by :mod:`pyro_mvae.evaluate`.
 """
 
+import importlib.util
 import math
 import warnings
 
@@ -12,26 +13,59 @@ import torch
 KHAT_THRESHOLD = 0.7
 """Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
 
+MIN_PSIS_SAMPLES = 25
+"""Fewest weights per row for k̂: PSIS fits the largest min(K/5, 3√K) weights, and needs ≥ 5."""
+
 ACTIVE_UNIT_THRESHOLD = 0.01
 """A latent dimension is active when Cov_x(E_q[z_j | x]) > 0.01 (Burda et al. 2016, §5.2)."""
 
 
-def pareto_khat(log_weights: np.ndarray) -> np.ndarray:
+def pareto_khat(log_weights: np.ndarray, backend: str = "auto") -> np.ndarray:
     """Pareto k̂ of each row's importance weights (PSIS; Vehtari et al. 2024), via ArviZ.
 
-    log_weights ``(N, K)`` (natural log, unnormalised) -> ``(N,)``. Uses ``arviz.psislw``
-    (ArviZ 0.x). Large k̂ (> 0.7) means the weights' tail is too heavy for the estimate to be
-    trusted; k̂ is estimated from the largest ~3√K weights, so K should be ≥ 100. A row whose
-    weights are all equal (proposal = posterior) has no tail: its k̂ is −inf.
+    log_weights ``(N, K)`` (natural log, unnormalised) -> ``(N,)``. Large k̂ (> 0.7) means the
+    weights' tail is too heavy for the estimate to be trusted; k̂ is estimated from the largest
+    ~3√K weights, so K should be ≥ 100. A row whose weights are all equal (proposal =
+    posterior) has no tail: its k̂ is −inf.
+
+    ``backend``: ``"arviz_stats"`` (ArviZ 1.x, Python ≥ 3.12; its ``psislw`` takes
+    log-likelihoods, i.e. the negated log-weights, as in PSIS-LOO), ``"arviz"`` (ArviZ 0.x
+    ``az.psislw``, which takes the log-weights themselves), or ``"auto"``: the first installed.
+
+    Raises:
+        ValueError: for an unknown backend, or fewer than :data:`MIN_PSIS_SAMPLES` weights per row.
+        ImportError: when the requested backend is not installed.
     """
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if log_weights.shape[-1] < MIN_PSIS_SAMPLES:
+        raise ValueError(f"Pareto k̂ needs at least {MIN_PSIS_SAMPLES} importance weights per row "
+                         f"(its tail fit uses the largest ~3√K), got K = {log_weights.shape[-1]}")
+    if backend not in PSIS_BACKENDS:
+        raise ValueError(f"unknown PSIS backend {backend!r}; choose one of {sorted(PSIS_BACKENDS)}")
+    if backend == "auto":
+        backend = "arviz_stats" if importlib.util.find_spec("arviz_stats") else "arviz"
+    tailed = np.ptp(log_weights, axis=-1) > 0  # (N,); a flat row has no tail to fit
+    khat = np.full(log_weights.shape[0], -np.inf)
+    if tailed.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ArviZ warns on every k̂ > 0.7; the report says it once
+            khat[tailed] = PSIS_BACKENDS[backend](log_weights[tailed])
+    return khat
+
+
+def _khat_arviz_stats(log_weights: np.ndarray) -> np.ndarray:
+    from arviz_stats.base import array_stats
+
+    return array_stats.psislw(-log_weights, axis=-1)[1]  # psislw negates its input
+
+
+def _khat_arviz(log_weights: np.ndarray) -> np.ndarray:
     import arviz as az
 
-    log_weights = np.asarray(log_weights, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ArviZ warns on every k̂ > 0.7; the report says it once
-        _, khat = az.psislw(log_weights)
-    flat = np.ptp(log_weights, axis=-1) == 0
-    return np.where(flat, -np.inf, np.asarray(khat))
+    return az.psislw(log_weights)[1]
+
+
+PSIS_BACKENDS = {"auto": None, "arviz_stats": _khat_arviz_stats, "arviz": _khat_arviz}
 
 
 def active_units(posterior_means: torch.Tensor) -> tuple[int, torch.Tensor]:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from pyro_mvae import diagnostics, figures
 from pyro_mvae.data import binarize_fixed
-from pyro_mvae.iwae import density_note, log_weight_matrix, mean_and_stderr
+from pyro_mvae.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
 from pyro_mvae.runs import load_run, resolve_device
 from pyro_mvae.storage import write_bytes_atomic, write_json_atomic
 
@@ -25,8 +25,11 @@ K_SWEEP = (1, 10, 100, 1000, 5000)
 
 def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,
                  chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
-                 progress: bool = True, make_figures: bool = True) -> dict:
+                 progress: bool = True, make_figures: bool = True, memory_mib: float | None = None) -> dict:
     """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
+
+    ``memory_mib``: a memory budget for the particle chunks; when given, the chunk size is the
+    largest that fits it (:func:`pyro_mvae.iwae.chunk_size_for`) and ``chunk_size`` is ignored.
 
     The K sweep uses nested subsets of the same K = ``num_samples`` draws per image (the first
     k weights for each k ≤ K in :data:`K_SWEEP`), so its points are correlated but consistent.
@@ -47,9 +50,11 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     if part.dynamic:  # training images keep grey levels: score one fixed binarisation of them
         x = binarize_fixed(x)
     vae.check_data(x)
+    if memory_mib is not None:
+        chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
     report = _summary(vae, x, labels, scores, num_samples, data.data_dim)
-    report.update(run_dir=str(run_dir), split=split, epoch=ckpt["epoch"], tau=ckpt["tau"],
+    report.update(run_dir=str(run_dir), split=split, epoch=ckpt["epoch"], tau=ckpt["tau"], chunk_size=chunk_size,
                   data=config["data"]["name"], prior=config["prior"]["name"],
                   guide=config["guide"]["name"], density=density_note(vae))
     _write_per_datapoint(run_dir / f"per_datapoint_{split}.csv", labels, scores)
@@ -70,18 +75,18 @@ def _score(vae, x, num_samples, chunk_size, batch_size, progress) -> dict:
         log_w = log_weight_matrix(vae, xb, num_samples, chunk_size)  # (B, K)
         for k in sweep:
             out[f"iwae_{k}"].append((torch.logsumexp(log_w[:, :k], -1) - math.log(k)).cpu())
-        out["khat"].append(torch.as_tensor(diagnostics.pareto_khat(log_w.cpu().numpy())))
+        out["khat"].append(torch.as_tensor(_khat(log_w.cpu().numpy())))  # device: host-side report
         log_lik, kl = vae.elbo_terms(xb)
         out["elbo"].append((log_lik - kl).cpu())
     return {key: torch.cat(values).double().numpy() for key, values in out.items()}
 
 
 def _summary(vae, x, labels, scores, num_samples, data_dim) -> dict:
-    ll = torch.as_tensor(scores[f"iwae_{num_samples}"])
+    ll = torch.as_tensor(scores[f"iwae_{num_samples}"])  # device: host-side numpy scores
     ll_mean, ll_se = mean_and_stderr(ll)
-    elbo_mean, elbo_se = mean_and_stderr(torch.as_tensor(scores["elbo"]))
+    elbo_mean, elbo_se = mean_and_stderr(torch.as_tensor(scores["elbo"]))  # device: host-side
     khat = scores["khat"]
-    sweep = {k.split("_")[1]: dict(zip(("mean", "se"), mean_and_stderr(torch.as_tensor(v))))
+    sweep = {k.split("_")[1]: dict(zip(("mean", "se"), mean_and_stderr(torch.as_tensor(v))))  # device: host-side
              for k, v in scores.items() if k.startswith("iwae_")}
     report = {
         "n": int(x.shape[0]), "K": num_samples, "units": "nats per image; bits per dimension",
@@ -93,13 +98,25 @@ def _summary(vae, x, labels, scores, num_samples, data_dim) -> dict:
         "khat_share_above_0.7": float(np.mean(khat > diagnostics.KHAT_THRESHOLD)),
         "khat_max": float(np.max(khat)),
     }
+    if num_samples < diagnostics.MIN_PSIS_SAMPLES:
+        report["khat_share_above_0.7"] = report["khat_max"] = None
     report["warnings"] = _warnings(report)
     report.update(_posterior_health(vae, x, labels))
     return report
 
 
+def _khat(log_w: np.ndarray) -> np.ndarray:
+    """k̂ per row of log-weights ``(B, K)``; NaN when K is too small for a tail fit."""
+    if log_w.shape[-1] < diagnostics.MIN_PSIS_SAMPLES:
+        return np.full(log_w.shape[0], np.nan)
+    return diagnostics.pareto_khat(log_w)
+
+
 def _warnings(report) -> list[str]:
     share = report["khat_share_above_0.7"]
+    if share is None:
+        return [f"K = {report['K']} < {diagnostics.MIN_PSIS_SAMPLES}: too few importance weights "
+                "for a Pareto k̂, so the estimate's reliability is unchecked; use K >= 100"]
     if share <= 0.05:
         return []
     return [f"{100 * share:.1f}% of the images have Pareto k̂ > 0.7 (worst {report['khat_max']:.2f}): "

@@ -17,17 +17,28 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def log_importance_weights(vae, x: torch.Tensor, k: int) -> torch.Tensor:
+def log_importance_weights(vae, x: torch.Tensor, k: int, posterior=None) -> torch.Tensor:
     """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, D)`` -> ``(k, B)``, nats.
 
+    ``posterior`` is q(z | x) (batch ``(B,)``, event ``(d,)``) when the caller already encoded
+    x; chunked callers pass it so the encoder runs once per batch, not once per chunk.
     Argument validation is off here: x is checked once by :func:`iwae_log_likelihood`, and
     checking the support of every ``(k, B, D)`` broadcast again is pure overhead.
     """
     with pyro.validation_enabled(False):
-        posterior = vae.encoder.posterior(x)  # batch (B,), event (d,)
+        if posterior is None:
+            posterior = vae.encoder.posterior(x)
         z = posterior.sample((k,))  # (k, B, d)
         log_lik = vae.likelihood(vae.decoder(z)).log_prob(x)  # (k, B)
         return log_lik + vae.prior.marginal().log_prob(z) - posterior.log_prob(z)
+
+
+def _chunks(vae, x: torch.Tensor, num_samples: int, chunk_size: int):
+    """Log-weights ``(k, B)`` of successive chunks of k ≤ chunk_size particles, K in all."""
+    with pyro.validation_enabled(False):
+        posterior = vae.encoder.posterior(x)  # batch (B,), event (d,)
+    for start in range(0, num_samples, chunk_size):
+        yield log_importance_weights(vae, x, min(chunk_size, num_samples - start), posterior)
 
 
 @torch.no_grad()
@@ -36,18 +47,15 @@ def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -
 
     Keeps K · B floats (for PSIS k̂ and K sweeps); :func:`iwae_batch` keeps only B.
     """
-    chunks = [log_importance_weights(vae, x, min(chunk_size, num_samples - start))
-              for start in range(0, num_samples, chunk_size)]  # each (k, B)
-    return torch.cat(chunks, dim=0).T  # (B, K)
+    return torch.cat(list(_chunks(vae, x, num_samples, chunk_size)), dim=0).T  # (K, B) -> (B, K)
 
 
 @torch.no_grad()
 def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
     """IWAE log p(x) estimates ``(B,)`` in nats for one batch x ``(B, D)``, K = ``num_samples``."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)  # running log Σ_k w_k, (B,)
-    for start in range(0, num_samples, chunk_size):
-        k = min(chunk_size, num_samples - start)
-        total = torch.logaddexp(total, torch.logsumexp(log_importance_weights(vae, x, k), dim=0))
+    for log_w in _chunks(vae, x, num_samples, chunk_size):  # (k, B)
+        total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
     return total - math.log(num_samples)
 
 
@@ -72,6 +80,26 @@ def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_siz
     out = [iwae_batch(vae, x[i:i + batch_size], num_samples, chunk_size)
            for i in tqdm(batches, desc=f"IWAE K={num_samples}", disable=not progress, leave=False)]
     return torch.cat(out)
+
+
+BYTES_PER_PARTICLE_PIXEL = 12
+"""Peak bytes per particle × image × pixel of an IWAE chunk on CPU in float32: the decoder's
+output, the likelihood's broadcast and its log-density terms (≈ 3 float32 tensors of shape
+``(chunk, B, D)``; measured by experiments/bench_iwae.py: 460 MiB at chunk 500, B 100, D 784)."""
+
+
+def chunk_size_for(memory_mib: float, batch_size: int, data_dim: int) -> int:
+    """Largest chunk of particles whose evaluation fits ``memory_mib`` MiB at this batch size.
+
+    Raises:
+        ValueError: when not even one particle fits (lower batch_size or raise the budget).
+    """
+    chunk = int(memory_mib * 2 ** 20 // (BYTES_PER_PARTICLE_PIXEL * batch_size * data_dim))
+    if chunk < 1:
+        raise ValueError(f"{memory_mib} MiB cannot hold one particle for {batch_size} images of "
+                         f"{data_dim} pixels (about {BYTES_PER_PARTICLE_PIXEL * batch_size * data_dim / 2 ** 20:.1f} "
+                         "MiB): raise the memory budget or lower the batch size")
+    return chunk
 
 
 def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:

@@ -122,7 +122,7 @@ class PerDimensionLayout:
     def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
         """``limit`` of the N^d mode means (z_j = μ_{j, n_j}, random n), ``(limit, d)``."""
         gen = torch.Generator().manual_seed(0)
-        choice = torch.randint(self.components, (limit, self.latent_dim), generator=gen)  # (M, d)
+        choice = torch.randint(self.components, (limit, self.latent_dim), generator=gen)  # device: CPU generator; (M, d)
         return loc.T[choice.to(loc.device), torch.arange(self.latent_dim, device=loc.device)]
 
     def marginal_per_dim(self, logits, loc, scale):

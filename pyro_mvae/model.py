@@ -6,19 +6,28 @@
 All sites live in ``pyro.plate("data", B)``. When the guide chooses a component (site "c"), the
 model has the matching relaxed "c" site at the same τ (a valid bound for the relaxed model);
 otherwise the model's p(z) is the prior's exact marginal.
+
+The VAE is an ordinary ``torch.nn.Module``: its parameters are leaves of the autograd graph that
+Pyro's ELBOs build, trained by a ``torch.optim`` optimiser, and never enter Pyro's global
+parameter store. They are not ``PyroModule`` parameters because every access to one of those is
+a ``param`` effect (about 1 ms per SVI step for the 784-300-300-40 MLPs, ~10% of the step).
 """
+
+import contextlib
+import weakref
 
 import pyro
 import torch
 from pyro import poutine
-from pyro.nn import PyroModule
-from pyro.nn.module import to_pyro_module_
+from pyro.distributions import constraints
+from pyro.poutine.runtime import effectful
 from pyro.poutine.util import site_is_subsample
+from torch import nn
 
 from pyro_mvae.likelihoods import DataError
 
 
-class VAE(PyroModule):
+class VAE(nn.Module):
     """Variational autoencoder with a pluggable prior, guide and likelihood.
 
     Args:
@@ -42,7 +51,6 @@ class VAE(PyroModule):
         self.data_dim = data_dim
         self.beta = 1.0
         self.tau = 1.0
-        to_pyro_module_(self)  # every parameter becomes a (module-local) Pyro param site
 
     @property
     def latent_dim(self) -> int:
@@ -51,9 +59,13 @@ class VAE(PyroModule):
     def model(self, x: torch.Tensor) -> None:
         """Generative model over a batch x ``(B, D)``; sites "c" (optional), "z", "x"."""
         with pyro.plate("data", x.shape[0]):
-            with poutine.scale(scale=self.beta):
+            with self._kl_weight():
                 z = self._prior_sites()  # (B, d)
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+
+    def _kl_weight(self):
+        """β on the latent sites (``poutine.scale``); no messenger at all when β = 1."""
+        return poutine.scale(scale=self.beta) if self.beta != 1 else contextlib.nullcontext()
 
     def _prior_sites(self) -> torch.Tensor:
         if not self.encoder.chooses_component:
@@ -63,8 +75,23 @@ class VAE(PyroModule):
 
     def guide(self, x: torch.Tensor) -> None:
         """Guide over a batch x ``(B, D)``; sites "c" (optional) and "z"."""
-        with pyro.plate("data", x.shape[0]), poutine.scale(scale=self.beta):
+        with pyro.plate("data", x.shape[0]), self._kl_weight():
             self.encoder.sample_sites(x, self.tau)
+
+    def svi_guide(self, x: torch.Tensor) -> None:
+        """:meth:`guide`, also recording every parameter as a Pyro ``param`` site.
+
+        For ELBOs driven through ``loss_and_grads`` (TraceGraph_ELBO, RenyiELBO, as in
+        ``pyro.infer.SVI``): they back-propagate only when a trace holds a ``param`` site. The
+        sites are recorded the way a module-local ``PyroModule`` records its parameters (the
+        value is the module's own tensor; nothing enters the global parameter store), so
+        ``pyro.infer.SVI(vae.model, vae.svi_guide, pyro.optim.Adam(...), elbo)`` trains the VAE.
+        """
+        for name, value in self.named_parameters():
+            value.unconstrained = weakref.ref(value)  # what pyro.optim steps (constraint: real)
+            effectful(type="param")(lambda *_, value=value, **__: value)(
+                name, constraint=constraints.real, event_dim=None, name=name)
+        self.guide(x)
 
     @torch.no_grad()
     def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -79,7 +79,7 @@ def fit_guide(vae, x: torch.Tensor, steps: int = 400, lr: float = 0.02) -> None:
     opt = torch.optim.Adam(vae.encoder.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        elbo.loss_and_grads(vae.model, vae.guide, x)
+        elbo.loss_and_grads(vae.model, vae.svi_guide, x)
         opt.step()
     for p in vae.parameters():
         p.grad = None

@@ -1,5 +1,6 @@
 """Diagnostics with known answers: PSIS k̂, active units, KL per dimension, clustering accuracy."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -19,14 +20,25 @@ def _log_weights(proposal_scale, n=8, k=4000, seed=0):
     return norm.logpdf(z) - norm.logpdf(z, 0.0, proposal_scale)
 
 
-def test_khat_large_for_a_proposal_much_narrower_than_the_target():
-    # weights ∝ exp(z²(1/s² − 1)/2) for z ~ N(0, s²): a Pareto tail with k = 1 − s² (s < 1)
-    assert np.median(pareto_khat(_log_weights(0.3))) > 0.7
+INSTALLED_PSIS = ["auto"] + [name for name in ("arviz", "arviz_stats") if importlib.util.find_spec(name)]
 
 
-def test_khat_small_for_a_proposal_matching_the_target():
-    assert np.all(pareto_khat(_log_weights(1.0)) == -np.inf)  # every weight is 1: no tail
-    assert np.all(pareto_khat(_log_weights(1.2)) < 0.5)  # a slightly wider proposal: bounded weights
+@pytest.mark.parametrize("backend", INSTALLED_PSIS)
+def test_khat_large_for_a_proposal_much_narrower_than_the_target(backend):
+    # weights ∝ exp(z²(1/s² − 1)/2) for z ~ N(0, s²): a Pareto tail with k = 1 − s² (s < 1);
+    # a backend fed the wrong sign fits the light left tail instead and returns k̂ < 0
+    assert np.median(pareto_khat(_log_weights(0.3), backend)) > 0.7
+
+
+@pytest.mark.parametrize("backend", INSTALLED_PSIS)
+def test_khat_small_for_a_proposal_matching_the_target(backend):
+    assert np.all(pareto_khat(_log_weights(1.0), backend) == -np.inf)  # every weight is 1: no tail
+    assert np.all(pareto_khat(_log_weights(1.2), backend) < 0.5)  # wider proposal: bounded weights
+
+
+def test_khat_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="arviz_stats"):
+        pareto_khat(_log_weights(1.2), "psis")
 
 
 def test_active_units_known_by_construction():
@@ -75,3 +87,8 @@ def test_paired_difference():
     mean, se = paired_difference(a, b)
     assert mean == pytest.approx(0.5)
     assert se == pytest.approx(np.std([0.5, 0.5, 1.0, 0.0], ddof=1) / 2)
+
+
+def test_khat_refuses_too_few_weights():
+    with pytest.raises(ValueError, match="at least 25"):
+        pareto_khat(_log_weights(0.5, k=20))

@@ -38,7 +38,7 @@ def logit_gradients(vae, objective: str, x, calls: int, particles: int = 50, war
     out = []
     for i in range(warmup + calls):
         vae.zero_grad()
-        elbo.loss_and_grads(vae.model, vae.guide, x)
+        elbo.loss_and_grads(vae.model, vae.svi_guide, x)
         if opt is not None:
             opt.step()  # the neural baseline learns to predict the cost; nothing else moves
         if i >= warmup:

@@ -7,7 +7,7 @@ import torch
 from scipy.stats import bernoulli, norm
 
 from pyro_mvae.data import load_digits
-from pyro_mvae.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from pyro_mvae.likelihoods import BernoulliImage, BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.registry import build_vae
 from pyro_mvae.train import TrainerConfig, evaluate_elbo, fit
 
@@ -17,6 +17,20 @@ def test_bernoulli_log_prob_matches_scipy():
     x = torch.bernoulli(torch.full((3, 6), 0.4))
     expected = bernoulli.logpmf(x.numpy(), torch.sigmoid(logits).numpy()).sum(-1)
     np.testing.assert_allclose(BernoulliLikelihood()(logits).log_prob(x).numpy(), expected, rtol=1e-5)
+
+
+def test_fused_bernoulli_is_pyros_bernoulli_in_a_plate():
+    """BernoulliImage is Bernoulli(logits).to_event(1): same log_prob after plate broadcasting."""
+    logits, x = torch.randn(5, 6), torch.bernoulli(torch.full((2, 5, 6), 0.5))
+    with pyro.plate("particles", 2, dim=-2), pyro.plate("data", 5, dim=-1):
+        reference = pyro.distributions.Bernoulli(logits=logits).to_event(1)
+        trace = pyro.poutine.trace(lambda: (pyro.sample("a", BernoulliImage(logits), obs=x),
+                                            pyro.sample("b", reference, obs=x))).get_trace()
+    trace.compute_log_prob()
+    assert trace.nodes["a"]["fn"].batch_shape == (2, 5)
+    torch.testing.assert_close(trace.nodes["a"]["log_prob"], trace.nodes["b"]["log_prob"])
+    with pytest.raises(ValueError):
+        BernoulliImage(logits, validate_args=True).log_prob(torch.full((5, 6), 0.5))
 
 
 @pytest.mark.parametrize("learn", [False, True])

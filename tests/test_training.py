@@ -68,7 +68,7 @@ def test_trace_and_tracegraph_agree_on_a_reparameterised_model(prior, guide, dig
     for elbo in (Trace_ELBO(max_plate_nesting=1), TraceGraph_ELBO(max_plate_nesting=1)):
         pyro.set_rng_seed(3)
         vae.zero_grad()
-        losses.append(elbo.loss_and_grads(vae.model, vae.guide, x))
+        losses.append(elbo.loss_and_grads(vae.model, vae.svi_guide, x))
         grads.append([p.grad.clone() for p in vae.parameters()])
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     for a, b in zip(*grads):

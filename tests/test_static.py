@@ -1,0 +1,79 @@
+"""Static device and safety checks over the library code (no GPU needed to run them).
+
+* no ``.cuda()``: tensors follow their module or input (``.to(x.device)``);
+* no tensor created without ``device=`` outside a module's ``__init__`` (state created there is
+  moved by ``module.to(device)``); a line may opt out with a ``# device:`` comment saying why;
+* no ``torch.load`` without ``weights_only=True`` (a pickle can execute code).
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = sorted((ROOT / "pyro_mvae").rglob("*.py"))
+SCRIPTS = sorted((ROOT / "experiments").rglob("*.py"))
+FACTORIES = {"zeros", "ones", "full", "empty", "randn", "rand", "randint", "arange", "tensor",
+             "eye", "linspace", "as_tensor"}
+
+
+def _calls(path: Path):
+    """(call node, enclosing function name, source line) for every call in a file."""
+    source = path.read_text()
+    lines = source.splitlines()
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            if isinstance(child, ast.Call):
+                yield child, function, lines[child.lineno - 1]
+            yield from visit(child, name)
+
+    yield from visit(ast.parse(source), None)
+
+
+def _is_torch_attr(func, names) -> bool:
+    return (isinstance(func, ast.Attribute) and func.attr in names
+            and isinstance(func.value, ast.Name) and func.value.id == "torch")
+
+
+def _keywords(call) -> dict:
+    return {k.arg: k.value for k in call.keywords}
+
+
+@pytest.mark.parametrize("path", LIBRARY + SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_cuda_calls(path):
+    bad = [line.strip() for call, _, line in _calls(path)
+           if isinstance(call.func, ast.Attribute) and call.func.attr == "cuda"]
+    assert not bad, f"{path.name}: use .to(device) instead of .cuda(): {bad}"
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_tensors_are_created_on_a_device(path):
+    bad = [line.strip() for call, function, line in _calls(path)
+           if _is_torch_attr(call.func, FACTORIES) and "device" not in _keywords(call)
+           and function != "__init__" and "# device:" not in line]
+    assert not bad, f"{path.name}: tensors created without device=: {bad}"
+
+
+@pytest.mark.parametrize("path", LIBRARY + SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_torch_load_is_weights_only(path):
+    bad = []
+    for call, _, line in _calls(path):
+        if _is_torch_attr(call.func, {"load"}):
+            flag = _keywords(call).get("weights_only")
+            if not (isinstance(flag, ast.Constant) and flag.value is True):
+                bad.append(line.strip())
+    assert not bad, f"{path.name}: torch.load without weights_only=True: {bad}"
+
+
+def test_the_checks_catch_what_they_look_for(tmp_path):
+    """The checks are not vacuous: a file with each fault is flagged."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\n\ndef f(x):\n    y = torch.zeros(3)\n    x.cuda()\n"
+                   "    return torch.load('a.pt')\n")
+    for check in (test_no_cuda_calls, test_library_tensors_are_created_on_a_device,
+                  test_torch_load_is_weights_only):
+        with pytest.raises(AssertionError):
+            check(bad)
