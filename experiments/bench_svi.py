@@ -162,6 +162,12 @@ def bench(steps_of: dict, batches: list, rounds: int) -> dict:
     return {name: s / (rounds * len(batches)) for name, s in seconds.items()}
 
 
+def _to(step, device):
+    """The step with its model moved to ``device`` (its optimiser's state is created lazily)."""
+    step.vae.to(device)
+    return step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default="../shared/data")
@@ -182,7 +188,9 @@ def main():
         for B in args.batch_sizes:
             pyro.set_rng_seed(0)
             batches = [data.train.x[i * B:(i + 1) * B].bernoulli() for i in range(args.steps)]  # (B, D)
-            steps_of = variants(model, data.data_dim, args.levers)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            steps_of = {name: _to(step, device) for name, step in variants(model, data.data_dim, args.levers).items()}
             failed = warm_up(steps_of, batches)
             per_step = bench({k: v for k, v in steps_of.items() if k not in failed}, batches, args.rounds)
             plain = per_step["plain PyTorch"]
@@ -190,6 +198,9 @@ def main():
                 print(f"| {model} | {B} | {name} | {1 / s:.1f} | {B / s:.0f} | {s / plain:.3f} |")
             for name, message in failed.items():
                 print(f"| {model} | {B} | {name} | fails: {message[:100]} | | |")
+            if device.type == "cuda":
+                print(f"| {model} | {B} | peak GPU memory of all variants | "
+                      f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB | | |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ other commands take a run directory and ordinary options (``--help`` lists them)
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +19,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import distributed
+from pyro_mvae.objectives import build_objective
 from pyro_mvae.registry import build_dataset, build_vae
-from pyro_mvae.runs import resolve_device
-from pyro_mvae.train import TrainerConfig, fit
+from pyro_mvae.runs import read_checkpoint, resolve_device
+from pyro_mvae.signals import Interrupted
+from pyro_mvae.train import Diverged, TrainerConfig, fit
+from pyro_mvae.validation import ConfigError, validate_config
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500] [--device auto]
@@ -42,36 +46,90 @@ def compose_config(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
+RESUMABLE = ("resume", "trainer.epochs", "trainer.progress")
+"""The only settings a resume may give: the rest is the run's own configuration."""
+
+
 def train(overrides: list[str]) -> dict:
     """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors).
 
-    Under torchrun (``WORLD_SIZE`` > 1 in the environment) this process is one rank; with
-    ``trainer.devices=W`` it spawns W ranks here (see :mod:`pyro_mvae.distributed`)."""
-    cfg = compose_config(overrides)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    Every setting is checked (:func:`pyro_mvae.validation.validate_config`) before any work.
+    ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
+    1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
+    ranks here (see :mod:`pyro_mvae.distributed`)."""
+    config = OmegaConf.to_container(compose_config(overrides), resolve=True)
+    validate_config(config)
+    resume = None
+    if config["resume"]:
+        config, resume = resumed_config(config, overrides)
     trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
+    if resume is None and Path(config["run_dir"]).exists():
+        raise FileExistsError(f"run directory {config['run_dir']} already exists: choose another "
+                              f"run_dir, or continue it with resume={config['run_dir']}")
     group = distributed.from_environment()
     if group is None and trainer.devices > 1:
-        distributed.spawn(_train_rank, trainer.devices, config)
+        _preflight(config)
+        distributed.spawn(_train_rank, trainer.devices, config, resume)
         return json.loads((Path(config["run_dir"]) / "report.json").read_text())
     if group is None:
-        return _train_rank(distributed.SINGLE, config)
+        return _train_rank(distributed.SINGLE, config, resume)
     try:
-        return _train_rank(group, config)
+        return _train_rank(group, config, resume)
     finally:
         torch.distributed.destroy_process_group()
 
 
-def _train_rank(group, config: dict) -> dict:
+def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
+    """The configuration of the run ``config["resume"]`` (from its ``last.pt``) with only
+    ``trainer.epochs`` / ``trainer.progress`` taken from ``config``; and the checkpoint's path.
+
+    Raises:
+        ConfigError: for any other override, a finished run, or another number of processes.
+        pyro_mvae.runs.RunError: for a missing or unreadable ``last.pt``.
+    """
+    given = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    others = [key for key in given if key not in RESUMABLE]
+    if others:
+        raise ConfigError(f"resume continues the run's own configuration; only "
+                          f"{', '.join(RESUMABLE[1:])} may be given with it, got {', '.join(others)}")
+    run_dir = Path(config["resume"])
+    ckpt = read_checkpoint(run_dir / "last.pt", require_resume_state=True)
+    resumed = ckpt["config"]
+    for key in ("epochs", "progress"):
+        if f"trainer.{key}" in given:
+            resumed["trainer"][key] = config["trainer"][key]
+    resumed.update(run_dir=str(run_dir), resume=None)
+    progress, epochs = ckpt["progress"], resumed["trainer"]["epochs"]
+    if progress["epoch"] >= epochs and progress["batch"] == 0:
+        raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
+                          f"N > {epochs} to train it further")
+    world = int(os.environ.get("WORLD_SIZE", resumed["trainer"]["devices"]))
+    if len(ckpt["rng"]) != world:
+        raise ConfigError(f"{run_dir} was trained on {len(ckpt['rng'])} processes; resume it on as "
+                          f"many (trainer.devices={len(ckpt['rng'])}), this is {world}")
+    return resumed, str(run_dir / "last.pt")
+
+
+def _preflight(config: dict) -> None:
+    """Build the data, the model and the objective once here, so that a bad setting is refused
+    before any process is spawned."""
+    data = build_dataset(config["data"], torch.device("cpu"))
+    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
+    build_objective(**config["objective"], vae=vae)
+
+
+def _train_rank(group, config: dict, resume: str | None = None) -> dict:
     device = distributed.device_for(group, resolve_device(config["device"]))
     trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
     data = build_dataset(config["data"], device)
     torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
     vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"],
                     config["net"]).to(device)
+    checkpoint = None if resume is None else read_checkpoint(resume, device, require_resume_state=True)
     run_dir = Path(config["run_dir"])
-    report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"], group=group)
+    report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"],
+                 group=group, resume=checkpoint)
     if group.is_main:
         print(summary(report, run_dir))
     return report
@@ -171,7 +229,13 @@ def main(argv=None) -> int:
         return 2
     try:
         COMMANDS[args[0]](args[1:])
-    except (ValueError, FileExistsError, HydraException, OmegaConfBaseException, TypeError) as err:
+    except Interrupted as stop:
+        print(f"pyro-mvae: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    except Diverged as err:
+        print(f"pyro-mvae: training diverged: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, FileExistsError, HydraException, OmegaConfBaseException) as err:
         print(f"pyro-mvae: error: {err}", file=sys.stderr)
         return 2
     return 0

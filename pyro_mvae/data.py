@@ -44,23 +44,24 @@ class Split:
         return self.x.shape[0]
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None,
-                group: Group = SINGLE) -> Iterator[torch.Tensor]:
+                group: Group = SINGLE, start: int = 0) -> Iterator[torch.Tensor]:
         """Yield batches ``(B, D)`` (the last may be smaller), binarised afresh when dynamic.
 
         ``shuffle``: in a random order drawn from a generator seeded with ``seed`` (the same
         order on every rank), or from torch's global RNG when ``seed`` is None. With several
         ranks, each global batch of ``batch_size`` rows is split between them (rank r keeps
         rows r, r + W, ...: ``(≈B/W, D)``); a last batch with fewer rows than ranks is dropped.
+        ``start``: skip the first batches without drawing anything (resuming mid-epoch).
         """
         n = len(self)
         order = None
         if shuffle:
             generator = None if seed is None else torch.Generator(self.x.device).manual_seed(seed)
             order = torch.randperm(n, generator=generator, device=self.x.device)
-        for start in range(0, n, batch_size):
-            if n - start < group.world:
+        for first in range(start * batch_size, n, batch_size):
+            if n - first < group.world:
                 break
-            rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            rows = slice(first, first + batch_size) if order is None else order[first:first + batch_size]
             xb = group.shard(self.x[rows])
             yield torch.bernoulli(xb) if self.dynamic else xb
 

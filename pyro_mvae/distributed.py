@@ -13,12 +13,15 @@ Launch with ``pyro-mvae train trainer.devices=W`` (processes spawned here) or wi
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
+
+from pyro_mvae.signals import Interrupted, catch_stop_signals
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class Group:
         out = torch.empty(int(sum(sizes)), *shard.shape[1:], dtype=shard.dtype, device=shard.device)
         for r, (part, size) in enumerate(zip(parts, sizes)):
             out[r::self.world] = part[:int(size)]
+        return out
+
+    def gather_objects(self, obj) -> list:
+        """Every rank's ``obj`` (picklable, from this trusted process group), in rank order."""
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
         return out
 
     def wrap(self, loss_module: torch.nn.Module) -> torch.nn.Module:
@@ -113,7 +124,15 @@ def spawn(fn, world: int, *args) -> None:
     """
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ["MASTER_PORT"] = str(free_port())
-    mp.spawn(_run_rank, args=(world, fn, args), nprocs=world, join=True)
+    with catch_stop_signals():  # Ctrl-C reaches every rank; this process only waits
+        try:
+            mp.spawn(_run_rank, args=(world, fn, args), nprocs=world, join=True)
+        except mp.ProcessExitedException as exited:
+            if exited.exit_code <= 128:
+                raise
+            signum = exited.exit_code - 128
+            raise Interrupted(signum, f"the ranks stopped on signal {signum} after writing last.pt; "
+                                      "resume with: pyro-mvae train resume=RUN_DIR") from None
 
 
 def _run_rank(rank: int, world: int, fn, args) -> None:
@@ -121,5 +140,9 @@ def _run_rank(rank: int, world: int, fn, args) -> None:
     group = join(rank, world)
     try:
         fn(group, *args)
+    except Interrupted as stop:
+        if group.is_main:
+            print(f"pyro-mvae: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     finally:
         dist.destroy_process_group()

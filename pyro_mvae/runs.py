@@ -7,9 +7,12 @@ from pathlib import Path
 import torch
 
 from pyro_mvae import __version__
+from pyro_mvae.checkpoints import CHECKPOINT_FORMAT
 from pyro_mvae.registry import build_dataset, build_vae
 
 CHECKPOINT_KEYS = {"format", "version", "epoch", "val_elbo", "beta", "tau", "config", "model", "optimizer"}
+RESUME_KEYS = {"progress", "rng", "baselines"}
+"""What ``last.pt`` adds to every checkpoint's keys (format 2)."""
 
 
 class RunError(ValueError):
@@ -32,8 +35,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def read_checkpoint(path: Path, device=None) -> dict:
-    """``torch.load(path, weights_only=True)`` with checks of its keys and version.
+def read_checkpoint(path: Path, device=None, require_resume_state: bool = False) -> dict:
+    """``torch.load(path, weights_only=True)`` with checks of its keys and version: a file that
+    would run code when unpickled is refused without running it.
+
+    ``require_resume_state``: also require what a resume needs (a ``last.pt``).
 
     Raises:
         RunError: for a missing, truncated or tampered file, missing keys, or another major
@@ -48,9 +54,12 @@ def read_checkpoint(path: Path, device=None) -> dict:
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise RunError(f"checkpoint {path} is corrupted or not a pyro_mvae checkpoint ({err}); "
                        "restore it or train again") from err
-    missing = CHECKPOINT_KEYS - set(ckpt) if isinstance(ckpt, dict) else CHECKPOINT_KEYS
+    expected = CHECKPOINT_KEYS | (RESUME_KEYS if require_resume_state else set())
+    missing = expected - set(ckpt) if isinstance(ckpt, dict) else expected
     if missing:
-        raise RunError(f"checkpoint {path} lacks {sorted(missing)}: not a pyro_mvae checkpoint")
+        raise RunError(f"checkpoint {path} lacks {sorted(missing)}: not a pyro_mvae checkpoint of "
+                       f"format {CHECKPOINT_FORMAT} (runs of 0.1.0 before resuming existed have no "
+                       "last.pt and cannot be resumed)")
     if str(ckpt["version"]).split(".")[0] != __version__.split(".")[0]:
         raise RunError(f"checkpoint {path} was written by pyro_mvae {ckpt['version']}, this is "
                        f"{__version__}: install a {ckpt['version'].split('.')[0]}.x release to read it")

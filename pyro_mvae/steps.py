@@ -18,6 +18,14 @@ import torch
 from torch import nn
 
 
+class NonFiniteStep(FloatingPointError):
+    """A step whose loss or gradient is not finite; raised before the optimiser moves anything."""
+
+    def __init__(self, loss: float, grad_sum: float):
+        super().__init__(f"non-finite step: loss {loss}, sum of the gradients {grad_sum}")
+        self.loss, self.grad_sum = loss, grad_sum
+
+
 class ELBOLoss(nn.Module):
     """``scale`` × −ELBO of ``vae.model`` and ``vae.guide`` on a batch x ``(B, D)``: a 0-dim
     tensor in nats, summed over the batch, differentiable. Holds the VAE, so ``parameters()``
@@ -53,13 +61,19 @@ class Stepper:
             ``DistributedDataParallel`` wrapper of it for multi-process training.
         fast: take the fast route when the ELBO has a differentiable loss.
         validate: Pyro's distribution argument checks during the step.
+        check_finite: before the optimiser steps, check that the loss and the gradients are
+            finite (one host read per step) and raise :class:`NonFiniteStep` if not (the
+            gradients are then cleared and nothing moves).
+        agree: with several ranks, a reduction (sum over ranks) that makes every rank take the
+            same decision.
     """
 
     def __init__(self, vae, elbo, optimizer, loss_module=None, fast: bool = True,
-                 validate: bool = False):
+                 validate: bool = False, check_finite: bool = True, agree=None):
         self.vae, self.elbo, self.optimizer, self.validate = vae, elbo, optimizer, validate
         self.fast = fast and has_differentiable_loss(elbo)
         self.loss_module = loss_module if loss_module is not None else ELBOLoss(vae, elbo)
+        self.check_finite, self.agree = check_finite, agree
 
     @property
     def route(self) -> str:
@@ -75,5 +89,17 @@ class Stepper:
             else:
                 loss = torch.as_tensor(self.elbo.loss_and_grads(self.vae.model, self.vae.svi_guide, x),
                                        device=x.device)
+        if self.check_finite:
+            self._refuse_non_finite(loss)
         self.optimizer.step()
         return loss
+
+    def _refuse_non_finite(self, loss: torch.Tensor) -> None:
+        grads = [p.grad for p in self.vae.parameters() if p.grad is not None]
+        grad_sum = torch.stack([g.sum() for g in grads]).sum() if grads else torch.zeros_like(loss)
+        bad = (~torch.isfinite(loss) | ~torch.isfinite(grad_sum)).float()  # 0-dim, on the device
+        if self.agree is not None:
+            bad = self.agree(bad)
+        if bool(bad > 0):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteStep(float(loss), float(grad_sum))

@@ -37,8 +37,16 @@ def save_torch_atomic(obj, path: Path) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON line and fsync, so a crash loses at most the line being written."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Add one JSON line by atomically rewriting the file: old lines plus the new one, or nothing
+    new; never a half-written line."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    write_bytes_atomic(path, old + (json.dumps(record) + "\n").encode())
+
+
+def rewrite_jsonl(path: Path, keep) -> None:
+    """Atomically keep only the lines whose record satisfies ``keep(record)`` (no file: no-op)."""
+    path = Path(path)
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and keep(json.loads(line))]
+        write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode())

@@ -1,12 +1,15 @@
-"""The SVI loop: β and τ schedules, validation ELBO, early stopping, checkpoints, metrics.
+"""The SVI loop: β and τ schedules, validation ELBO, early stopping, checkpoints, metrics,
+resuming, interruption and divergence (DESIGN.md §1).
 
-A run directory holds ``config.yaml`` (written by the caller), ``metrics.jsonl`` (one line per
-epoch), ``best.pt`` (model state, optimiser state, config, schedules at the best validation
-ELBO) and ``report.json`` (test IWAE log-likelihood and ELBO). Every file is written atomically.
+A run directory holds ``config.yaml`` and ``environment.json`` (written when the run starts),
+``metrics.jsonl`` (one line per epoch, the same for the same command and seed),
+``timings.jsonl`` (wall time per epoch), ``best.pt`` (the best validation epoch), ``last.pt``
+(where training stands; see :mod:`pyro_mvae.checkpoints`) and ``report.json`` (test IWAE
+log-likelihood and ELBO). Every file is written atomically: killed at any moment, a run
+directory holds the previous or the next complete version of each file.
 """
 
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,18 +17,24 @@ from pathlib import Path
 import pyro
 import torch
 from omegaconf import OmegaConf
+from pyro import poutine
 from tqdm.auto import tqdm
 
-from pyro_mvae import __version__
+from pyro_mvae import checkpoints
+from pyro_mvae.checkpoints import Progress
 from pyro_mvae.data import Dataset
+from pyro_mvae.distributed import SINGLE, Group
 from pyro_mvae.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.objectives import build_objective
+from pyro_mvae.provenance import environment
 from pyro_mvae.schedules import TAU_SCHEDULES, linear_warmup
-from pyro_mvae.distributed import SINGLE, Group
-from pyro_mvae.steps import ELBOLoss, Stepper, has_differentiable_loss
-from pyro_mvae.storage import append_jsonl, save_torch_atomic, write_bytes_atomic, write_json_atomic
+from pyro_mvae.signals import Interrupted, catch_stop_signals
+from pyro_mvae.steps import ELBOLoss, NonFiniteStep, Stepper, has_differentiable_loss
+from pyro_mvae.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
 
-CHECKPOINT_FORMAT = 1
+
+class Diverged(FloatingPointError):
+    """Training stopped at a step whose loss or gradient was not finite."""
 
 
 @dataclass
@@ -66,6 +75,8 @@ class TrainerConfig:
     fast_step: bool = True
     validate: bool = False
     devices: int = 1
+    check_finite: bool = True
+    on_nonfinite: str = "stop"
 
     def __post_init__(self):
         positive = ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
@@ -76,7 +87,8 @@ class TrainerConfig:
         for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"trainer.{name} must be > 0, got {getattr(self, name)}")
-        for name, choices in (("tau_schedule", TAU_SCHEDULES), ("tau_update", ("epoch", "step"))):
+        for name, choices in (("tau_schedule", TAU_SCHEDULES), ("tau_update", ("epoch", "step")),
+                              ("on_nonfinite", ("stop", "skip"))):
             if getattr(self, name) not in choices:
                 raise ValueError(f"trainer.{name} must be one of {', '.join(choices)}, "
                                  f"got '{getattr(self, name)}'")
@@ -108,41 +120,77 @@ def check_dataset(vae, data: Dataset) -> None:
 
 
 def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
-        config: dict, seed: int = 0, group: Group = SINGLE) -> dict:
-    """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best checkpoint on test.
+        config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None) -> dict:
+    """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best epoch on test.
 
     ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
     :mod:`pyro_mvae.objectives`). ``config`` is written to ``config.yaml`` and stored in every
-    checkpoint. ``run_dir`` must not exist yet; it is created only after the data, the pairing
-    and the settings are checked. ``group``: this process's rank among several training one
-    model (:mod:`pyro_mvae.distributed`); only rank 0 writes files. Returns the report also
-    written to ``report.json``.
+    checkpoint. A new run's ``run_dir`` must not exist yet; it is created only after the data,
+    the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
+    ``run_dir`` (:func:`pyro_mvae.runs.read_checkpoint`) to continue from, bit-identically on
+    CPU. ``group``: this process's rank among several training one model
+    (:mod:`pyro_mvae.distributed`); only rank 0 writes files. Returns the report also written
+    to ``report.json``.
 
     Raises:
         pyro_mvae.likelihoods.DataError: data the model cannot score (nothing is written).
         pyro_mvae.guides.PairingError: an objective that makes no valid bound with the model.
-        FileExistsError: ``run_dir`` already exists.
+        FileExistsError: a new run's ``run_dir`` already exists.
         ValueError: a multi-process run with an objective that has no differentiable loss.
+        pyro_mvae.signals.Interrupted: SIGINT or SIGTERM; ``last.pt`` holds the step reached.
+        Diverged: a non-finite step with ``trainer.on_nonfinite="stop"``.
     """
     pyro.set_rng_seed(seed + group.rank)  # each rank draws its own noise
     elbo = build_objective(**objective, vae=vae)
     check_dataset(vae, data)
     step = _stepper(vae, elbo, trainer, group, objective["name"])
     run_dir = Path(run_dir)
-    if group.is_main:
-        run_dir.mkdir(parents=True, exist_ok=False)
-        write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
-    started = time.perf_counter()
-    best = _train_epochs(vae, data, trainer, step, run_dir, config, seed, group)
-    train_seconds = time.perf_counter() - started
-    vae.load_state_dict(best.pop("state"))  # the best epoch's parameters, on every rank
-    vae.tau = best["tau"]
-    report = final_report(vae, data, trainer, best, group)
-    report.update(train_seconds=train_seconds, epochs_run=best["epochs_run"], seed=seed,
-                  processes=group.world, environment=environment(vae))
+    progress = _start(vae, step, run_dir, config, group, resume)
+    with catch_stop_signals() as stop:
+        best = _train_epochs(vae, data, trainer, step, run_dir, config, seed, group, progress, stop)
+    _restore_best(vae, best, run_dir, group)
+    report = final_report(vae, data, trainer, progress, group)
+    report.update(train_seconds=progress.train_seconds, epochs_run=progress.epoch, seed=seed,
+                  processes=group.world, skipped_steps=progress.skipped_steps,
+                  environment=environment(next(vae.parameters()).device, group.world))
     if group.is_main:
         write_json_atomic(run_dir / "report.json", report)
     return report
+
+
+def _start(vae, step, run_dir, config, group, resume) -> Progress:
+    """A new run's directory and progress, or a resumed run's restored state."""
+    if resume is None:
+        checkpoints.set_baseline_state({})
+        if group.is_main:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
+            write_json_atomic(run_dir / "environment.json",
+                              environment(next(vae.parameters()).device, group.world))
+        return Progress()
+    vae.load_state_dict(resume["model"])
+    step.optimizer.load_state_dict(resume["optimizer"])
+    progress = Progress(**resume["progress"])
+    checkpoints.set_rng_state(resume["rng"][group.rank])
+    checkpoints.set_baseline_state(resume["baselines"])
+    if group.is_main:  # drop lines of epochs the checkpoint has not finished (killed in between)
+        for name in ("metrics.jsonl", "timings.jsonl"):
+            rewrite_jsonl(run_dir / name, lambda r: r["epoch"] < progress.epoch)
+        write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
+    return progress
+
+
+def _restore_best(vae, best: dict | None, run_dir: Path, group: Group) -> None:
+    """Back to the best epoch's parameters and τ: kept in memory when this session found it,
+    else read from ``best.pt`` (a resumed run whose best epoch came before the resume)."""
+    if best is None:
+        group.barrier()
+        if not (run_dir / "best.pt").exists():
+            return
+        ckpt = torch.load(run_dir / "best.pt", map_location=next(vae.parameters()).device, weights_only=True)
+        best = {"state": ckpt["model"], "tau": ckpt["tau"]}
+    vae.load_state_dict(best["state"])
+    vae.tau = best["tau"]
 
 
 def _stepper(vae, elbo, trainer, group, objective_name: str) -> Stepper:
@@ -156,7 +204,8 @@ def _stepper(vae, elbo, trainer, group, objective_name: str) -> Stepper:
             "process, or use objective=trace or enum")
     loss_module = group.wrap(ELBOLoss(vae, elbo, scale=group.world))
     return Stepper(vae, elbo, make_optimizer(vae, trainer.lr), loss_module=loss_module,
-                   fast=trainer.fast_step, validate=trainer.validate)
+                   fast=trainer.fast_step, validate=trainer.validate, check_finite=trainer.check_finite,
+                   agree=group.sum if group.world > 1 else None)
 
 
 def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
@@ -165,66 +214,124 @@ def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
 
 
-def _train_epochs(vae, data, trainer, step, run_dir, config, seed, group) -> dict:
-    best = {"val_elbo": -math.inf, "epoch": -1, "epochs_run": 0, "state": None}
-    bar = tqdm(range(trainer.epochs), desc="train", disable=not (trainer.progress and group.is_main))
-    for epoch in bar:
+def _train_epochs(vae, data, trainer, step, run_dir, config, seed, group, progress, stop) -> dict | None:
+    """Epochs until ``trainer.epochs`` or early stopping; returns the best epoch's state and τ
+    when this session found a new best (else None)."""
+    best = None
+    bar = tqdm(total=trainer.epochs, initial=progress.epoch, desc="train",
+               disable=not (trainer.progress and group.is_main))
+    while progress.epoch < trainer.epochs and not _patience_exhausted(progress, trainer):
         tic = time.perf_counter()
+        epoch = progress.epoch
         vae.beta, vae.tau = trainer.beta(epoch), trainer.tau(epoch)
-        train_elbo = _train_one_epoch(vae, data.train, trainer, epoch, step, seed, group)
+        _train_one_epoch(vae, data.train, trainer, step, seed, group, progress, stop, run_dir, config)
         val = evaluate_elbo(vae, data.val, trainer.batch_size, group)
-        record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau, "train_elbo": train_elbo,
-                  "val_elbo": val["elbo"], "val_log_lik": val["log_lik"], "val_kl": val["kl"],
-                  "seconds": time.perf_counter() - tic}
-        best["epochs_run"] = epoch + 1
-        if val["elbo"] > best["val_elbo"]:  # the same decision on every rank: val is gathered
-            best.update(val_elbo=val["elbo"], epoch=epoch, state=_copy_state(vae), tau=vae.tau)
+        record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
+                  "train_elbo": -progress.epoch_loss / len(data.train), "val_elbo": val["elbo"],
+                  "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": progress.skipped_steps}
+        if val["elbo"] > progress.best_val_elbo:  # the same decision on every rank: val is gathered
+            progress.best_val_elbo, progress.best_epoch = val["elbo"], epoch
+            best = {"state": {k: v.detach().clone() for k, v in vae.state_dict().items()}, "tau": vae.tau}
             if group.is_main:
-                save_checkpoint(run_dir / "best.pt", vae, step.optimizer, config, epoch, val["elbo"])
-        record["best_epoch"] = best["epoch"]
-        if group.is_main:
-            append_jsonl(run_dir / "metrics.jsonl", record)
-        bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=best["epoch"], beta=f"{vae.beta:.2f}")
-        if epoch - best["epoch"] >= trainer.patience:
-            break
+                checkpoints.save_best(run_dir / "best.pt", vae, step.optimizer, config, epoch, val["elbo"])
+        record["best_epoch"] = progress.best_epoch
+        progress.epoch, progress.batch, progress.epoch_loss = epoch + 1, 0, 0.0
+        progress.train_seconds += time.perf_counter() - tic
+        _end_of_epoch(vae, step, run_dir, config, group, progress, record, time.perf_counter() - tic)
+        bar.update(1)
+        bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=progress.best_epoch, beta=f"{vae.beta:.2f}")
+    bar.close()
     return best
 
 
-def _copy_state(vae) -> dict:
-    return {k: v.detach().clone() for k, v in vae.state_dict().items()}
+def _patience_exhausted(progress: Progress, trainer: TrainerConfig) -> bool:
+    """Early stopping: ``patience`` epochs since the best validation ELBO."""
+    return progress.epoch > 0 and (progress.epoch - 1) - progress.best_epoch >= trainer.patience
 
 
-def _train_one_epoch(vae, split, trainer, epoch, step, seed, group) -> float:
-    """One pass of SVI steps; returns the β-weighted training ELBO per datapoint (nats).
+def _end_of_epoch(vae, step, run_dir, config, group, progress, record, seconds) -> None:
+    rng = group.gather_objects(checkpoints.rng_state())
+    if group.is_main:
+        append_jsonl(run_dir / "metrics.jsonl", record)
+        append_jsonl(run_dir / "timings.jsonl", {"epoch": record["epoch"], "seconds": seconds})
+        checkpoints.save_last(run_dir / "last.pt", vae, step.optimizer, config, progress, rng)
 
-    The batch order is seeded by (seed, epoch), the same on every rank; the losses are summed
-    on the device and read once, at the end of the epoch."""
-    total, steps = torch.zeros((), device=split.x.device), math.ceil(len(split) / trainer.batch_size)
-    batches = split.batches(trainer.batch_size, shuffle=True, seed=seed * 1_000_003 + epoch, group=group)
-    for i, xb in enumerate(batches):  # (B / W, D), re-binarised
+
+def _train_one_epoch(vae, split, trainer, step, seed, group, progress, stop, run_dir, config) -> None:
+    """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed into
+    ``progress.epoch_loss`` (read from the device once, at the end, or at an interruption).
+
+    The batch order is seeded by (seed, epoch), the same on every rank and after a resume."""
+    steps_per_epoch = math.ceil(len(split) / trainer.batch_size)
+    total = torch.tensor(progress.epoch_loss, device=split.x.device)  # summed over all ranks
+    batches = split.batches(trainer.batch_size, shuffle=True, seed=seed * 1_000_003 + progress.epoch,
+                            group=group, start=progress.batch)
+    for xb in batches:  # (B / W, D), re-binarised
         if trainer.tau_update == "step":
-            vae.tau = trainer.tau(epoch + i / steps)
-        total = total + step(xb) / group.world  # −ELBO summed over the shard (the loss is W×)
-    return -float(group.sum(total)) / len(split)
+            vae.tau = trainer.tau(progress.epoch + progress.batch / steps_per_epoch)
+        try:
+            total = total + group.sum(step(xb)) / group.world  # the loss is W × the shard's −ELBO
+            progress.step += 1
+        except NonFiniteStep as bad:
+            _non_finite(bad, vae, xb, trainer, progress, run_dir)
+        progress.batch += 1
+        if _stop_requested(stop, group, xb.device):
+            progress.epoch_loss = float(total)
+            _interrupt(stop, vae, step, run_dir, config, group, progress)
+    progress.epoch_loss = float(total)
 
 
-def save_checkpoint(path: Path, vae, optimizer, config: dict, epoch: int, val_elbo: float) -> None:
-    """Atomically write model state, optimiser state, config and schedules."""
-    save_torch_atomic({
-        "format": CHECKPOINT_FORMAT, "version": __version__, "epoch": epoch,
-        "val_elbo": val_elbo, "beta": vae.beta, "tau": vae.tau, "config": config,
-        "model": vae.state_dict(), "optimizer": optimizer.state_dict()}, path)
+def _stop_requested(stop, group: Group, device) -> bool:
+    if group.world == 1:
+        return bool(stop)
+    return bool(group.sum(torch.tensor(float(bool(stop)), device=device)) > 0)  # every rank agrees
 
 
-def load_checkpoint(path: Path, vae, device=None) -> dict:
-    """Load ``path`` into ``vae`` (``weights_only=True``: no code is unpickled); returns the checkpoint."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    vae.load_state_dict(ckpt["model"])
-    vae.beta, vae.tau = ckpt["beta"], ckpt["tau"]
-    return ckpt
+def _interrupt(stop, vae, step, run_dir, config, group, progress) -> None:
+    rng = group.gather_objects(checkpoints.rng_state())
+    if group.is_main:
+        checkpoints.save_last(run_dir / "last.pt", vae, step.optimizer, config, progress, rng)
+    signum = stop.signum or 2
+    raise Interrupted(signum, f"stopped by signal {signum} at epoch {progress.epoch}, batch "
+                              f"{progress.batch} (step {progress.step}); the checkpoint {run_dir / 'last.pt'} "
+                              f"holds it. Resume with: pyro-mvae train resume={run_dir}")
 
 
-def final_report(vae, data: Dataset, trainer: TrainerConfig, best: dict, group: Group = SINGLE) -> dict:
+def _non_finite(bad: NonFiniteStep, vae, xb, trainer, progress, run_dir) -> None:
+    """Skip and count the step, or stop with the step, the non-finite sites and the last checkpoint."""
+    if trainer.on_nonfinite == "skip":
+        progress.skipped_steps += 1
+        return
+    last = run_dir / "last.pt"
+    where = (f"{last} (end of epoch {progress.epoch - 1})" if progress.epoch > 0 and last.exists()
+             else "none yet (the run had not finished an epoch)")
+    raise Diverged(
+        f"non-finite loss or gradient at step {progress.step} (epoch {progress.epoch}, batch "
+        f"{progress.batch}; loss {bad.loss}, gradient sum {bad.grad_sum}); {non_finite_sites(vae, xb)}. "
+        f"The parameters were not updated by it. Last good checkpoint: {where}. Lower trainer.lr, "
+        "check the data, or set trainer.on_nonfinite=skip to drop such steps")
+
+
+@torch.no_grad()
+def non_finite_sites(vae, x: torch.Tensor) -> str:
+    """Which sites have a non-finite value or log-density on batch x, as far as one fresh draw
+    of the guide (and the model replayed on it) can tell; and whether x itself is finite."""
+    with pyro.validation_enabled(False):
+        guide = poutine.trace(vae.guide).get_trace(x)
+        model = poutine.trace(poutine.replay(vae.model, trace=guide)).get_trace(x)
+        sites = []
+        for role, trace in (("guide", guide), ("model", model)):
+            trace.compute_log_prob()
+            sites += [f"{role} site '{name}'" for name, site in trace.nodes.items()
+                      if site["type"] == "sample" and "log_prob" in site
+                      and not (torch.isfinite(site["log_prob"]).all() and torch.isfinite(site["value"]).all())]
+    bad_data = int((~torch.isfinite(x)).sum())
+    found = ("non-finite value or log-density at " + ", ".join(sites)) if sites else \
+        "every site is finite on a fresh draw (the gradient overflowed)"
+    return found + (f"; the batch itself holds {bad_data} non-finite values" if bad_data else "")
+
+
+def final_report(vae, data: Dataset, trainer: TrainerConfig, progress: Progress, group: Group = SINGLE) -> dict:
     """Test ELBO and IWAE log p(x) (mean ± s.e., nats) of ``vae`` (the best state), sharded."""
     vae.beta = 1.0
     test = data.test if trainer.eval_limit is None else _head(data.test, trainer.eval_limit)
@@ -237,19 +344,18 @@ def final_report(vae, data: Dataset, trainer: TrainerConfig, best: dict, group: 
         "dataset": data.name, "n_test": len(test), "K": trainer.eval_samples,
         "test_iwae_ll": ll_mean, "test_iwae_ll_se": ll_se,
         "test_elbo": elbo["elbo"], "test_elbo_se": elbo["elbo_se"],
-        "test_kl": elbo["kl"], "best_epoch": best["epoch"], "best_val_elbo": best["val_elbo"],
+        "test_kl": elbo["kl"], "best_epoch": progress.best_epoch, "best_val_elbo": progress.best_val_elbo,
         "tau_at_best": vae.tau, "density": density_note(vae), "units": "nats per image",
         "eval_seconds": time.perf_counter() - tic, "trainer": asdict(trainer)}
 
 
+def load_checkpoint(path: Path, vae, device=None) -> dict:
+    """Load a checkpoint into ``vae`` (``weights_only=True``: no code is unpickled); returns it."""
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    vae.load_state_dict(ckpt["model"])
+    vae.beta, vae.tau = ckpt["beta"], ckpt["tau"]
+    return ckpt
+
+
 def _head(split, n: int):
     return type(split)(split.x[:n], split.y[:n], split.dynamic)
-
-
-def environment(vae) -> dict:
-    """Versions and machine, for the report."""
-    device = next(vae.parameters()).device
-    return {"pyro_mvae": __version__, "torch": torch.__version__, "pyro": pyro.__version__,
-            "python": platform.python_version(), "device": str(device),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "torch_threads": torch.get_num_threads()}

@@ -5,7 +5,7 @@ import pytest
 import pyro
 import torch
 
-import pyro_mvae  # noqa: F401  (sets Pyro's module-local params)
+import pyro_mvae  # noqa: F401
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -25,7 +25,8 @@ def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     code, run_dir = run_cli(tmp_path)
     assert code == 0
     assert "IWAE log p(x) (K=30)" in capsys.readouterr().out
-    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "metrics.jsonl", "best.pt", "report.json"}
+    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "environment.json", "metrics.jsonl",
+                                                  "timings.jsonl", "best.pt", "last.pt", "report.json"}
     report = json.loads((run_dir / "report.json").read_text())
     assert report["dataset"] == "digits" and report["K"] == 30 and report["n_test"] == 297
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)

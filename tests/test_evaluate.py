@@ -91,3 +91,15 @@ def test_evaluate_other_splits(trained_runs):
     assert report["n"] == 50 and report["split"] == "train"
     with pytest.raises(ValueError, match="split"):
         evaluate_run(trained_runs["mixture"], num_samples=20, split="holdout", progress=False)
+
+
+def test_a_memory_budget_sets_the_chunk_size(trained_runs):
+    from pyro_mvae.iwae import BYTES_PER_PARTICLE_PIXEL, chunk_size_for
+
+    # 64-pixel digits, 100 images per batch: 1 MiB holds 2**20 / (12 · 100 · 64) = 13 particles
+    assert chunk_size_for(1.0, 100, 64) == 2 ** 20 // (BYTES_PER_PARTICLE_PIXEL * 100 * 64) == 13
+    with pytest.raises(ValueError, match="cannot hold one particle"):
+        chunk_size_for(0.01, 100, 784)
+    report = evaluate_run(trained_runs["mixture"], num_samples=40, limit=100, memory_mib=1.0,
+                          progress=False, make_figures=False)
+    assert report["chunk_size"] == 13 and report["K"] == 40
