@@ -16,10 +16,11 @@ benchmark only.
 
 Variants: ``plain PyTorch`` (the twin with ``torch.optim.Adam`` at its defaults: the reference of
 every ratio) and ``plain PyTorch, fused Adam``; ``package`` is the training loop's step
-(:class:`pyro_mvae.steps.Stepper`, fast route, validation off, the trainer's fused Adam).
-``--levers`` adds the levers measured for the README: ``svi`` (``loss_and_grads`` as
-``pyro.infer.SVI`` does, validation on, default Adam: the naive step), ``unfused`` (fast route,
-default Adam), ``validate`` (fast route, validation on) and ``jit`` (``JitTrace_ELBO``).
+(:class:`pyro_mvae.steps.Stepper` as the trainer builds it: fast route, validation off, fused
+Adam, the per-step finiteness check of loss and gradients). ``--levers`` adds the levers
+measured for the README: ``svi`` (``loss_and_grads`` as ``pyro.infer.SVI`` does, validation on,
+default Adam, no finiteness check: the naive step), ``no finite check``, ``unfused`` (default
+Adam), ``validate`` (validation on) and ``jit`` (``JitTrace_ELBO``).
 """
 
 import argparse
@@ -109,15 +110,17 @@ class TwinStep:
         return loss.detach()
 
 
-def package_step(vae, elbo="trace", fast=True, validate=False, fused=True):
+def package_step(vae, elbo="trace", fast=True, validate=False, fused=True, check_finite=True):
     vae.tau = TAU
     cls = {"trace": pyro.infer.Trace_ELBO, "jit": pyro.infer.JitTrace_ELBO}[elbo]
     optimizer = make_optimizer(vae, 1e-3) if fused else torch.optim.Adam(vae.parameters(), lr=1e-3)
-    return Stepper(vae, cls(max_plate_nesting=1), optimizer, fast=fast, validate=validate)
+    return Stepper(vae, cls(max_plate_nesting=1), optimizer, fast=fast, validate=validate,
+                   check_finite=check_finite)
 
 
 LEVERS = {
-    "svi": dict(fast=False, validate=True, fused=False),
+    "svi": dict(fast=False, validate=True, fused=False, check_finite=False),
+    "no finite check": dict(check_finite=False),
     "unfused": dict(fused=False),
     "validate": dict(validate=True),
     "jit": dict(elbo="jit"),

@@ -6,6 +6,7 @@ every run and every model is scored on the same binary images. Batches are index
 tensors that already sit on the device: no per-item DataLoader work.
 """
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,11 +35,14 @@ class Split:
     """One split: images ``x (N, D)`` and labels ``y (N,)`` on one device.
 
     ``dynamic=True``: x holds intensities in [0, 1], binarised afresh by :meth:`batches`.
+    ``dequantize_levels=L``: x holds L grey levels k/(L−1), dequantised afresh by
+    :meth:`batches` to (k + u)/L, u ~ U(0, 1) (:func:`dequantize`).
     """
 
     x: torch.Tensor
     y: torch.Tensor
     dynamic: bool
+    dequantize_levels: int | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -63,11 +67,14 @@ class Split:
                 break
             rows = slice(first, first + batch_size) if order is None else order[first:first + batch_size]
             xb = group.shard(self.x[rows])
+            if self.dequantize_levels is not None:
+                xb = dequantize(xb, self.dequantize_levels, torch.rand_like(xb))
             yield torch.bernoulli(xb) if self.dynamic else xb
 
     def shard(self, group: Group) -> "Split":
         """This rank's rows of the split (see :meth:`Group.shard`)."""
-        return self if group.world == 1 else Split(group.shard(self.x), group.shard(self.y), self.dynamic)
+        return self if group.world == 1 else Split(group.shard(self.x), group.shard(self.y), self.dynamic,
+                                                   self.dequantize_levels)
 
 
 @dataclass
@@ -79,6 +86,8 @@ class Dataset:
     val: Split
     test: Split
     image_shape: tuple[int, ...]
+    levels: int | None = None
+    """Grey levels L of dequantised data (digits 17, MNIST 256); None for binary data."""
 
     @property
     def data_dim(self) -> int:
@@ -104,16 +113,44 @@ def binarize_fixed(x: torch.Tensor) -> torch.Tensor:
     return torch.bernoulli(x.cpu(), generator=gen).to(x.device)
 
 
+def dequantize(x: torch.Tensor, levels: int, u: torch.Tensor) -> torch.Tensor:
+    """Uniform dequantisation: grey level k = round(x (L − 1)) -> (k + u) / L ∈ (0, 1), same shape.
+
+    A density p on [0, 1]^D then bounds the probability of the L-level image:
+    log P(k) ≥ E_u[log p((k + u)/L)] − D log L (Theis et al. 2016), so its log-likelihood in nats
+    converts to bits per dimension of the discrete data by :func:`dequantized_bits_per_dim`.
+    """
+    return (torch.round(x * (levels - 1)) + u) / levels
+
+
+def dequantized_bits_per_dim(log_density: float, data_dim: int, levels: int) -> float:
+    """Bits per dimension of L-level images from the mean log-density (nats) of their
+    dequantised versions: (−log p + D ln L) / (D ln 2), an upper bound on the discrete model's."""
+    return (-log_density + data_dim * math.log(levels)) / (data_dim * math.log(2))
+
+
+def dequantize_fixed(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """:func:`dequantize` with noise from :data:`FIXED_BINARIZATION_SEED` (validation, test)."""
+    gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
+    return dequantize(x, levels, torch.rand(x.shape, generator=gen).to(x.device))  # device: CPU draw, moved
+
+
 def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binarize: bool,
-                 device) -> Dataset:
+                 device, dequantize_levels: int | None = None) -> Dataset:
     """Split ``train_pool = (x, y)`` into train and its last ``val_size`` images as validation.
 
     ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1]. With ``binarize`` the training
-    split is dynamic and validation/test are binarised once; without it all keep grey levels.
+    split is dynamic and validation/test are binarised once; with ``dequantize_levels`` = L the
+    training split is dequantised afresh every batch and validation/test once (fixed seed);
+    with neither all keep their grey levels.
 
     Raises:
-        DataError: for a validation size that leaves no training images, or bad intensities.
+        DataError: for a validation size that leaves no training images, bad intensities, or
+            both binarisation and dequantisation.
     """
+    if binarize and dequantize_levels:
+        raise DataError("data.dequantize needs grey levels: set data.binarize=false with it "
+                        "(and likelihood=gaussian)")
     (x_pool, y_pool), (x_test, y_test) = train_pool, test
     if not 0 < val_size < len(x_pool):
         raise DataError(f"data.val_size={val_size} must be between 1 and {len(x_pool) - 1} "
@@ -131,21 +168,25 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
     x_train, x_val, x_te = flat(x_pool[:cut]), flat(x_pool[cut:]), flat(x_test)
     if binarize:
         x_val, x_te = binarize_fixed(x_val), binarize_fixed(x_te)
+    if dequantize_levels:
+        x_val, x_te = dequantize_fixed(x_val, dequantize_levels), dequantize_fixed(x_te, dequantize_levels)
     return Dataset(
         name=name,
-        train=Split(x_train, tensor(y_pool[:cut], torch.long), dynamic=binarize),
+        train=Split(x_train, tensor(y_pool[:cut], torch.long), dynamic=binarize,
+                    dequantize_levels=dequantize_levels),
         val=Split(x_val, tensor(y_pool[cut:], torch.long), dynamic=False),
         test=Split(x_te, tensor(y_test, torch.long), dynamic=False),
-        image_shape=tuple(image_shape))
+        image_shape=tuple(image_shape), levels=dequantize_levels)
 
 
 def load_digits(root=None, val_size: int = 300, test_size: int = 297, binarize: bool = True,
-                limit=None, device="cpu") -> Dataset:
+                limit=None, device="cpu", dequantize: bool = False) -> Dataset:
     """scikit-learn's 1,797 8×8 handwritten digits (no download), intensities 0..16 scaled to [0, 1].
 
     A fixed permutation (seed 0) holds out ``test_size`` test images; the rest is the training
     pool, whose last ``val_size`` images validate. ``root`` and ``limit`` are accepted for a
     uniform signature (``limit`` keeps the first images of the pool and of the test set).
+    ``dequantize``: grey levels (17 of them) dequantised to a density on [0, 1]^64.
     """
     from sklearn.datasets import load_digits as sk_digits
 
@@ -154,16 +195,17 @@ def load_digits(root=None, val_size: int = 300, test_size: int = 297, binarize: 
     order = np.random.RandomState(0).permutation(len(x))
     test_idx, pool_idx = order[:test_size], order[test_size:]
     pool, test = _limit((x[pool_idx], y[pool_idx]), limit), _limit((x[test_idx], y[test_idx]), limit)
-    return make_dataset("digits", pool, test, (8, 8), val_size, binarize, device)
+    return make_dataset("digits", pool, test, (8, 8), val_size, binarize, device, 17 if dequantize else None)
 
 
 def load_mnist(root=None, val_size: int = 10000, binarize: bool = True, download: bool = True,
-               limit=None, device="cpu") -> Dataset:
+               limit=None, device="cpu", dequantize: bool = False) -> Dataset:
     """MNIST through torchvision: 50k train / 10k validation (the last 10k of the training file) / 10k test.
 
     ``root``: folder holding ``MNIST/raw/``; defaults to ``$PYRO_MVAE_DATA``, else
     ``~/.cache/pyro_mvae/data``. Downloaded when absent and ``download`` is true.
     ``limit`` keeps the first ``limit`` images of the training pool and of the test set.
+    ``dequantize``: the 256 grey levels dequantised to a density on [0, 1]^784.
 
     Raises:
         DataNotFoundError: when the files are absent and cannot be downloaded; it names the
@@ -173,7 +215,8 @@ def load_mnist(root=None, val_size: int = 10000, binarize: bool = True, download
     train, test = _torchvision_mnist(folder, True, download), _torchvision_mnist(folder, False, download)
     pool = _limit((train.data.numpy().astype(np.float32) / 255, train.targets.numpy()), limit)
     held_out = _limit((test.data.numpy().astype(np.float32) / 255, test.targets.numpy()), limit)
-    return make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), val_size, binarize, device)
+    return make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), val_size, binarize, device,
+                        256 if dequantize else None)
 
 
 def resolve_root(root) -> Path:

@@ -78,12 +78,15 @@ def active_units(posterior_means: torch.Tensor) -> tuple[int, torch.Tensor]:
 
 
 @torch.no_grad()
-def kl_per_dimension(vae, x: torch.Tensor, num_samples: int = 64) -> torch.Tensor:
+def kl_per_dimension(vae, x: torch.Tensor, num_samples: int = 64) -> torch.Tensor | None:
     """E_x KL(q(z_j | x) ‖ p(z_j)) for each dimension j, ``(d,)`` in nats, by Monte Carlo.
 
     Uses each dimension's marginal densities (mixtures where the prior or guide is one), with
     ``num_samples`` draws per image. For a factorised guide and prior these sum to the full KL.
+    ``None`` when the guide or the prior is a flow (no per-dimension marginal density).
     """
+    if not (hasattr(vae.encoder, "posterior_per_dim") and hasattr(vae.prior, "marginal_per_dim")):
+        return None
     q = vae.encoder.posterior_per_dim(x)  # batch (N, d)
     z = q.sample((num_samples,))  # (S, N, d)
     log_ratio = q.log_prob(z) - vae.prior.marginal_per_dim().log_prob(z)  # (S, N, d)
@@ -110,7 +113,7 @@ def component_probabilities(vae, x: torch.Tensor) -> torch.Tensor | None:
         return None
     if vae.encoder.chooses_component:
         return vae.encoder.component_probs(x)
-    return vae.prior.responsibilities(vae.encoder.posterior(x).mean)
+    return vae.prior.responsibilities(vae.encoder.mean(x))
 
 
 def clustering_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:

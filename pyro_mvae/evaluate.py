@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_mvae import diagnostics, figures
-from pyro_mvae.data import binarize_fixed
+from pyro_mvae.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
 from pyro_mvae.runs import load_run, resolve_device
 from pyro_mvae.storage import write_bytes_atomic, write_json_atomic
@@ -49,11 +49,18 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     x, labels = part.x[:limit], part.y[:limit]  # (N, D), (N,)
     if part.dynamic:  # training images keep grey levels: score one fixed binarisation of them
         x = binarize_fixed(x)
+    elif part.dequantize_levels:  # likewise one fixed dequantisation
+        x = dequantize_fixed(x, part.dequantize_levels)
     vae.check_data(x)
     if memory_mib is not None:
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
     report = _summary(vae, x, labels, scores, num_samples, data.data_dim)
+    if data.levels:
+        report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
+        report["units"] = (f"nats per image of the density on [0, 1]^D of dequantised {data.levels}-level "
+                           "images; bits per dimension of that density, and (…_discrete) of the "
+                           f"{data.levels}-level images themselves (an upper bound)")
     report.update(run_dir=str(run_dir), split=split, epoch=ckpt["epoch"], tau=ckpt["tau"], chunk_size=chunk_size,
                   data=config["data"]["name"], prior=config["prior"]["name"],
                   guide=config["guide"]["name"], density=density_note(vae))
@@ -125,12 +132,13 @@ def _warnings(report) -> list[str]:
 
 @torch.no_grad()
 def _posterior_health(vae, x, labels) -> dict:
-    means = torch.cat([vae.encoder.posterior(xb).mean for xb in x.split(500)])  # (N, d)
+    means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)])  # (N, d)
     count, variances = diagnostics.active_units(means)
-    kl = torch.cat([diagnostics.kl_per_dimension(vae, xb)[None] * len(xb) for xb in x.split(500)])
+    kl = [diagnostics.kl_per_dimension(vae, xb) for xb in x.split(500)]  # each (d,) or None
     health = {"active_units": count, "latent_dim": int(means.shape[1]),
               "active_unit_variances": variances.tolist(),
-              "kl_per_dim": (kl.sum(0) / x.shape[0]).tolist()}
+              "kl_per_dim": None if kl[0] is None else
+              (sum(k * len(xb) for k, xb in zip(kl, x.split(500))) / x.shape[0]).tolist()}
     probs = diagnostics.component_probabilities(vae, x)  # (N, C) or (N, d, N_c), or None
     if probs is None:
         return health

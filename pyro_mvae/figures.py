@@ -55,7 +55,7 @@ def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, image_shape, path
     firsts = [int((labels == c).nonzero()[0]) for c in labels.unique()]
     firsts = firsts[: min(2 * pairs, len(firsts) // 2 * 2)]  # an even number of distinct digits
     ends = torch.tensor(firsts, device=x.device).reshape(-1, 2)  # (P, 2)
-    z = vae.encoder.posterior(x[ends.flatten()]).mean.reshape(len(ends), 2, -1)  # (P, 2, d)
+    z = vae.encoder.mean(x[ends.flatten()]).reshape(len(ends), 2, -1)  # (P, 2, d)
     t = torch.linspace(0, 1, steps, device=x.device)[None, :, None]  # (1, S, 1)
     path_z = (1 - t) * z[:, :1] + t * z[:, 1:]  # (P, S, d)
     images = vae.likelihood.mean(vae.decoder(path_z))  # (P, S, D)
@@ -67,7 +67,7 @@ def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     """Posterior means in 2-D (PCA when d > 2) coloured by label; prior modes marked ×."""
     from sklearn.decomposition import PCA
 
-    means = vae.encoder.posterior(x).mean.cpu().numpy()  # (N, d)
+    means = vae.encoder.mean(x).cpu().numpy()  # (N, d)
     modes = None
     if vae.prior.layout is not None:
         modes = vae.prior.layout.modes(vae.prior.loc, 256).detach().cpu().numpy()  # (M, d)

@@ -17,7 +17,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_mvae.nets import MLP, positive
+from pyro_mvae.nets import MLP, encoder_net, positive
 
 
 class PairingError(ValueError):
@@ -35,11 +35,20 @@ class GaussianGuide(nn.Module):
     reparameterized = True
     enumerable = False
     elbo_bounds_discrete_model = True
+    analytic_kl = True  # with the standard prior: TraceMeanField_ELBO
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None):
+    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp"):
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = MLP(data_dim, hidden, 2 * latent_dim)
+        self.net = encoder_net(net, data_dim, hidden, 2 * latent_dim)
+
+    def base_posterior(self, x: torch.Tensor):
+        """q(z | x) itself (the Gaussian the VampPrior mixes)."""
+        return self.posterior(x)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """E_q[z | x] = μ_φ(x), ``(B, d)``."""
+        return self.posterior(x).mean
 
     def posterior(self, x: torch.Tensor):
         """x ``(B, D)`` -> N(μ, diag σ²) with batch ``(B,)``, event ``(d,)``."""
@@ -64,20 +73,21 @@ class _MixtureGuide(nn.Module):
     """
 
     chooses_component = True
+    analytic_kl = False
     name = ""
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden, layout):
+    def __init__(self, data_dim: int, latent_dim: int, hidden, layout, net: str = "mlp"):
         super().__init__()
         if layout is None:
             raise PairingError(
-                f"guide '{self.name}' chooses a mixture component, but the prior has none "
-                "(prior 'standard'): use prior=mixture or prior=factorized_mixture with it, "
-                "or guide=gaussian with the standard prior")
+                f"guide '{self.name}' chooses a mixture component, but the prior has no component "
+                "choice to pair it with: use prior=mixture or prior=factorized_mixture with it, "
+                "or guide=gaussian / guide=flow with this prior")
         self.latent_dim = latent_dim
         self.layout = layout
         self._n_logits = math.prod(layout.logits_shape)
         self._n_table = math.prod(layout.table_shape)
-        self.net = MLP(data_dim, hidden, self._n_logits + 2 * self._n_table)
+        self.net = encoder_net(net, data_dim, hidden, self._n_logits + 2 * self._n_table)
 
     def component_params(self, x: torch.Tensor):
         """x ``(B, D)`` -> logits ``(B, *logits_shape)``, loc and scale ``(B, *table_shape)``."""
@@ -95,6 +105,10 @@ class _MixtureGuide(nn.Module):
     def posterior_per_dim(self, x: torch.Tensor):
         """q(z_j | x), each dimension's marginal mixture: batch ``(B, d)``."""
         return self.layout.marginal_per_dim(*self.component_params(x))
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """E_q[z | x] of the discrete mixture, ``(B, d)``."""
+        return self.posterior(x).mean
 
     def component_probs(self, x: torch.Tensor) -> torch.Tensor:
         """q(c | x) of the discrete choice: ``(B, C)`` or ``(B, d, N)``."""
@@ -114,8 +128,8 @@ class RelaxedMixtureGuide(_MixtureGuide):
     enumerable = False
 
     def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
-                 straight_through: bool = True):
-        super().__init__(data_dim, latent_dim, hidden, layout)
+                 straight_through: bool = True, net: str = "mlp"):
+        super().__init__(data_dim, latent_dim, hidden, layout, net)
         self.straight_through = straight_through
 
     @property
@@ -156,8 +170,8 @@ class DiscreteMixtureGuide(_MixtureGuide):
     BASELINES = ("none", "decaying_average", "neural")
 
     def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
-                 baseline: str = "none", baseline_beta: float = 0.9, baseline_hidden=(100,)):
-        super().__init__(data_dim, latent_dim, hidden, layout)
+                 baseline: str = "none", baseline_beta: float = 0.9, baseline_hidden=(100,), net: str = "mlp"):
+        super().__init__(data_dim, latent_dim, hidden, layout, net)
         if baseline not in self.BASELINES:
             raise ValueError(f"guide.baseline must be one of {', '.join(self.BASELINES)}, got '{baseline}'")
         self.baseline = baseline

@@ -135,7 +135,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Likelihood mean at the guide's posterior mean: x ``(B, D)`` -> ``(B, D)``."""
-        return self.likelihood.mean(self.decoder(self.encoder.posterior(x).mean))
+        return self.likelihood.mean(self.decoder(self.encoder.mean(x)))
 
 
 def _site_log_prob(trace, name: str, x: torch.Tensor) -> torch.Tensor:

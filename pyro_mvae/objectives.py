@@ -34,7 +34,7 @@ def check_pairing(vae, name: str, num_particles: int = 1) -> None:
             "objective 'enum' cannot enumerate the factorized prior's choice: each image has N^d "
             f"joint choices ({guide.layout.components}^{guide.layout.latent_dim}); use "
             "objective=tracegraph with a baseline, or prior=mixture")
-    if name == "meanfield" and (guide.chooses_component or vae.prior.layout is not None):
+    if name == "meanfield" and not (guide.analytic_kl and vae.prior.analytic_kl):
         raise PairingError("objective 'meanfield' needs an analytic KL(q ‖ p), which exists here only "
                            "for prior=standard with guide=gaussian; use objective=trace")
     baseline = getattr(guide, "baseline", "none")

@@ -18,6 +18,7 @@ class StandardPrior(nn.Module):
     """Fixed p(z) = N(0, I_d). Has no component choice."""
 
     layout = None
+    analytic_kl = True  # with the Gaussian guide: TraceMeanField_ELBO
 
     def __init__(self, latent_dim: int):
         super().__init__()
@@ -35,6 +36,8 @@ class StandardPrior(nn.Module):
 
 class _LearnedMixturePrior(nn.Module):
     """Learned mixture with weights softmax(logits), locs and scales laid out by ``layout``."""
+
+    analytic_kl = False
 
     def __init__(self, layout, init_spread: float):
         super().__init__()

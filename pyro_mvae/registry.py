@@ -5,18 +5,19 @@ from collections.abc import Mapping
 from pyro.infer import RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from pyro_mvae import data
+from pyro_mvae.flows import FlowGuide, FlowPrior
 from pyro_mvae.guides import DiscreteMixtureGuide, GaussianGuide, RelaxedMixtureGuide
 from pyro_mvae.likelihoods import BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.model import VAE
-from pyro_mvae.nets import MLP
+from pyro_mvae.nets import NETS, decoder_net
 from pyro_mvae.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
+from pyro_mvae.vamp import VampPrior
 
 PRIORS = {"standard": StandardPrior, "mixture": MixturePrior,
-          "factorized_mixture": FactorizedMixturePrior}
+          "factorized_mixture": FactorizedMixturePrior, "vamp": VampPrior, "flow": FlowPrior}
 GUIDES = {"gaussian": GaussianGuide, "relaxed_mixture": RelaxedMixtureGuide,
-          "discrete_mixture": DiscreteMixtureGuide}
+          "discrete_mixture": DiscreteMixtureGuide, "flow": FlowGuide}
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
-NETS = {"mlp": MLP}
 OBJECTIVES = {"trace": Trace_ELBO, "tracegraph": TraceGraph_ELBO, "meanfield": TraceMeanField_ELBO,
               "enum": TraceEnum_ELBO, "iwae": RenyiELBO}
 DATASETS = {"digits": data.load_digits, "mnist": data.load_mnist}
@@ -58,16 +59,18 @@ def build_vae(data_dim: int, prior: Mapping, guide: Mapping, likelihood: Mapping
         pyro_mvae.guides.PairingError: for a prior/guide pair that makes no valid bound.
     """
     net_name, net_opts = _options(net)
-    net_cls = lookup(NETS, "net", net_name)
+    lookup(NETS, "net", net_name)
     d, hidden = int(net_opts["latent_dim"]), list(net_opts["hidden"])
     prior_name, prior_opts = _options(prior)
     prior_mod = lookup(PRIORS, "prior", prior_name)(latent_dim=d, **prior_opts)
     guide_name, guide_opts = _options(guide)
     guide_mod = lookup(GUIDES, "guide", guide_name)(
-        data_dim=data_dim, latent_dim=d, hidden=hidden, layout=prior_mod.layout, **guide_opts)
+        data_dim=data_dim, latent_dim=d, hidden=hidden, layout=prior_mod.layout, net=net_name, **guide_opts)
+    if hasattr(prior_mod, "attach"):  # the VampPrior shares the guide's encoder
+        prior_mod.attach(guide_mod, data_dim)
     lik_name, lik_opts = _options(likelihood)
     lik_mod = lookup(LIKELIHOODS, "likelihood", lik_name)(**lik_opts)
-    decoder = net_cls(d, hidden[::-1], data_dim)
+    decoder = decoder_net(net_name, d, hidden[::-1], data_dim)
     return VAE(prior_mod, guide_mod, lik_mod, decoder, data_dim)
 
 

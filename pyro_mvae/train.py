@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from pyro_mvae import checkpoints
 from pyro_mvae.checkpoints import Progress
-from pyro_mvae.data import Dataset
+from pyro_mvae.data import Dataset, dequantized_bits_per_dim
 from pyro_mvae.distributed import SINGLE, Group
 from pyro_mvae.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.objectives import build_objective
@@ -340,7 +340,9 @@ def final_report(vae, data: Dataset, trainer: TrainerConfig, progress: Progress,
                                trainer.eval_batch_size, progress=trainer.progress and group.is_main)
     ll_mean, ll_se = mean_and_stderr(group.gather(iwae))
     elbo = evaluate_elbo(vae, test, trainer.eval_batch_size, group)
-    return {
+    discrete = {} if not data.levels else {  # dequantised grey levels (DESIGN.md §2)
+        "test_bits_per_dim_discrete": dequantized_bits_per_dim(ll_mean, data.data_dim, data.levels)}
+    return discrete | {
         "dataset": data.name, "n_test": len(test), "K": trainer.eval_samples,
         "test_iwae_ll": ll_mean, "test_iwae_ll_se": ll_se,
         "test_elbo": elbo["elbo"], "test_elbo_se": elbo["elbo_se"],

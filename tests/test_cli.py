@@ -63,8 +63,8 @@ def test_bad_input_is_refused_without_a_run_directory(tmp_path, capsys, override
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match="factorized_mixture, mixture, standard"):
-        build_vae(64, {"name": "vamp"}, {"name": "gaussian"}, {"name": "bernoulli"},
+    with pytest.raises(UnknownNameError, match="factorized_mixture, flow, mixture, standard, vamp"):
+        build_vae(64, {"name": "gmm"}, {"name": "gaussian"}, {"name": "bernoulli"},
                   {"name": "mlp", "hidden": [8], "latent_dim": 2})
 
 
