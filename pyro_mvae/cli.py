@@ -27,17 +27,19 @@ from pyro_mvae.train import Diverged, TrainerConfig, fit
 from pyro_mvae.validation import ConfigError, validate_config
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
-       pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500] [--device auto]
+       pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
+       pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
        pyro-mvae compare RUN_DIR [RUN_DIR ...]
 
   pyro-mvae train                                   factorized mixture + relaxed guide on digits
   pyro-mvae train prior=mixture guide=gaussian data=mnist trainer.epochs=100
-  pyro-mvae train data=mnist data.root=PATH device=cuda
+  pyro-mvae train prior=vamp guide=flow net=conv data=mnist data.root=PATH device=cuda
+  pyro-mvae train trainer.devices=2                 one model, two processes (DistributedDataParallel)
 
-config groups: data (digits, mnist), prior (standard, mixture, factorized_mixture),
-guide (gaussian, relaxed_mixture, discrete_mixture), likelihood (bernoulli, gaussian),
-objective (trace, tracegraph, meanfield, enum, iwae), net (mlp), trainer (default)"""
+config groups: data (digits, mnist), prior (standard, mixture, factorized_mixture, vamp, flow),
+guide (gaussian, flow, relaxed_mixture, discrete_mixture), likelihood (bernoulli, gaussian),
+objective (trace, tracegraph, meanfield, enum, iwae), net (mlp, conv), trainer (default)"""
 
 
 def compose_config(overrides: list[str]):

@@ -9,6 +9,7 @@ log-likelihood and ELBO). Every file is written atomically: killed at any moment
 directory holds the previous or the next complete version of each file.
 """
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -160,13 +161,13 @@ def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Pa
 
 def _start(vae, step, run_dir, config, group, resume) -> Progress:
     """A new run's directory and progress, or a resumed run's restored state."""
+    device = next(vae.parameters()).device
     if resume is None:
         checkpoints.set_baseline_state({})
         if group.is_main:
             run_dir.mkdir(parents=True, exist_ok=False)
-            write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
-            write_json_atomic(run_dir / "environment.json",
-                              environment(next(vae.parameters()).device, group.world))
+            _write_config(run_dir, config)
+            write_json_atomic(run_dir / "environment.json", environment(device, group.world))
         return Progress()
     vae.load_state_dict(resume["model"])
     step.optimizer.load_state_dict(resume["optimizer"])
@@ -176,8 +177,16 @@ def _start(vae, step, run_dir, config, group, resume) -> Progress:
     if group.is_main:  # drop lines of epochs the checkpoint has not finished (killed in between)
         for name in ("metrics.jsonl", "timings.jsonl"):
             rewrite_jsonl(run_dir / name, lambda r: r["epoch"] < progress.epoch)
-        write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
+        _write_config(run_dir, config)
+        record = json.loads((run_dir / "environment.json").read_text())
+        record.setdefault("resumed", []).append(
+            {"at_epoch": progress.epoch, "at_batch": progress.batch} | environment(device, group.world))
+        write_json_atomic(run_dir / "environment.json", record)
     return progress
+
+
+def _write_config(run_dir: Path, config: dict) -> None:
+    write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)).encode())
 
 
 def _restore_best(vae, best: dict | None, run_dir: Path, group: Group) -> None:
@@ -258,27 +267,28 @@ def _end_of_epoch(vae, step, run_dir, config, group, progress, record, seconds) 
 
 
 def _train_one_epoch(vae, split, trainer, step, seed, group, progress, stop, run_dir, config) -> None:
-    """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed into
-    ``progress.epoch_loss`` (read from the device once, at the end, or at an interruption).
+    """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed over the
+    ranks into ``progress.epoch_loss`` (read from the device once, at the end, or at an
+    interruption).
 
     The batch order is seeded by (seed, epoch), the same on every rank and after a resume."""
     steps_per_epoch = math.ceil(len(split) / trainer.batch_size)
-    total = torch.tensor(progress.epoch_loss, device=split.x.device)  # summed over all ranks
+    total = torch.tensor(progress.epoch_loss / group.world, device=split.x.device)  # this rank's share
     batches = split.batches(trainer.batch_size, shuffle=True, seed=seed * 1_000_003 + progress.epoch,
                             group=group, start=progress.batch)
     for xb in batches:  # (B / W, D), re-binarised
         if trainer.tau_update == "step":
             vae.tau = trainer.tau(progress.epoch + progress.batch / steps_per_epoch)
         try:
-            total = total + group.sum(step(xb)) / group.world  # the loss is W × the shard's −ELBO
+            total = total + step(xb) / group.world  # the loss is W × the shard's −ELBO
             progress.step += 1
         except NonFiniteStep as bad:
             _non_finite(bad, vae, xb, trainer, progress, run_dir)
         progress.batch += 1
         if _stop_requested(stop, group, xb.device):
-            progress.epoch_loss = float(total)
+            progress.epoch_loss = float(group.sum(total))
             _interrupt(stop, vae, step, run_dir, config, group, progress)
-    progress.epoch_loss = float(total)
+    progress.epoch_loss = float(group.sum(total))  # over all ranks, read once
 
 
 def _stop_requested(stop, group: Group, device) -> bool:
