@@ -64,6 +64,7 @@ def train(overrides: list[str]) -> dict:
     resume = None
     if config["resume"]:
         config, resume = resumed_config(config, overrides)
+        validate_config(config)  # the checkpoint's own configuration is checked as well
     trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
     if resume is None and Path(config["run_dir"]).exists():

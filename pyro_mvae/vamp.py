@@ -4,7 +4,8 @@
 
 (Tomczak & Welling 2018, eq. 9). The encoder is shared with the guide, so the prior changes
 whenever the encoder does; the pseudo-inputs are trained with everything else and stay in the
-data range by construction.
+data range by construction. With C = 500 the mixture's log-density is computed by matrix
+products, not broadcasting (DESIGN.md §2; :mod:`pyro_mvae.mixtures`).
 """
 
 import pyro.distributions as dist
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from pyro_mvae.guides import PairingError
+from pyro_mvae.mixtures import DiagonalGaussianMixture
 
 
 class VampPrior(nn.Module):
@@ -58,10 +60,11 @@ class VampPrior(nn.Module):
         return self._encoder.base_posterior(self.pseudo_inputs)  # batch (C,), event (d,)
 
     def marginal(self):
-        """(1/C) Σ_c q(z | u_c): batch shape ``()``, event shape ``(d,)``."""
-        q = self._components()
+        """(1/C) Σ_c q(z | u_c): batch shape ``()``, event shape ``(d,)``; its log-density by
+        matrix products (:class:`~pyro_mvae.mixtures.DiagonalGaussianMixture`)."""
+        q = self._components().base_dist  # Normal, batch (C, d)
         weights = torch.zeros(self.components, device=self.pseudo_logits.device)
-        return dist.MixtureSameFamily(dist.Categorical(logits=weights), q)
+        return DiagonalGaussianMixture(weights, q.loc, q.scale)
 
     def marginal_per_dim(self):
         """Each z_j's marginal (1/C) Σ_c q(z_j | u_c): batch shape ``(d,)``."""
