@@ -175,6 +175,8 @@ def _start(vae, step, run_dir, config, group, resume) -> Progress:
     checkpoints.set_rng_state(resume["rng"][group.rank])
     checkpoints.set_baseline_state(resume["baselines"])
     if group.is_main:  # drop lines of epochs the checkpoint has not finished (killed in between)
+        for stale in run_dir.glob(".*.tmp"):  # temporary files of writes a kill interrupted
+            stale.unlink()
         for name in ("metrics.jsonl", "timings.jsonl"):
             rewrite_jsonl(run_dir / name, lambda r: r["epoch"] < progress.epoch)
         _write_config(run_dir, config)
