@@ -5,8 +5,6 @@ import pytest
 import pyro
 import torch
 
-import pyro_mvae  # noqa: F401
-
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
