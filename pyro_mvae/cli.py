@@ -107,6 +107,11 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
     if progress["epoch"] >= epochs and progress["batch"] == 0:
         raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
                           f"N > {epochs} to train it further")
+    patience = resumed["trainer"]["patience"]
+    if progress["batch"] == 0 and (progress["epoch"] - 1) - progress["best_epoch"] >= patience:
+        raise ConfigError(f"{run_dir} stopped early: no better validation ELBO in the {patience} epochs "
+                          f"after epoch {progress['best_epoch']}; it is finished (its report.json holds "
+                          "the result), start a new run to train with other settings")
     world = int(os.environ.get("WORLD_SIZE", resumed["trainer"]["devices"]))
     if len(ckpt["rng"]) != world:
         raise ConfigError(f"{run_dir} was trained on {len(ckpt['rng'])} processes; resume it on as "

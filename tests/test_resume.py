@@ -184,3 +184,9 @@ def test_resume_refuses_other_settings_and_finished_runs(tmp_path, capsys):
     assert "has finished its 1 epochs" in capsys.readouterr().err
     assert main(["train", f"resume={tmp_path / 'nowhere'}"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+    early = tmp_path / "early"  # frozen parameters: the validation ELBO moves by noise only, and
+    # 12 records in a row (probability 1/12!) are needed to escape patience 1
+    assert main(["train", *QUICK, "trainer.epochs=12", "trainer.patience=1", "trainer.lr=1e-12",
+                 "trainer.warmup_epochs=0", f"run_dir={early}"]) == 0
+    assert main(["train", f"resume={early}", "trainer.epochs=20"]) == 2
+    assert "stopped early" in capsys.readouterr().err
