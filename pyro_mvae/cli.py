@@ -32,13 +32,13 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
        pyro-mvae compare RUN_DIR [RUN_DIR ...]
 
-  pyro-mvae train                                   factorized mixture + relaxed guide on digits
+  pyro-mvae train                                   the seed's factorized mixture prior on digits
   pyro-mvae train prior=mixture guide=gaussian data=mnist trainer.epochs=100
   pyro-mvae train prior=vamp guide=flow net=conv data=mnist data.root=PATH device=cuda
   pyro-mvae train trainer.devices=2                 one model, two processes (DistributedDataParallel)
 
 config groups: data (digits, mnist), prior (standard, mixture, factorized_mixture, vamp, flow),
-guide (gaussian, flow, relaxed_mixture, discrete_mixture), likelihood (bernoulli, gaussian),
+guide (gaussian, flow, relaxed_mixture, discrete_mixture, marginal_mixture), likelihood (bernoulli, gaussian),
 objective (trace, tracegraph, meanfield, enum, iwae), net (mlp, conv), trainer (default)"""
 
 

@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import torch
 
+from pyro_mvae.guides import MixtureGuide
+
 KHAT_THRESHOLD = 0.7
 """Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
 
@@ -106,12 +108,13 @@ def perplexity(probs: torch.Tensor) -> torch.Tensor:
 def component_probabilities(vae, x: torch.Tensor) -> torch.Tensor | None:
     """Per-image probabilities of each mixture component, ``(N, C)`` or ``(N, d, N_c)``.
 
-    q(c | x) when the guide chooses the component; otherwise the prior's responsibilities
-    p(c | z) at the guide's posterior mean. ``None`` when the prior is not a mixture.
+    q(c | x) when the guide is a mixture over the components (whether it samples c or sums it
+    out); otherwise the prior's responsibilities p(c | z) at the guide's posterior mean. ``None``
+    when the prior is not a mixture.
     """
     if vae.prior.layout is None:
         return None
-    if vae.encoder.chooses_component:
+    if isinstance(vae.encoder, MixtureGuide):
         return vae.encoder.component_probs(x)
     return vae.prior.responsibilities(vae.encoder.mean(x))
 

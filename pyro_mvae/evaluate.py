@@ -166,10 +166,12 @@ def _figures(vae, run_dir: Path, x, labels, image_shape, report, khat) -> dict:
     out = run_dir / "figures"
     out.mkdir(exist_ok=True)
     paths = {name: out / f"{name}.png" for name in
-             ("samples", "reconstructions", "latent_map", "interpolations", "k_sweep", "khat")}
+             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations",
+              "k_sweep", "khat")}
     figures.samples(vae, image_shape, paths["samples"])
     figures.reconstructions(vae, x, image_shape, paths["reconstructions"])
     figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
+    figures.latent_marginals(vae, x, paths["latent_marginals"])
     figures.interpolations(vae, x, labels, image_shape, paths["interpolations"])
     ks = [int(k) for k in report["k_sweep"]]
     figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],

@@ -84,6 +84,49 @@ def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     _save(fig, path)
 
 
+@torch.no_grad()
+def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int = 60) -> None:
+    """Does the learned prior match what the encoder uses? For the ``dims`` most active latent
+    dimensions (largest Cov_x E_q[z_j | x]): the histogram of the aggregate posterior
+    q(z_j) = E_x q(z_j | x) (one draw per image of x ``(N, D)``) under the prior's own density
+    p(z_j) (its mixture components drawn thin), or a histogram of prior draws for a prior with
+    no per-dimension density (a flow).
+    """
+    z = torch.cat([vae.encoder.posterior(xb).sample() for xb in x.split(500)]).cpu()  # (N, d)
+    means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)]).cpu()  # (N, d)
+    order = means.var(0).argsort(descending=True)[:dims].tolist()
+    per_dim = vae.prior.marginal_per_dim() if hasattr(vae.prior, "marginal_per_dim") else None
+    fig, axes = plt.subplots(2, (len(order) + 1) // 2, figsize=(3 * ((len(order) + 1) // 2), 5), squeeze=False)
+    for ax, j in zip(axes.flat, order):
+        ax.hist(z[:, j].numpy(), bins=bins, density=True, color="tab:blue", alpha=0.5, label="q(z_j)")
+        grid = torch.linspace(z[:, j].min().item() - 1, z[:, j].max().item() + 1, 400)  # device: host-side plot
+        if per_dim is None:
+            prior_z = vae.prior.marginal().sample((len(z),))[:, j].cpu().numpy()  # (N,)
+            ax.hist(prior_z, bins=bins, density=True, histtype="step", color="black", label="p(z_j), draws")
+        else:
+            _prior_density(ax, per_dim, j, grid)
+        ax.set_title(f"z_{j}", fontsize=9)
+        ax.set_xlabel("z_j")
+    for ax in list(axes.flat)[len(order):]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("density")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("aggregate posterior (histogram) against the learned prior (line), most active dimensions")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _prior_density(ax, per_dim, j: int, grid: torch.Tensor) -> None:
+    """p(z_j) on ``grid`` ``(G,)`` from a per-dimension prior (batch ``(d,)``), with its weighted
+    components when it is a mixture."""
+    points = grid.to(per_dim.mean.device)[:, None]  # (G, 1), broadcast over the d dimensions
+    ax.plot(grid, per_dim.log_prob(points)[:, j].exp().cpu(), color="black", label="p(z_j)")
+    if isinstance(per_dim, torch.distributions.MixtureSameFamily):
+        weights = per_dim.mixture_distribution.probs[j]  # (N,)
+        components = per_dim.component_distribution.log_prob(points[..., None])[:, j].exp()  # (G, N)
+        ax.plot(grid, (weights * components).cpu(), color="black", linewidth=0.5, alpha=0.6)
+
+
 def training_curves(metrics_path: Path, path: Path) -> None:
     """ELBO (train, validation), KL, β and τ per epoch from ``metrics.jsonl``."""
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]

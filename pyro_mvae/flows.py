@@ -69,6 +69,7 @@ class FlowGuide(nn.Module):
     component exactly, as with the Gaussian guide.
     """
 
+    name = "flow"
     chooses_component = False
     reparameterized = True
     enumerable = False

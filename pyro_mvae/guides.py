@@ -8,6 +8,10 @@ Each guide gives
 - the flags ``chooses_component`` (a ``"c"`` site), ``reparameterized`` (every site has
   ``rsample``), ``enumerable`` (TraceEnum_ELBO can sum over c) and
   ``elbo_bounds_discrete_model``, read by :mod:`pyro_mvae.objectives` and the reports.
+
+The mixture guides (:class:`MixtureGuide`) differ in how the component enters: relaxed
+(Concrete, straight-through or Gumbel-Rao), discrete (score function or enumeration), or summed
+out of q(z | x) itself with pathwise gradients (:class:`MarginalMixtureGuide`).
 """
 
 import math
@@ -31,6 +35,7 @@ class GaussianGuide(nn.Module):
     marginalises any mixture component exactly.
     """
 
+    name = "gaussian"
     chooses_component = False
     reparameterized = True
     enumerable = False
@@ -64,9 +69,10 @@ class GaussianGuide(nn.Module):
         return pyro.sample("z", self.posterior(x))
 
 
-class _MixtureGuide(nn.Module):
-    """Shared body of the guides that choose a component: per image, logits of the choice and
-    the locs and scales of every component, laid out by the prior's ``layout``.
+class MixtureGuide(nn.Module):
+    """Shared body of the guides built on the prior's components (choosing c, or summing it
+    out): per image, logits of the choice and the locs and scales of every component, laid out
+    by the prior's ``layout``.
 
     Raises:
         PairingError: when the prior has no component choice (``layout is None``).
@@ -80,8 +86,8 @@ class _MixtureGuide(nn.Module):
         super().__init__()
         if layout is None:
             raise PairingError(
-                f"guide '{self.name}' chooses a mixture component, but the prior has no component "
-                "choice to pair it with: use prior=mixture or prior=factorized_mixture with it, "
+                f"guide '{self.name}' is a mixture over the prior's components, but the prior has no "
+                "component choice to pair it with: use prior=mixture or prior=factorized_mixture with it, "
                 "or guide=gaussian / guide=flow with this prior")
         self.latent_dim = latent_dim
         self.layout = layout
@@ -115,22 +121,43 @@ class _MixtureGuide(nn.Module):
         return torch.softmax(self.component_params(x)[0], -1)
 
 
-class RelaxedMixtureGuide(_MixtureGuide):
+class RelaxedMixtureGuide(MixtureGuide):
     """q(c, z | x) = Concrete(c; τ, logits_φ(x)) · N(z; Σ c μ_φ(x), diag (Σ c σ_φ(x))²).
 
     Component choice by Gumbel-softmax (Jang et al. 2017) / Concrete (Maddison et al. 2017);
     ``straight_through=True`` makes c exactly one-hot in the forward pass (the seed's matrix D).
     The model's matching ``"c"`` site is the prior's Concrete choice at the same τ.
+
+    ``estimator="gumbel_rao"`` keeps the exact one-hot forward pass of straight-through and
+    averages the relaxed gradient over ``rao_samples`` Gumbel draws conditioned on it (Paulus,
+    Maddison & Krause 2021); c is then scored as the discrete choice it is, in the guide
+    (Categorical(logits_φ(x))) and in the model (Categorical(π)), so the ELBO bounds the
+    discrete mixture's log p(x).
+
+    Raises:
+        PairingError: without a mixture prior. ValueError: for an unknown estimator, or
+        ``gumbel_rao`` with ``straight_through=False`` (its forward pass is the hard sample).
     """
 
     name = "relaxed_mixture"
     reparameterized = True
     enumerable = False
+    ESTIMATORS = ("relaxed", "gumbel_rao")
 
     def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None,
-                 straight_through: bool = True, net: str = "mlp"):
+                 straight_through: bool = True, estimator: str = "relaxed", rao_samples: int = 10,
+                 net: str = "mlp"):
         super().__init__(data_dim, latent_dim, hidden, layout, net)
+        if estimator not in self.ESTIMATORS:
+            raise ValueError(f"guide.estimator must be one of {', '.join(self.ESTIMATORS)}, got '{estimator}'")
+        if estimator == "gumbel_rao" and not straight_through:
+            raise ValueError("guide.estimator=gumbel_rao draws an exact one-hot c in the forward pass, "
+                             "as straight-through does: drop guide.straight_through=false")
+        if rao_samples < 1:
+            raise ValueError(f"guide.rao_samples must be >= 1, got {rao_samples}")
         self.straight_through = straight_through
+        self.gumbel_rao = estimator == "gumbel_rao"
+        self.rao_samples = rao_samples
 
     @property
     def elbo_bounds_discrete_model(self) -> bool:
@@ -139,20 +166,51 @@ class RelaxedMixtureGuide(_MixtureGuide):
         return self.straight_through
 
     def model_choice(self, prior, tau: float):
-        """The model's ``"c"`` site for this guide: Concrete(τ, π), straight-through alike."""
-        return prior.choice(tau, self.straight_through)
+        """The model's ``"c"`` site for this guide: Concrete(τ, π), straight-through alike, or
+        Categorical(π) over one-hot c under Gumbel-Rao."""
+        return prior.one_hot_choice() if self.gumbel_rao else prior.choice(tau, self.straight_through)
 
     def to_one_hot(self, c: torch.Tensor) -> torch.Tensor:
         return c
 
     def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
-        """Sites ``"c"`` ~ Concrete(τ, logits) and ``"z"`` ~ q(z | c, x); returns z ``(B, d)``."""
+        """Sites ``"c"`` ~ Concrete(τ, logits) (or its Gumbel-Rao one-hot draw) and ``"z"`` ~
+        q(z | c, x); returns z ``(B, d)``."""
         logits, loc, scale = self.component_params(x)
-        c = pyro.sample("c", self.layout.choice(logits, tau, self.straight_through))
+        if self.gumbel_rao:
+            choice = self.layout.gumbel_rao_choice(logits, tau, self.rao_samples)
+        else:
+            choice = self.layout.choice(logits, tau, self.straight_through)
+        c = pyro.sample("c", choice)
         return pyro.sample("z", self.layout.conditional(c, loc, scale))
 
 
-class DiscreteMixtureGuide(_MixtureGuide):
+class MarginalMixtureGuide(MixtureGuide):
+    """q(z | x) = Σ_c q(c | x) q(z | c, x), the component summed out, z drawn with pathwise gradients.
+
+    No ``"c"`` site: the model uses the prior's exact marginal, and the ELBO bounds the discrete
+    mixture's log p(x) with no relaxation and no score function. Per-dimension layout
+    (``factorized_mixture``): each z_j from a scalar mixture with implicit reparameterisation
+    gradients (Figurnov et al. 2018); whole-vector layout (``mixture``): the implicit gradient
+    of the sequential distributional transform (Graves 2016), exact in expectation but heavy-tailed
+    when d is large and the components are far apart.
+
+    Raises:
+        PairingError: without a mixture prior.
+    """
+
+    name = "marginal_mixture"
+    chooses_component = False
+    reparameterized = True
+    enumerable = False
+    elbo_bounds_discrete_model = True
+
+    def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
+        """Site ``"z"`` ~ q(z | x), the mixture itself; returns z ``(B, d)``. τ is unused."""
+        return pyro.sample("z", self.layout.reparameterized_marginal(*self.component_params(x)))
+
+
+class DiscreteMixtureGuide(MixtureGuide):
     """q(c, z | x) = Categorical(c; logits_φ(x)) · N(z; μ_φ(x)_c, diag σ_φ(x)_c²); c not reparameterised.
 
     Its gradients come from the score function (TraceGraph_ELBO, with a ``baseline`` to reduce

@@ -14,6 +14,9 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 
+from pyro_mvae.gumbel_rao import GumbelRaoOneHotCategorical, OneHotCategoricalLinear
+from pyro_mvae.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
+
 
 def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
     """Concrete / Gumbel-softmax distribution (Maddison et al. 2017; Jang et al. 2017).
@@ -27,8 +30,17 @@ def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
     ``constraints.simplex``, and would be refused at random.
     """
     cls = dist.RelaxedOneHotCategoricalStraightThrough if straight_through else dist.RelaxedOneHotCategorical
-    temperature = torch.as_tensor(tau, dtype=logits.dtype, device=logits.device)
-    return cls(temperature, logits=logits, validate_args=False)
+    return cls(_temperature(tau, logits), logits=logits, validate_args=False)
+
+
+def _temperature(tau: float, logits: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(tau, dtype=logits.dtype, device=logits.device)
+
+
+def gumbel_rao_one_hot(tau: float, logits: torch.Tensor, rao_samples: int):
+    """Exact one-hot c ~ Categorical(logits) with the Gumbel-Rao gradient of M = ``rao_samples``
+    conditional relaxations at τ (Paulus et al. 2021); event shape ``(K,)``."""
+    return GumbelRaoOneHotCategorical(_temperature(tau, logits), logits, rao_samples)
 
 
 class WholeVectorLayout:
@@ -50,6 +62,14 @@ class WholeVectorLayout:
         """Relaxed choice of c: logits ``(..., C)``; event shape ``(C,)``."""
         return relaxed_one_hot(tau, logits, straight_through)
 
+    def gumbel_rao_choice(self, logits: torch.Tensor, tau: float, rao_samples: int):
+        """One-hot c with the Gumbel-Rao gradient: logits ``(..., C)``; event shape ``(C,)``."""
+        return gumbel_rao_one_hot(tau, logits, rao_samples)
+
+    def one_hot_choice(self, logits: torch.Tensor):
+        """One-hot c ~ Categorical(softmax(logits)), log-probability linear in c; event ``(C,)``."""
+        return OneHotCategoricalLinear(logits=logits)
+
     def discrete_choice(self, logits: torch.Tensor):
         """c ~ Categorical(softmax(logits)), an index in {0..C−1}: logits ``(..., C)``, event ``()``."""
         return dist.Categorical(logits=logits)
@@ -66,6 +86,11 @@ class WholeVectorLayout:
         """Σ_c softmax(logits)_c N(z; loc_c, diag scale_c²), c summed out; event shape ``(d,)``."""
         components = dist.Normal(loc, scale).to_event(1)  # batch (..., C), event (d,)
         return dist.MixtureSameFamily(dist.Categorical(logits=logits), components)
+
+    def reparameterized_marginal(self, logits, loc, scale):
+        """The same mixture as :meth:`marginal`, z drawn with implicit reparameterisation
+        gradients (:class:`ReparameterizedDiagNormalMixture`); event shape ``(d,)``."""
+        return ReparameterizedDiagNormalMixture(logits, loc, scale)  # batch (...,), event (d,)
 
     def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
         """The component means, ``(min(C, limit), d)``."""
@@ -103,6 +128,14 @@ class PerDimensionLayout:
         """Relaxed one-hot matrix D: logits ``(..., d, N)``; event shape ``(d, N)``."""
         return relaxed_one_hot(tau, logits, straight_through).to_event(1)
 
+    def gumbel_rao_choice(self, logits: torch.Tensor, tau: float, rao_samples: int):
+        """One-hot matrix D with the Gumbel-Rao gradient: logits ``(..., d, N)``; event ``(d, N)``."""
+        return gumbel_rao_one_hot(tau, logits, rao_samples).to_event(1)
+
+    def one_hot_choice(self, logits: torch.Tensor):
+        """One-hot matrix D ~ Π_j Categorical(π_j), log-probability linear in D; event ``(d, N)``."""
+        return OneHotCategoricalLinear(logits=logits).to_event(1)
+
     def discrete_choice(self, logits: torch.Tensor):
         """One index in {0..N−1} per dimension: logits ``(..., d, N)``, event shape ``(d,)``."""
         return dist.Categorical(logits=logits).to_event(1)
@@ -118,6 +151,11 @@ class PerDimensionLayout:
     def marginal(self, logits, loc, scale):
         """Π_j Σ_n softmax(logits_j)_n N(z_j; loc_jn, scale_jn²); event shape ``(d,)``."""
         return self.marginal_per_dim(logits, loc, scale).to_event(1)  # batch (...,), event (d,)
+
+    def reparameterized_marginal(self, logits, loc, scale):
+        """The same distribution as :meth:`marginal`, each z_j drawn with implicit
+        reparameterisation gradients (:class:`ReparameterizedNormalMixture`); event ``(d,)``."""
+        return ReparameterizedNormalMixture(logits, loc, scale).to_event(1)
 
     def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
         """``limit`` of the N^d mode means (z_j = μ_{j, n_j}, random n), ``(limit, d)``."""

@@ -1,4 +1,11 @@
-"""A mixture of diagonal Gaussians whose log-density costs matrix products, not a broadcast.
+"""The package's own mixture distributions.
+
+:class:`ReparameterizedNormalMixture` and :class:`ReparameterizedDiagNormalMixture`: a scalar
+mixture of normals and a mixture of diagonal Gaussians that sample with implicit
+reparameterisation gradients (the marginal-mixture guide's two layouts).
+
+:class:`DiagonalGaussianMixture`: a mixture of diagonal Gaussians whose log-density costs
+matrix products, not a broadcast.
 
 log Σ_c π_c N(z; μ_c, diag σ_c²) by broadcasting (``MixtureSameFamily``) builds an ``(N, C, d)``
 tensor: with C = 500 pseudo-inputs, d = 40 and N = K·B = 5000·100 particles that dominates an
@@ -63,3 +70,116 @@ class DiagonalGaussianMixture(dist.TorchDistribution):
         log_normal = -0.5 * quad - log_det - 0.5 * d * math.log(2 * math.pi)  # (N, C)
         log_mix = torch.logsumexp(log_normal + torch.log_softmax(self.logits.double(), -1), dim=-1)  # (N,)
         return log_mix.to(value.dtype).reshape(value.shape[:-1])
+
+
+class ReparameterizedNormalMixture(dist.MixtureSameFamily):
+    """Σ_n softmax(logits)_n N(z; loc_n, scale_n²) of a scalar z, with pathwise gradients.
+
+    logits, loc and scale ``(..., N)``: batch shape ``(...)``, event shape ``()``. ``log_prob``,
+    ``cdf``, ``mean`` and ``sample`` are those of Pyro's ``MixtureSameFamily``; ``rsample``
+    draws z the same way and gives it the implicit reparameterisation gradient (Figurnov, Mohamed
+    & Mnih 2018, eq. 7; Graves 2016)
+
+        ∂z/∂θ = −(∂F(z; θ)/∂θ) / q(z; θ),    F the mixture's CDF, q its density,
+
+    computed in float64: for the weights it is −w_m (Φ_m(z) − F(z)) / q(z), a difference of CDFs
+    near 1 divided by a small density in the tails, which float32 would round to noise.
+    """
+
+    has_rsample = True
+
+    def __init__(self, logits: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
+        super().__init__(dist.Categorical(logits=logits), dist.Normal(loc, scale), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(ReparameterizedNormalMixture, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    def _float64(self) -> dist.MixtureSameFamily:
+        normal = self.component_distribution
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.mixture_distribution.logits.double()),
+                                      dist.Normal(normal.loc.double(), normal.scale.double()))
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """z ``sample_shape + batch_shape``; its value is a draw of :meth:`sample`."""
+        with torch.no_grad():
+            z = self.sample(sample_shape)
+        exact = self._float64()
+        cdf = exact.cdf(z.double())  # (*sample_shape, ...), differentiable in the parameters
+        density = exact.log_prob(z.double()).exp().detach()
+        return z + ((cdf.detach() - cdf) / density).to(z.dtype)  # value z, gradient −∂F/∂θ / q
+
+
+class ReparameterizedDiagNormalMixture(dist.MixtureSameFamily):
+    """Σ_c softmax(logits)_c N(z; loc_c, diag scale_c²) over z in R^d, with pathwise gradients.
+
+    logits ``(..., C)``, loc and scale ``(..., C, d)``: batch ``(...)``, event ``(d,)``.
+    ``log_prob`` and ``sample`` are Pyro's ``MixtureSameFamily``'s. ``rsample`` gives z the
+    implicit reparameterisation gradient of the distributional transform (Graves 2016; Figurnov,
+    Mohamed & Mnih 2018, §3): with F_i(z_i | z_<i) the CDF of z_i given the earlier coordinates
+    (a scalar mixture whose weights are the responsibilities of z_<i),
+
+        ∂z/∂θ = −J⁻¹ ∂F/∂θ,    J = ∂F/∂z lower triangular, J_ii = q(z_i | z_<i),
+
+    solved per sample in float64. (Pyro's ``MixtureOfDiagNormals``, the other pathwise
+    estimator, gave the weights a gradient of ~0 at d = 40 in our tests, against a closed form.)
+    """
+
+    has_rsample = True
+
+    def __init__(self, logits: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
+        super().__init__(dist.Categorical(logits=logits), dist.Normal(loc, scale).to_event(1),
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(ReparameterizedDiagNormalMixture, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """z ``sample_shape + batch_shape + (d,)``; its value is a draw of :meth:`sample`."""
+        with torch.no_grad():
+            z = self.sample(sample_shape)
+        normal = self.component_distribution.base_dist
+        logits = self.mixture_distribution.logits.double()  # (..., C)
+        loc, scale = normal.loc.double(), normal.scale.double()  # (..., C, d)
+        cdf, jacobian = _conditional_cdfs(z.double(), logits, loc, scale)  # (S..., d), (S..., d, d)
+        return _ImplicitSolve.apply(cdf, jacobian.detach(), z)
+
+
+def _conditional_cdfs(z: torch.Tensor, logits, loc, scale):
+    """F_i(z_i | z_<i) ``(..., d)`` (differentiable in the parameters; z is held fixed) and its
+    Jacobian ∂F/∂z ``(..., d, d)`` (lower triangular), for z ``(..., d)``."""
+    normal = torch.distributions.Normal(loc, scale)  # batch (..., C, d)
+    zc = z.unsqueeze(-2)  # (..., 1, d)
+    log_dens = normal.log_prob(zc)  # (..., C, d)
+    prior_to = torch.cumsum(log_dens, -1) - log_dens  # Σ_{k<i} log N(z_k; c), (..., C, d)
+    weights = torch.softmax(logits.unsqueeze(-1) + prior_to, dim=-2)  # w_ci, (..., C, d)
+    phi = normal.cdf(zc)  # Φ_ci, (..., C, d)
+    cdf = (weights * phi).sum(-2)  # (..., d)
+    with torch.no_grad():
+        score = -(zc - loc) / scale ** 2  # ∂ log N(z_k; c)/∂z_k, (..., C, d)
+        mean_score = torch.einsum("...ci,...ck->...ik", weights, score)  # s̄_ik, (..., d, d)
+        # ∂F_i/∂z_k = Σ_c w_ci (s_ck − s̄_ik) Φ_ci for k < i
+        off = (torch.einsum("...ci,...ck,...ci->...ik", weights, score, phi)
+               - mean_score * cdf.unsqueeze(-1))  # (..., d, d)
+        d = z.shape[-1]
+        lower = torch.ones(d, d, dtype=torch.bool, device=z.device).tril(-1)
+        density = (weights * log_dens.exp()).sum(-2)  # q(z_i | z_<i), (..., d)
+        jacobian = torch.where(lower, off, torch.zeros_like(off)) + torch.diag_embed(density)
+    return cdf, jacobian
+
+
+class _ImplicitSolve(torch.autograd.Function):
+    """Forward: z unchanged. Backward: the gradient −J⁻ᵀ g reaches F, hence the parameters."""
+
+    @staticmethod
+    def forward(ctx, cdf, jacobian, z):
+        ctx.save_for_backward(jacobian)
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx, grad_z):
+        (jacobian,) = ctx.saved_tensors
+        v = torch.linalg.solve_triangular(jacobian.transpose(-1, -2), grad_z.double().unsqueeze(-1),
+                                          upper=True).squeeze(-1)  # J^T v = g, (..., d)
+        return -v, None, None

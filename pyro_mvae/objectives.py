@@ -26,6 +26,9 @@ def check_pairing(vae, name: str, num_particles: int = 1) -> None:
         raise PairingError(
             "objective 'iwae' needs reparameterised guide sites, but guide 'discrete_mixture' samples "
             "c from a Categorical: use guide=relaxed_mixture, or objective=tracegraph / enum")
+    if name == "enum" and not guide.chooses_component:
+        raise PairingError(f"objective 'enum' sums over a discrete c, but guide '{guide.name}' has no "
+                           "\"c\" site (the model sums c out exactly already): use objective=trace")
     if name == "enum" and guide.chooses_component and not guide.enumerable:
         if guide.reparameterized:
             raise PairingError("objective 'enum' sums over a discrete c; the relaxed guide's c is "

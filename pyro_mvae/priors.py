@@ -71,6 +71,10 @@ class _LearnedMixturePrior(nn.Module):
         """Relaxed prior over c at temperature τ, with the learned weights π = softmax(logits)."""
         return self.layout.choice(self.logits, tau, straight_through)
 
+    def one_hot_choice(self):
+        """One-hot c ~ Categorical(π) whose log-probability is linear in c (Gumbel-Rao guides)."""
+        return self.layout.one_hot_choice(self.logits)
+
     def discrete_choice(self):
         """c ~ Categorical(π): one index per datapoint (``mixture``) or per dimension."""
         return self.layout.discrete_choice(self.logits)

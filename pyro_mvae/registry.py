@@ -6,7 +6,7 @@ from pyro.infer import RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO, T
 
 from pyro_mvae import data
 from pyro_mvae.flows import FlowGuide, FlowPrior
-from pyro_mvae.guides import DiscreteMixtureGuide, GaussianGuide, RelaxedMixtureGuide
+from pyro_mvae.guides import DiscreteMixtureGuide, GaussianGuide, MarginalMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.likelihoods import BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.model import VAE
 from pyro_mvae.nets import NETS, decoder_net
@@ -16,7 +16,8 @@ from pyro_mvae.vamp import VampPrior
 PRIORS = {"standard": StandardPrior, "mixture": MixturePrior,
           "factorized_mixture": FactorizedMixturePrior, "vamp": VampPrior, "flow": FlowPrior}
 GUIDES = {"gaussian": GaussianGuide, "relaxed_mixture": RelaxedMixtureGuide,
-          "discrete_mixture": DiscreteMixtureGuide, "flow": FlowGuide}
+          "discrete_mixture": DiscreteMixtureGuide, "marginal_mixture": MarginalMixtureGuide,
+          "flow": FlowGuide}
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
 OBJECTIVES = {"trace": Trace_ELBO, "tracegraph": TraceGraph_ELBO, "meanfield": TraceMeanField_ELBO,
               "enum": TraceEnum_ELBO, "iwae": RenyiELBO}

@@ -6,7 +6,7 @@ name) and set the fields below; nothing in a config is ever imported or executed
 
 import math
 
-from pyro_mvae.guides import DiscreteMixtureGuide
+from pyro_mvae.guides import DiscreteMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.schedules import TAU_SCHEDULES
 
 
@@ -60,6 +60,7 @@ RULES = {
     "prior.name": _text(), "prior.components": _int(1), "prior.init_spread": _float(),
     "prior.layers": _int(1), "prior.hidden": _int_list(), "prior.base": _choice("standard", "mixture"),
     "guide.name": _text(), "guide.straight_through": _bool(),
+    "guide.estimator": _choice(*RelaxedMixtureGuide.ESTIMATORS), "guide.rao_samples": _int(1),
     "guide.layers": _int(1), "guide.flow_hidden": _int_list(), "guide.context_dim": _int(1),
     "guide.baseline": _choice(*DiscreteMixtureGuide.BASELINES), "guide.baseline_beta": _float(0.0, 1.0),
     "guide.baseline_hidden": _int_list(),

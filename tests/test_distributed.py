@@ -52,7 +52,8 @@ def replay_ranks(overrides: list[str], world: int) -> dict:
 
 
 @pytest.mark.parametrize("model", [["prior=standard", "guide=gaussian"],
-                                   ["prior=factorized_mixture", "guide=relaxed_mixture"]])
+                                   ["prior=factorized_mixture", "guide=relaxed_mixture"],
+                                   ["prior=factorized_mixture", "guide=marginal_mixture"]])
 def test_two_gloo_ranks_equal_one_process(tmp_path, model):
     overrides = OVERRIDES + model + [f"run_dir={tmp_path / 'run'}"]
     report = train(overrides + [f"trainer.devices={WORLD}"])

@@ -155,9 +155,81 @@ def test_iwae_objective_rises_with_k():
     ("mixture", {"name": "discrete_mixture"}, "iwae", "reparameterised"),
     ("mixture", {"name": "discrete_mixture", "baseline": "neural"}, "trace", "TraceGraph_ELBO"),
     ("mixture", {"name": "gaussian"}, "meanfield", "analytic KL"),
+    ("mixture", {"name": "gaussian"}, "enum", "no \"c\" site"),
+    ("mixture", {"name": "relaxed_mixture", "estimator": "gumbel_rao"}, "enum", "discrete c"),
 ])
 def test_invalid_pairings_are_refused(prior, guide, objective, needle):
     vae = build_vae(64, {"name": prior}, guide, {"name": "bernoulli"},
                     {"name": "mlp", "hidden": [8], "latent_dim": 3})
     with pytest.raises(PairingError, match=needle):
         build_objective(objective, vae=vae)
+
+
+@pytest.mark.parametrize("prior", ["mixture", "factorized_mixture"])
+def test_gumbel_rao_draws_the_straight_through_one_hot_sample(prior):
+    """Same seed, same c: the forward pass is the exact one-hot draw of straight-through."""
+    vae = build_vae(64, {"name": prior}, {"name": "relaxed_mixture"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [8], "latent_dim": 3})
+    logits = vae.encoder.component_params(torch.rand(50, 64))[0]
+    layout = vae.encoder.layout
+    pyro.set_rng_seed(3)
+    straight_through = layout.choice(logits, 0.5, straight_through=True).rsample()
+    pyro.set_rng_seed(3)
+    gumbel_rao = layout.gumbel_rao_choice(logits, 0.5, rao_samples=10).rsample()
+    assert torch.equal(gumbel_rao, straight_through)
+    assert torch.equal(gumbel_rao.sum(-1), torch.ones_like(gumbel_rao.sum(-1)))
+
+
+def test_conditional_gumbels_keep_the_drawn_argmax():
+    """At τ → 0 each conditional relaxation is the one-hot of its argmax: all M must be c (one
+    draw of 20 elsewhere would leave c at most 0.95; near-ties keep it above 0.97)."""
+    from pyro_mvae.layouts import gumbel_rao_one_hot
+
+    logits = torch.randn(200, 5)
+    choice = gumbel_rao_one_hot(1e-4, logits, rao_samples=20)
+    hard = choice.rsample()
+    mass_on_c = (choice._conditional_relaxed(choice.logits, hard) * hard).sum(-1)  # (200,)
+    assert mass_on_c.min() > 0.97, mass_on_c.min()
+
+
+def test_gumbel_rao_has_the_straight_through_mean_and_less_variance():
+    """For f(c) = a · c both estimate ∇ E[a · softmax((θ + G)/τ)]; Rao-Blackwellising over the
+    Gumbels given c keeps the mean and lowers the variance (Paulus et al. 2021, Theorem 1)."""
+    from pyro_mvae.layouts import gumbel_rao_one_hot, relaxed_one_hot
+
+    a, draws = torch.tensor([1.0, -2.0, 0.5, 3.0]), 4000
+    theta = torch.tensor([0.2, -0.3, 0.8, 0.0]).expand(draws, 4).clone().requires_grad_()
+    grads = {}
+    for name, make in (("st", lambda: relaxed_one_hot(0.5, theta, True)),
+                       ("gr", lambda: gumbel_rao_one_hot(0.5, theta, 10))):
+        (grads[name],) = torch.autograd.grad((make().rsample() * a).sum(), theta)  # (draws, 4)
+    se = (grads["st"].var(0) / draws + grads["gr"].var(0) / draws).sqrt()
+    assert torch.all((grads["st"].mean(0) - grads["gr"].mean(0)).abs() < 4 * se)
+    assert torch.all(grads["gr"].var(0) < 0.5 * grads["st"].var(0))
+
+
+def test_gumbel_rao_cuts_the_variance_on_the_small_model(x):
+    """One draw's variance of the logit gradient, 300 estimates of 5 draws each (a variance
+    estimate good to ~8%): measured 88 for Gumbel-Rao (M = 10) against 138 for straight-through."""
+    variance = {}
+    for name, opts in (("st", {}), ("gr", {"estimator": "gumbel_rao", "rao_samples": 10})):
+        grads = logit_gradients(discrete_vae(RelaxedMixtureGuide, **opts), "trace", x, 300, particles=5)
+        variance[name] = grads.var(0).sum().item() * 5
+    assert variance["gr"] < 0.85 * variance["st"], variance
+
+
+def test_gumbel_rao_elbo_scores_the_discrete_choice():
+    """Model and guide score c as Categorical(π) and Categorical(q(c | x)): the ELBO's c terms
+    are log π_c − log q(c | x) of the drawn component, a bound on the discrete mixture."""
+    from pyro import poutine
+
+    vae = discrete_vae(RelaxedMixtureGuide, estimator="gumbel_rao")
+    x = sample_data(vae, 5, seed=7)
+    guide = poutine.trace(vae.guide).get_trace(x)
+    model = poutine.trace(poutine.replay(vae.model, trace=guide)).get_trace(x)
+    c = guide.nodes["c"]["value"]  # (B, C) one-hot
+    logits = vae.encoder.component_params(x)[0]
+    torch.testing.assert_close(guide.nodes["c"]["fn"].log_prob(c), (c * torch.log_softmax(logits, -1)).sum(-1))
+    torch.testing.assert_close(model.nodes["c"]["fn"].log_prob(c),
+                               (c * torch.log_softmax(vae.prior.logits, -1)).sum(-1))
+    assert vae.encoder.elbo_bounds_discrete_model

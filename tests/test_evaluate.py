@@ -48,8 +48,8 @@ def test_every_figure_is_a_real_png(trained_runs):
     run = trained_runs["factorized"]
     assert main(["evaluate", str(run), "-K", "100", "--limit", "150"]) == 0
     report = json.loads((run / "eval.json").read_text())
-    expected = {"samples", "reconstructions", "latent_map", "interpolations", "k_sweep", "khat",
-                "training_curves"}
+    expected = {"samples", "reconstructions", "latent_map", "latent_marginals", "interpolations",
+                "k_sweep", "khat", "training_curves"}
     assert set(report["figures"]) == expected
     for relative in report["figures"].values():
         path = run / relative

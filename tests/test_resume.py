@@ -28,6 +28,8 @@ MODELS = {
                 "trainer.tau_anneal_epochs=3"],
     "decaying_average": ["prior=mixture", "guide=discrete_mixture", "guide.baseline=decaying_average",
                          "objective=tracegraph"],
+    "marginal": ["prior=factorized_mixture", "guide=marginal_mixture"],
+    "gumbel_rao": ["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"],
 }
 
 

@@ -13,7 +13,8 @@ from pyro_mvae.schedules import exponential_anneal, linear_anneal, linear_warmup
 from pyro_mvae.train import TrainerConfig, evaluate_elbo, fit, load_checkpoint
 
 PAIRS = [("standard", "gaussian"), ("mixture", "gaussian"), ("factorized_mixture", "gaussian"),
-         ("mixture", "relaxed_mixture"), ("factorized_mixture", "relaxed_mixture")]
+         ("mixture", "relaxed_mixture"), ("factorized_mixture", "relaxed_mixture"),
+         ("mixture", "marginal_mixture"), ("factorized_mixture", "marginal_mixture")]
 SMALL_NET = {"name": "mlp", "hidden": [64], "latent_dim": 8}
 
 
@@ -40,6 +41,8 @@ ROUTES = [(p, g, {}, "trace") for p, g in PAIRS] + [
     ("mixture", "discrete_mixture", {"baseline": "neural"}, "tracegraph"),
     ("factorized_mixture", "discrete_mixture", {"baseline": "decaying_average"}, "tracegraph"),
     ("factorized_mixture", "relaxed_mixture", {}, "iwae"),
+    ("mixture", "marginal_mixture", {}, "iwae"),
+    ("factorized_mixture", "relaxed_mixture", {"estimator": "gumbel_rao"}, "trace"),
     ("standard", "gaussian", {}, "meanfield"),
 ]
 
