@@ -10,9 +10,10 @@ that argmax(logits + G) = c, a Monte Carlo estimate of its conditional expectati
 
 Its mean is the straight-through gradient's (the draw of c is unchanged), its variance lower.
 
-Both the guide's and the model's ``"c"`` sites score c with :class:`OneHotCategoricalLinear`,
-the categorical log-probability c · log π written as a function that is linear in c, so the
-gradient through c reaches every term of the ELBO, including log p(c) and log q(c | x).
+The model's ``"c"`` site scores c with :class:`OneHotCategoricalLinear`, the categorical
+log-probability c · log π written as a function that is linear in c, so the gradient through c
+reaches every term of the ELBO, log p(c) included; the guide's log q(c | x) is the same function
+of c with its zero-mean score term left out (:meth:`GumbelRaoOneHotCategorical.log_prob`).
 """
 
 import pyro.distributions as dist

@@ -5,6 +5,7 @@ from omegaconf import OmegaConf
 from hypothesis import strategies as st
 
 from pyro_mvae.cli import compose_config, main
+from pyro_mvae.registry import DATASETS, GUIDES, OBJECTIVES, PRIORS
 from pyro_mvae.validation import RULES, leaves
 
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
@@ -30,7 +31,9 @@ CASES = [
     ([], "net.hidden", BAD_LIST), ([], "net.latent_dim", st.one_of(NON_POSITIVE, NOT_AN_INT)),
     (["prior=mixture"], "prior.components", st.one_of(NON_POSITIVE, NOT_AN_INT)),
     (["prior=mixture"], "prior.init_spread", st.one_of(BAD_FLOAT, NOT_A_NUMBER)),
-    ([], "guide.straight_through", NOT_A_BOOL),
+    (["guide=relaxed_mixture"], "guide.straight_through", NOT_A_BOOL),
+    (["guide=relaxed_mixture"], "guide.estimator", WORDS.filter(lambda w: w not in {"relaxed", "gumbel_rao"})),
+    (["guide=relaxed_mixture"], "guide.rao_samples", st.one_of(NON_POSITIVE, NOT_AN_INT)),
     (["guide=discrete_mixture"], "guide.baseline", WORDS.filter(
         lambda w: w not in {"none", "decaying_average", "neural"})),
     (["guide=discrete_mixture"], "guide.baseline_beta", FRACTION),
@@ -47,7 +50,8 @@ CASES = [
     ([], "trainer.tau_schedule", WORDS.filter(lambda w: w not in {"exponential", "linear"})),
     ([], "trainer.tau_update", WORDS.filter(lambda w: w not in {"epoch", "step"})),
     ([], "trainer.on_nonfinite", WORDS.filter(lambda w: w not in {"stop", "skip"})),
-    ([], "prior", WORDS), ([], "guide", WORDS), ([], "objective", WORDS), ([], "data", WORDS),
+    *[([], group, WORDS.filter(lambda w, names=frozenset(names): w not in names))  # never a valid option
+      for group, names in (("prior", PRIORS), ("guide", GUIDES), ("objective", OBJECTIVES), ("data", DATASETS))],
     ([], "trainer.no_such_key", WORDS),
 ]
 

@@ -90,7 +90,9 @@ def test_sigkill_at_random_moments_always_leaves_loadable_checkpoints(tmp_path):
     for attempt in range(4):
         run = tmp_path / f"killed{attempt}"
         proc = _train_in_subprocess(run, epochs=50)
-        _wait_for(run / "config.yaml", proc)
+        # odd attempts start their clock after the first checkpoint, so that a loaded machine
+        # (a slow first epoch) still has kills that land mid-run with a checkpoint to resume
+        _wait_for(run / ("last.pt" if attempt % 2 else "config.yaml"), proc)
         time.sleep(rng.uniform(0.5, 4.0))
         proc.kill()
         proc.communicate()
