@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from pyro_mvae.mixtures import DiagonalGaussianMixture
+from pyro_mvae.distributions.mixtures import DiagonalGaussianMixture
 
 
 def main():

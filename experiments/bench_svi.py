@@ -16,7 +16,7 @@ benchmark only.
 
 Variants: ``plain PyTorch`` (the twin with ``torch.optim.Adam`` at its defaults: the reference of
 every ratio) and ``plain PyTorch, fused Adam``; ``package`` is the training loop's step
-(:class:`pyro_mvae.steps.Stepper` as the trainer builds it: fast route, validation off, fused
+(:class:`pyro_mvae.infer.steps.Stepper` as the trainer builds it: fast route, validation off, fused
 Adam, the per-step finiteness check of loss and gradients). ``--levers`` adds the levers
 measured for the README: ``svi`` (``loss_and_grads`` as ``pyro.infer.SVI`` does, validation on,
 default Adam, no finiteness check: the naive step), ``no finite check``, ``unfused`` (default
@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.utils import clamp_probs
 
-from pyro_mvae.data import load_mnist
-from pyro_mvae.nets import positive
-from pyro_mvae.registry import build_vae
-from pyro_mvae.steps import Stepper
-from pyro_mvae.train import make_optimizer
+from pyro_mvae.training.data import load_mnist
+from pyro_mvae.models.nets import positive
+from pyro_mvae.models.registry import build_vae
+from pyro_mvae.infer.steps import Stepper
+from pyro_mvae.training.train import make_optimizer
 
 LOG_2PI = math.log(2 * math.pi)
 TAU = 0.5

@@ -8,9 +8,9 @@ root=${1:-../shared/data}
 shift || true
 out=${OUT_DIR:-runs/gradient_routes}
 mkdir -p "$out"
-common=(data=mnist "data.root=$root" data.download=false prior=mixture
-        "trainer.epochs=${EPOCHS:-5}" "trainer.warmup_epochs=0" "trainer.tau_anneal_epochs=${EPOCHS:-5}"
-        "trainer.eval_limit=${EVAL_LIMIT:-500}" "trainer.eval_samples=${K:-5000}" trainer.progress=false)
+common=(experiment=mnist_gradient_routes "data.root=$root"  # conf/experiment/mnist_gradient_routes.yaml
+        "trainer.epochs=${EPOCHS:-5}" "trainer.tau_anneal_epochs=${EPOCHS:-5}"
+        "trainer.eval_limit=${EVAL_LIMIT:-500}" "trainer.eval_samples=${K:-5000}")
 run() {  # name, overrides...
   local name=$1; shift
   OMP_NUM_THREADS=1 pyro-mvae train "${common[@]}" "run_dir=$out/$name" "$@" "${EXTRA[@]}" \

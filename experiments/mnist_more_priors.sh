@@ -12,8 +12,7 @@ shift || true
 out=${OUT_DIR:-runs/mnist_more_priors}
 limit=${EVAL_LIMIT:-2000}
 mkdir -p "$out"
-common=(data=mnist "data.root=$root" data.download=false trainer.epochs=100
-        "trainer.eval_limit=$limit" trainer.progress=false)
+common=(experiment=mnist_core "data.root=$root" "trainer.eval_limit=$limit")  # conf/experiment/
 run() {  # name, overrides...
   local name=$1; shift
   OMP_NUM_THREADS=1 pyro-mvae train "${common[@]}" "run_dir=$out/$name" "$@" "${EXTRA[@]}" \

@@ -57,9 +57,9 @@ def _train_command(route: str, args) -> list[str]:
     run_dir = args.out / route
     if (run_dir / "last.pt").exists():
         return ["pyro-mvae", "train", f"resume={run_dir}", "trainer.progress=false"]
-    return ["pyro-mvae", "train", "data=mnist", f"data.root={args.root}", "data.download=false",
+    return ["pyro-mvae", "train", "experiment=mnist_core", f"data.root={args.root}",
             f"trainer.epochs={args.epochs}", f"trainer.eval_limit={args.limit}",
-            "trainer.eval_samples=100", "trainer.progress=false", f"run_dir={run_dir}", *ROUTES[route]]
+            "trainer.eval_samples=100", f"run_dir={run_dir}", *ROUTES[route]]
 
 
 def _evaluated(run_dir: Path, limit: int) -> bool:

@@ -7,7 +7,7 @@ The routes of experiments/gradient_routes.sh and the marginal-mixture and Gumbel
 (``--prior``: mixture, C = 10, or the factorized mixture, N = 3; 784-300-300-40 MLPs, MNIST at
 B = 100; routes the prior refuses, such as enumeration of N^d choices, are skipped), each built
 from the packaged config and stepped by the trainer's own step
-(:class:`pyro_mvae.steps.Stepper`, fused Adam), in one process, alternating blocks of
+(:class:`pyro_mvae.infer.steps.Stepper`, fused Adam), in one process, alternating blocks of
 ``--steps`` steps for ``--rounds`` rounds after a warm-up (experiments/bench_svi.py's harness).
 Seconds per epoch = 500 steps (50,000 training images) × seconds per step: training only,
 without the per-epoch validation pass (the same for every route).
@@ -18,13 +18,13 @@ import argparse
 import torch
 
 from bench_svi import bench, warm_up
-from pyro_mvae.cli import compose_config
-from pyro_mvae.data import load_mnist
-from pyro_mvae.guides import PairingError
-from pyro_mvae.objectives import build_objective
-from pyro_mvae.registry import build_vae
-from pyro_mvae.steps import Stepper
-from pyro_mvae.train import make_optimizer
+from pyro_mvae.training.data import load_mnist
+from pyro_mvae.errors import PairingError
+from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.models.registry import build_vae
+from pyro_mvae.infer.steps import Stepper
+from pyro_mvae.training.config import compose_config
+from pyro_mvae.training.train import make_optimizer
 
 ROUTES = {
     "Concrete (soft), trace": ["guide=relaxed_mixture", "guide.straight_through=false", "objective=trace"],
@@ -45,10 +45,10 @@ def route_step(overrides: list[str], data_dim: int, prior: str) -> Stepper:
     """The trainer's step for one route. Raises PairingError for a route the prior refuses."""
     config = compose_config(["data=mnist", f"prior={prior}", *overrides])
     torch.manual_seed(0)
-    vae = build_vae(data_dim, config.prior, config.guide, config.likelihood, config.net)
+    vae = build_vae(data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
     vae.tau = 0.5
-    elbo = build_objective(**config.objective, vae=vae)
-    return Stepper(vae, elbo, make_optimizer(vae, config.trainer.lr))
+    elbo = build_objective(**config["objective"], vae=vae)
+    return Stepper(vae, elbo, make_optimizer(vae, config["trainer"]["lr"]))
 
 
 def main():

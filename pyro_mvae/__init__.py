@@ -3,11 +3,28 @@
 Parameters live in the modules (ordinary ``torch.nn`` parameters, never in Pyro's global
 parameter store), so two models in one process never share parameters and a plain
 ``torch.optim`` optimiser trains them.
+
+Layers, each importing only the ones above it in this list: :mod:`pyro_mvae.errors` and
+:mod:`pyro_mvae.config`; :mod:`pyro_mvae.distributions`; :mod:`pyro_mvae.models`;
+:mod:`pyro_mvae.infer`; :mod:`pyro_mvae.training`; :mod:`pyro_mvae.evaluation`; the command
+line (:mod:`pyro_mvae.cli`). The names below are the public API.
 """
 
 __version__ = "0.1.0"
 
-from pyro_mvae.model import VAE  # noqa: E402
-from pyro_mvae.registry import build_vae  # noqa: E402
+from pyro_mvae.errors import ConfigError, DataError, PairingError, RunError, UserError  # noqa: E402
+from pyro_mvae.evaluation.evaluate import evaluate_run  # noqa: E402
+from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
+from pyro_mvae.infer.objectives import OBJECTIVES, build_objective  # noqa: E402
+from pyro_mvae.models.base import Guide, Prior  # noqa: E402
+from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # noqa: E402
+from pyro_mvae.models.vae import VAE  # noqa: E402
+from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
+from pyro_mvae.training.data import DATASETS, build_dataset  # noqa: E402
+from pyro_mvae.training.runs import load_run  # noqa: E402
+from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 
-__all__ = ["VAE", "build_vae", "__version__"]
+__all__ = ["VAE", "Prior", "Guide", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
+           "build_vae", "build_dataset", "build_objective", "build_from_config", "compose_config",
+           "Run", "TrainerConfig", "fit", "load_run", "evaluate_run", "iwae_log_likelihood",
+           "ConfigError", "DataError", "PairingError", "RunError", "UserError", "__version__"]

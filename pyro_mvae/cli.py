@@ -13,18 +13,15 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pyro_mvae import distributed
-from pyro_mvae.objectives import build_objective
-from pyro_mvae.registry import build_dataset, build_vae
-from pyro_mvae.runs import read_checkpoint, resolve_device
-from pyro_mvae.signals import Interrupted
-from pyro_mvae.train import Diverged, TrainerConfig, fit
-from pyro_mvae.validation import ConfigError, validate_config
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted
+from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.training import checkpoints, distributed
+from pyro_mvae.training.config import build_from_config, check_config, compose_config, trainer_settings
+from pyro_mvae.training.runs import resolve_device
+from pyro_mvae.training.train import fit
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
@@ -42,12 +39,6 @@ guide (gaussian, flow, relaxed_mixture, discrete_mixture, marginal_mixture), lik
 objective (trace, tracegraph, meanfield, enum, iwae), net (mlp, conv), trainer (default)"""
 
 
-def compose_config(overrides: list[str]):
-    """The packaged config with Hydra ``overrides`` applied (a DictConfig)."""
-    with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
-        return compose(config_name="config", overrides=overrides)
-
-
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress")
 """The only settings a resume may give: the rest is the run's own configuration."""
 
@@ -55,17 +46,18 @@ RESUMABLE = ("resume", "trainer.epochs", "trainer.progress")
 def train(overrides: list[str]) -> dict:
     """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors).
 
-    Every setting is checked (:func:`pyro_mvae.validation.validate_config`) before any work.
+    Every setting is checked against its component's typed config
+    (:func:`pyro_mvae.training.config.check_config`) before any work.
     ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
-    ranks here (see :mod:`pyro_mvae.distributed`)."""
-    config = OmegaConf.to_container(compose_config(overrides), resolve=True)
-    validate_config(config)
+    ranks here (see :mod:`pyro_mvae.training.distributed`)."""
+    config = compose_config(overrides)
+    check_config(config)
     resume = None
     if config["resume"]:
         config, resume = resumed_config(config, overrides)
-        validate_config(config)  # the checkpoint's own configuration is checked as well
-    trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
+        check_config(config)  # the checkpoint's own configuration is checked as well
+    trainer = trainer_settings(config)
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
     if resume is None and Path(config["run_dir"]).exists():
         raise FileExistsError(f"run directory {config['run_dir']} already exists: choose another "
@@ -89,7 +81,7 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
 
     Raises:
         ConfigError: for any other override, a finished run, or another number of processes.
-        pyro_mvae.runs.RunError: for a missing or unreadable ``last.pt``.
+        pyro_mvae.errors.RunError: for a missing or unreadable ``last.pt``.
     """
     given = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     others = [key for key in given if key not in RESUMABLE]
@@ -97,7 +89,7 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
         raise ConfigError(f"resume continues the run's own configuration; only "
                           f"{', '.join(RESUMABLE[1:])} may be given with it, got {', '.join(others)}")
     run_dir = Path(config["resume"])
-    ckpt = read_checkpoint(run_dir / "last.pt", require_resume_state=True)
+    ckpt = checkpoints.load(run_dir / "last.pt", resume=True)
     resumed = ckpt["config"]
     for key in ("epochs", "progress"):
         if f"trainer.{key}" in given:
@@ -122,21 +114,17 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
 def _preflight(config: dict) -> None:
     """Build the data, the model and the objective once here, so that a bad setting is refused
     before any process is spawned."""
-    data = build_dataset(config["data"], torch.device("cpu"))
-    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
+    _, vae = build_from_config(config, torch.device("cpu"))
     build_objective(**config["objective"], vae=vae)
 
 
 def _train_rank(group, config: dict, resume: str | None = None) -> dict:
     device = distributed.device_for(group, resolve_device(config["device"]))
-    trainer = TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])
-    data = build_dataset(config["data"], device)
     torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
-    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"],
-                    config["net"]).to(device)
-    checkpoint = None if resume is None else read_checkpoint(resume, device, require_resume_state=True)
+    data, vae = build_from_config(config, device)
+    checkpoint = None if resume is None else checkpoints.load(resume, device, resume=True)
     run_dir = Path(config["run_dir"])
-    report = fit(vae, data, trainer, config["objective"], run_dir, config, seed=config["seed"],
+    report = fit(vae, data, trainer_settings(config), config["objective"], run_dir, config, seed=config["seed"],
                  group=group, resume=checkpoint)
     if group.is_main:
         print(summary(report, run_dir))
@@ -157,7 +145,7 @@ def summary(report: dict, run_dir: Path) -> str:
 
 
 def evaluate_command(args: list[str]) -> None:
-    from pyro_mvae.evaluate import evaluate_run
+    from pyro_mvae.evaluation.evaluate import evaluate_run
 
     parser = argparse.ArgumentParser(prog="pyro-mvae evaluate",
                                      description="IWAE log-likelihood, diagnostics and figures of a run")
@@ -196,8 +184,8 @@ def _khat_summary(report: dict) -> str:
 
 
 def sample_command(args: list[str]) -> None:
-    from pyro_mvae.figures import image_grid
-    from pyro_mvae.runs import load_run
+    from pyro_mvae.evaluation.figures import image_grid
+    from pyro_mvae.training.runs import load_run
 
     parser = argparse.ArgumentParser(prog="pyro-mvae sample", description="a grid of samples from a run's model")
     parser.add_argument("run_dir", type=Path)
@@ -216,7 +204,7 @@ def sample_command(args: list[str]) -> None:
 
 
 def compare_command(args: list[str]) -> None:
-    from pyro_mvae.compare import compare_table
+    from pyro_mvae.evaluation.compare import compare_table
 
     parser = argparse.ArgumentParser(prog="pyro-mvae compare", description="one table of evaluated runs")
     parser.add_argument("run_dirs", type=Path, nargs="+")

@@ -10,10 +10,10 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from torch import nn
 
-from pyro_mvae.guides import GaussianGuide, RelaxedMixtureGuide
-from pyro_mvae.likelihoods import GaussianLikelihood
-from pyro_mvae.model import VAE
-from pyro_mvae.priors import MixturePrior, StandardPrior
+from pyro_mvae.models.guides import GaussianGuide, RelaxedMixtureGuide
+from pyro_mvae.models.likelihoods import GaussianLikelihood
+from pyro_mvae.models.vae import VAE
+from pyro_mvae.models.priors import MixturePrior, StandardPrior
 
 D, d, SIGMA = 5, 2, 0.5
 
@@ -28,7 +28,7 @@ def linear_decoder(seed: int = 1) -> nn.Linear:
 
 
 def standard_vae(guide_hidden=()) -> VAE:
-    return VAE(StandardPrior(d), GaussianGuide(D, d, hidden=guide_hidden), GaussianLikelihood(SIGMA),
+    return VAE(StandardPrior(d), GaussianGuide(D, d, hidden=guide_hidden), GaussianLikelihood(scale=SIGMA),
                linear_decoder(), D)
 
 
@@ -42,7 +42,7 @@ def mixture_vae(guide: str = "gaussian", straight_through: bool = True) -> VAE:
         q = GaussianGuide(D, d, hidden=(16,))
     else:
         q = RelaxedMixtureGuide(D, d, hidden=(16,), layout=prior.layout, straight_through=straight_through)
-    return VAE(prior, q, GaussianLikelihood(SIGMA), linear_decoder(), D)
+    return VAE(prior, q, GaussianLikelihood(scale=SIGMA), linear_decoder(), D)
 
 
 def _weights(vae):
@@ -88,7 +88,7 @@ def fit_guide(vae, x: torch.Tensor, steps: int = 400, lr: float = 0.02) -> None:
 def orthogonal_standard_vae_with_exact_guide() -> VAE:
     """Standard prior, W = Q diag(s) with orthonormal Q, and the guide set to the exact posterior
     N(Σ Wᵀ(x − b)/σ², Σ), Σ = diag(1 / (1 + s²/σ²)); every importance weight is then p(x)."""
-    from pyro_mvae.nets import MIN_SCALE
+    from pyro_mvae.models.nets import MIN_SCALE
 
     vae = standard_vae(guide_hidden=())
     gen = torch.Generator().manual_seed(3)

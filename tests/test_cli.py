@@ -7,10 +7,11 @@ import torch
 
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
-from pyro_mvae.data import load_digits
-from pyro_mvae.likelihoods import DataError
-from pyro_mvae.registry import UnknownNameError, build_vae
-from pyro_mvae.train import TrainerConfig, fit
+from pyro_mvae.training.data import load_digits
+from pyro_mvae.errors import DataError
+from pyro_mvae.errors import UnknownNameError
+from pyro_mvae.models.registry import build_vae
+from pyro_mvae.training.train import TrainerConfig, fit
 
 FAST = ["trainer.epochs=2", "trainer.eval_samples=30", "trainer.eval_chunk_size=10",
         "trainer.progress=false", "data.batch_size=100", "net.hidden=[32]", "net.latent_dim=4"]
@@ -47,7 +48,7 @@ def test_mnist_from_tiny_idx_files_through_the_cli(tmp_path):
 @pytest.mark.parametrize("overrides,needle", [
     (["prior=vampire"], "prior"),
     (["guide=flowy"], "guide"),
-    (["prior=standard", "guide=relaxed_mixture"], "a mixture over the prior's components"),
+    (["prior=standard", "guide=relaxed_mixture"], "needs a prior with `has_components`"),
     (["data.binarize=false"], "binary"),
     (["data=mnist", "data.root=/nonexistent/folder", "data.download=false"], "t10k-images-idx3-ubyte"),
     (["trainer.epochs=0"], "trainer.epochs"),

@@ -77,3 +77,24 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
                   test_torch_load_is_weights_only):
         with pytest.raises(AssertionError):
             check(bad)
+
+
+LAYERS = ["errors", "config", "distributions", "models", "infer", "training", "evaluation", "cli"]
+"""Each module of pyro_mvae may import only from its own layer and the layers before it."""
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else -1
+
+
+@pytest.mark.parametrize("path", [p for p in LIBRARY if p.name != "__init__.py" or p.parent.name != "pyro_mvae"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_layers_import_only_the_layers_below(path):
+    own = _layer("pyro_mvae." + ".".join(path.relative_to(ROOT / "pyro_mvae").with_suffix("").parts))
+    if own < 0:  # pyro_mvae/conf
+        return
+    imported = [node.module for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pyro_mvae.")]
+    above = [m for m in imported if _layer(m) > own]
+    assert not above, f"{path.relative_to(ROOT)} ({LAYERS[own]}) imports a higher layer: {above}"

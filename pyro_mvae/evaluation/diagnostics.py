@@ -1,0 +1,139 @@
+"""Diagnostics of a trained VAE: PSIS k̂, active units, KL per dimension, component usage, clustering.
+
+Everything here is computed on a split of images ``x (N, D)`` by :mod:`pyro_mvae.evaluation.evaluate`.
+"""
+
+import importlib.util
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from pyro_mvae.models.guides import MixtureGuide
+
+KHAT_THRESHOLD = 0.7
+"""Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
+
+MIN_PSIS_SAMPLES = 25
+"""Fewest weights per row for k̂: PSIS fits the largest min(K/5, 3√K) weights, and needs ≥ 5."""
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+"""A latent dimension is active when Cov_x(E_q[z_j | x]) > 0.01 (Burda et al. 2016, §5.2)."""
+
+
+def pareto_khat(log_weights: np.ndarray, backend: str = "auto") -> np.ndarray:
+    """Pareto k̂ of each row's importance weights (PSIS; Vehtari et al. 2024), via ArviZ.
+
+    log_weights ``(N, K)`` (natural log, unnormalised) -> ``(N,)``. Large k̂ (> 0.7) means the
+    weights' tail is too heavy for the estimate to be trusted; k̂ is estimated from the largest
+    ~3√K weights, so K should be ≥ 100. A row whose weights are all equal (proposal =
+    posterior) has no tail: its k̂ is −inf.
+
+    ``backend``: ``"arviz_stats"`` (ArviZ 1.x, Python ≥ 3.12; its ``psislw`` takes
+    log-likelihoods, i.e. the negated log-weights, as in PSIS-LOO), ``"arviz"`` (ArviZ 0.x
+    ``az.psislw``, which takes the log-weights themselves), or ``"auto"``: the first installed.
+
+    Raises:
+        ValueError: for an unknown backend, or fewer than :data:`MIN_PSIS_SAMPLES` weights per row.
+        ImportError: when the requested backend is not installed.
+    """
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if log_weights.shape[-1] < MIN_PSIS_SAMPLES:
+        raise ValueError(f"Pareto k̂ needs at least {MIN_PSIS_SAMPLES} importance weights per row "
+                         f"(its tail fit uses the largest ~3√K), got K = {log_weights.shape[-1]}")
+    if backend not in PSIS_BACKENDS:
+        raise ValueError(f"unknown PSIS backend {backend!r}; choose one of {sorted(PSIS_BACKENDS)}")
+    if backend == "auto":
+        backend = "arviz_stats" if importlib.util.find_spec("arviz_stats") else "arviz"
+    tailed = np.ptp(log_weights, axis=-1) > 0  # (N,); a flat row has no tail to fit
+    khat = np.full(log_weights.shape[0], -np.inf)
+    if tailed.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ArviZ warns on every k̂ > 0.7; the report says it once
+            khat[tailed] = PSIS_BACKENDS[backend](log_weights[tailed])
+    return khat
+
+
+def _khat_arviz_stats(log_weights: np.ndarray) -> np.ndarray:
+    from arviz_stats.base import array_stats
+
+    return array_stats.psislw(-log_weights, axis=-1)[1]  # psislw negates its input
+
+
+def _khat_arviz(log_weights: np.ndarray) -> np.ndarray:
+    import arviz as az
+
+    return az.psislw(log_weights)[1]
+
+
+PSIS_BACKENDS = {"auto": None, "arviz_stats": _khat_arviz_stats, "arviz": _khat_arviz}
+
+
+def active_units(posterior_means: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Number of active latent dimensions and each dimension's Cov_x(E_q[z_j | x]).
+
+    posterior_means ``(N, d)`` -> (count, variances ``(d,)``).
+    """
+    variances = posterior_means.var(dim=0, unbiased=True)  # (d,)
+    return int((variances > ACTIVE_UNIT_THRESHOLD).sum()), variances
+
+
+@torch.no_grad()
+def kl_per_dimension(vae, x: torch.Tensor, num_samples: int = 64) -> torch.Tensor | None:
+    """E_x KL(q(z_j | x) ‖ p(z_j)) for each dimension j, ``(d,)`` in nats, by Monte Carlo.
+
+    Uses each dimension's marginal densities (mixtures where the prior or guide is one), with
+    ``num_samples`` draws per image. For a factorised guide and prior these sum to the full KL.
+    ``None`` when the guide or the prior is a flow (no per-dimension marginal density).
+    """
+    q, p = vae.encoder.posterior_per_dim(x), vae.prior.marginal_per_dim()  # batch (N, d), (d,)
+    if q is None or p is None:
+        return None
+    z = q.sample((num_samples,))  # (S, N, d)
+    log_ratio = q.log_prob(z) - p.log_prob(z)  # (S, N, d)
+    return log_ratio.mean(dim=(0, 1))
+
+
+def perplexity(probs: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of distributions along the last axis: ``(..., C)`` -> ``(...)``.
+
+    1 when one component takes all the mass, C when all are used equally.
+    """
+    entropy = -(probs * probs.clamp_min(1e-30).log()).sum(-1)
+    return entropy.exp()
+
+
+@torch.no_grad()
+def component_probabilities(vae, x: torch.Tensor) -> torch.Tensor | None:
+    """Per-image probabilities of each mixture component, ``(N, C)`` or ``(N, d, N_c)``.
+
+    q(c | x) when the guide is a mixture over the components (whether it samples c or sums it
+    out); otherwise the prior's responsibilities p(c | z) at the guide's posterior mean. ``None``
+    when the prior is not a mixture.
+    """
+    if vae.prior.layout is None:
+        return None
+    if isinstance(vae.encoder, MixtureGuide):
+        return vae.encoder.component_probs(x)
+    return vae.prior.responsibilities(vae.encoder.mean(x))
+
+
+def clustering_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """Unsupervised accuracy with the best many-to-one mapping of clusters to labels (as in GMVAE).
+
+    Each cluster is assigned its most frequent label; the accuracy is the share of images whose
+    label equals their cluster's label. clusters, labels ``(N,)`` integer arrays.
+    """
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    if clusters.shape != labels.shape or clusters.size == 0:
+        raise ValueError(f"clusters {clusters.shape} and labels {labels.shape} must be equal, non-empty")
+    correct = 0
+    for c in np.unique(clusters):
+        correct += np.bincount(labels[clusters == c]).max()
+    return correct / labels.size
+
+
+def bits_per_dim(log_likelihood_nats: float, data_dim: int) -> float:
+    """−log p(x) / (D ln 2): nats per image -> bits per dimension."""
+    return -log_likelihood_nats / (data_dim * math.log(2))

@@ -1,0 +1,183 @@
+"""``pyro-mvae evaluate RUN_DIR``: the numbers and figures a results section needs, from a run directory.
+
+Writes into RUN_DIR: ``eval.json`` (summary), ``per_datapoint_<split>.csv`` (index, label, IWAE
+log p(x), ELBO, Pareto k̂ of every image, for paired comparisons between models) and
+``figures/*.png``.
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pyro_mvae.evaluation import diagnostics, figures
+from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
+from pyro_mvae.infer.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
+from pyro_mvae.training.runs import load_run, resolve_device
+from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
+
+K_SWEEP = (1, 10, 100, 1000, 5000)
+
+
+def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,
+                 chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
+                 progress: bool = True, make_figures: bool = True, memory_mib: float | None = None) -> dict:
+    """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
+
+    ``memory_mib``: a memory budget for the particle chunks; when given, the chunk size is the
+    largest that fits it (:func:`pyro_mvae.infer.iwae.chunk_size_for`) and ``chunk_size`` is ignored.
+
+    The K sweep uses nested subsets of the same K = ``num_samples`` draws per image (the first
+    k weights for each k ≤ K in :data:`K_SWEEP`), so its points are correlated but consistent.
+
+    Raises:
+        pyro_mvae.training.runs.RunError: missing or corrupted checkpoint, other major version.
+        ValueError: unknown split, or K, chunk or batch size below 1.
+    """
+    run_dir = Path(run_dir)
+    for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    vae, config, ckpt, data = load_run(run_dir, resolve_device(device))
+    if split not in data.splits():
+        raise ValueError(f"unknown split '{split}'; choose one of {', '.join(data.splits())}")
+    part = data.splits()[split]
+    x, labels = part.x[:limit], part.y[:limit]  # (N, D), (N,)
+    if part.dynamic:  # training images keep grey levels: score one fixed binarisation of them
+        x = binarize_fixed(x)
+    elif part.dequantize_levels:  # likewise one fixed dequantisation
+        x = dequantize_fixed(x, part.dequantize_levels)
+    vae.check_data(x)
+    if memory_mib is not None:
+        chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
+    scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
+    report = _summary(vae, x, labels, scores, num_samples, data.data_dim)
+    if data.levels:
+        report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
+        report["units"] = (f"nats per image of the density on [0, 1]^D of dequantised {data.levels}-level "
+                           "images; bits per dimension of that density, and (…_discrete) of the "
+                           f"{data.levels}-level images themselves (an upper bound)")
+    report.update(run_dir=str(run_dir), split=split, epoch=ckpt["epoch"], tau=ckpt["tau"], chunk_size=chunk_size,
+                  data=config["data"]["name"], prior=config["prior"]["name"],
+                  guide=config["guide"]["name"], density=density_note(vae))
+    _write_per_datapoint(run_dir / f"per_datapoint_{split}.csv", labels, scores)
+    if make_figures:
+        report["figures"] = _figures(vae, run_dir, x, labels, data.image_shape, report, scores["khat"])
+    write_json_atomic(run_dir / "eval.json", report)
+    return report
+
+
+@torch.no_grad()
+def _score(vae, x, num_samples, chunk_size, batch_size, progress) -> dict:
+    """Per-image IWAE estimates for the K sweep, ELBO and k̂ (all ``(N,)`` numpy arrays)."""
+    sweep = [k for k in K_SWEEP if k < num_samples] + [num_samples]
+    out = {f"iwae_{k}": [] for k in sweep} | {"elbo": [], "khat": []}
+    for start in tqdm(range(0, x.shape[0], batch_size), desc=f"evaluate K={num_samples}",
+                      disable=not progress, leave=False):
+        xb = x[start:start + batch_size]
+        log_w = log_weight_matrix(vae, xb, num_samples, chunk_size)  # (B, K)
+        for k in sweep:
+            out[f"iwae_{k}"].append((torch.logsumexp(log_w[:, :k], -1) - math.log(k)).cpu())
+        out["khat"].append(torch.as_tensor(_khat(log_w.cpu().numpy())))  # device: host-side report
+        log_lik, kl = vae.elbo_terms(xb)
+        out["elbo"].append((log_lik - kl).cpu())
+    return {key: torch.cat(values).double().numpy() for key, values in out.items()}
+
+
+def _summary(vae, x, labels, scores, num_samples, data_dim) -> dict:
+    ll = torch.as_tensor(scores[f"iwae_{num_samples}"])  # device: host-side numpy scores
+    ll_mean, ll_se = mean_and_stderr(ll)
+    elbo_mean, elbo_se = mean_and_stderr(torch.as_tensor(scores["elbo"]))  # device: host-side
+    khat = scores["khat"]
+    sweep = {k.split("_")[1]: dict(zip(("mean", "se"), mean_and_stderr(torch.as_tensor(v))))  # device: host-side
+             for k, v in scores.items() if k.startswith("iwae_")}
+    report = {
+        "n": int(x.shape[0]), "K": num_samples, "units": "nats per image; bits per dimension",
+        "iwae_ll": ll_mean, "iwae_ll_se": ll_se,
+        "iwae_bits_per_dim": diagnostics.bits_per_dim(ll_mean, data_dim),
+        "iwae_bits_per_dim_se": ll_se / (data_dim * math.log(2)),
+        "elbo": elbo_mean, "elbo_se": elbo_se, "gap": ll_mean - elbo_mean,
+        "k_sweep": sweep,
+        "khat_share_above_0.7": float(np.mean(khat > diagnostics.KHAT_THRESHOLD)),
+        "khat_max": float(np.max(khat)),
+    }
+    if num_samples < diagnostics.MIN_PSIS_SAMPLES:
+        report["khat_share_above_0.7"] = report["khat_max"] = None
+    report["warnings"] = _warnings(report)
+    report.update(_posterior_health(vae, x, labels))
+    return report
+
+
+def _khat(log_w: np.ndarray) -> np.ndarray:
+    """k̂ per row of log-weights ``(B, K)``; NaN when K is too small for a tail fit."""
+    if log_w.shape[-1] < diagnostics.MIN_PSIS_SAMPLES:
+        return np.full(log_w.shape[0], np.nan)
+    return diagnostics.pareto_khat(log_w)
+
+
+def _warnings(report) -> list[str]:
+    share = report["khat_share_above_0.7"]
+    if share is None:
+        return [f"K = {report['K']} < {diagnostics.MIN_PSIS_SAMPLES}: too few importance weights "
+                "for a Pareto k̂, so the estimate's reliability is unchecked; use K >= 100"]
+    if share <= 0.05:
+        return []
+    return [f"{100 * share:.1f}% of the images have Pareto k̂ > 0.7 (worst {report['khat_max']:.2f}): "
+            "their IWAE estimates are unreliable; the guide's tails are too light for the posterior"]
+
+
+@torch.no_grad()
+def _posterior_health(vae, x, labels) -> dict:
+    means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)])  # (N, d)
+    count, variances = diagnostics.active_units(means)
+    kl = [diagnostics.kl_per_dimension(vae, xb) for xb in x.split(500)]  # each (d,) or None
+    health = {"active_units": count, "latent_dim": int(means.shape[1]),
+              "active_unit_variances": variances.tolist(),
+              "kl_per_dim": None if kl[0] is None else
+              (sum(k * len(xb) for k, xb in zip(kl, x.split(500))) / x.shape[0]).tolist()}
+    probs = diagnostics.component_probabilities(vae, x)  # (N, C) or (N, d, N_c), or None
+    if probs is None:
+        return health
+    health["prior_weights_perplexity"] = diagnostics.perplexity(vae.prior.weights).mean().item()
+    health["usage_perplexity"] = diagnostics.perplexity(probs.mean(0)).mean().item()
+    if probs.dim() == 2:  # one choice per image: its clusters can be scored against the labels
+        clusters = probs.argmax(-1).cpu().numpy()
+        health["clustering_accuracy"] = diagnostics.clustering_accuracy(clusters, labels.cpu().numpy())
+        health["clusters_used"] = int(np.unique(clusters).size)
+    return health
+
+
+def _write_per_datapoint(path: Path, labels, scores) -> None:
+    buffer = io.StringIO()
+    sweep = sorted((k for k in scores if k.startswith("iwae_")), key=lambda k: int(k.split("_")[1]))
+    columns = ["index", "label"] + sweep + ["elbo", "khat"]
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for i, label in enumerate(labels.tolist()):
+        writer.writerow([i, label] + [repr(float(scores[c][i])) for c in columns[2:]])
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def _figures(vae, run_dir: Path, x, labels, image_shape, report, khat) -> dict:
+    out = run_dir / "figures"
+    out.mkdir(exist_ok=True)
+    paths = {name: out / f"{name}.png" for name in
+             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations",
+              "k_sweep", "khat")}
+    figures.samples(vae, image_shape, paths["samples"])
+    figures.reconstructions(vae, x, image_shape, paths["reconstructions"])
+    figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
+    figures.latent_marginals(vae, x, paths["latent_marginals"])
+    figures.interpolations(vae, x, labels, image_shape, paths["interpolations"])
+    ks = [int(k) for k in report["k_sweep"]]
+    figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
+                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], paths["k_sweep"])
+    figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, paths["khat"])
+    if (run_dir / "metrics.jsonl").exists():
+        paths["training_curves"] = out / "training_curves.png"
+        figures.training_curves(run_dir / "metrics.jsonl", paths["training_curves"])
+    return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}

@@ -1,0 +1,121 @@
+"""Per-datapoint importance-weighted log-likelihood (Burda et al. 2016, eq. 8; DESIGN.md §2).
+
+    log p(x) ≈ log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x),    z_k ~ q(z | x)
+
+with the component choice summed out exactly in p(z) and q(z | x) (both are then mixtures), so
+for a mixture model this is the log-likelihood of the discrete mixture its parameters define.
+The data plate is kept (unlike ``pyro.infer.importance.vectorized_importance_weights``, which
+sums over it), and particles are drawn in chunks whose log-weights are combined by a running
+log-sum-exp: memory follows ``chunk_size · batch_size · D`` whatever K is.
+"""
+
+import math
+
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def log_importance_weights(vae, x: torch.Tensor, k: int, posterior=None) -> torch.Tensor:
+    """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, D)`` -> ``(k, B)``, nats.
+
+    ``posterior`` is q(z | x) (batch ``(B,)``, event ``(d,)``) when the caller already encoded
+    x; chunked callers pass it so the encoder runs once per batch, not once per chunk.
+    Argument validation is off here: x is checked once by :func:`iwae_log_likelihood`, and
+    checking the support of every ``(k, B, D)`` broadcast again is pure overhead.
+    """
+    with pyro.validation_enabled(False):
+        if posterior is None:
+            posterior = vae.encoder.posterior(x)
+        z = posterior.sample((k,))  # (k, B, d)
+        log_lik = vae.likelihood(vae.decoder(z)).log_prob(x)  # (k, B)
+        return log_lik + vae.prior.marginal().log_prob(z) - posterior.log_prob(z)
+
+
+def _chunks(vae, x: torch.Tensor, num_samples: int, chunk_size: int):
+    """Log-weights ``(k, B)`` of successive chunks of k ≤ chunk_size particles, K in all."""
+    with pyro.validation_enabled(False):
+        posterior = vae.encoder.posterior(x)  # batch (B,), event (d,)
+    for start in range(0, num_samples, chunk_size):
+        yield log_importance_weights(vae, x, min(chunk_size, num_samples - start), posterior)
+
+
+@torch.no_grad()
+def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
+    """All K log importance weights of each image, drawn in chunks: x ``(B, D)`` -> ``(B, K)``.
+
+    Keeps K · B floats (for PSIS k̂ and K sweeps); :func:`iwae_batch` keeps only B.
+    """
+    return torch.cat(list(_chunks(vae, x, num_samples, chunk_size)), dim=0).T  # (K, B) -> (B, K)
+
+
+@torch.no_grad()
+def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
+    """IWAE log p(x) estimates ``(B,)`` in nats for one batch x ``(B, D)``, K = ``num_samples``."""
+    total = torch.full((x.shape[0],), -math.inf, device=x.device)  # running log Σ_k w_k, (B,)
+    for log_w in _chunks(vae, x, num_samples, chunk_size):  # (k, B)
+        total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
+    return total - math.log(num_samples)
+
+
+def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_size: int = 500,
+                        batch_size: int = 100, progress: bool = False) -> torch.Tensor:
+    """Per-datapoint IWAE estimates of log p(x), ``(N,)`` in nats, for images x ``(N, D)``.
+
+    A stochastic lower bound on log p(x) whose expectation rises with K (Burda et al. 2016,
+    Theorem 1); K = 5000 is the published protocol. Peak memory is about
+    ``chunk_size · batch_size · (D + d)`` floats, independent of K.
+
+    Raises:
+        ValueError: for ``num_samples``, ``chunk_size`` or ``batch_size`` below 1.
+        pyro_mvae.models.likelihoods.DataError: for data the model cannot score.
+    """
+    for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size),
+                        ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    vae.check_data(x)
+    batches = range(0, x.shape[0], batch_size)
+    out = [iwae_batch(vae, x[i:i + batch_size], num_samples, chunk_size)
+           for i in tqdm(batches, desc=f"IWAE K={num_samples}", disable=not progress, leave=False)]
+    return torch.cat(out)
+
+
+BYTES_PER_PARTICLE_PIXEL = 12
+"""Peak bytes per particle × image × pixel of an IWAE chunk on CPU in float32: the decoder's
+output, the likelihood's broadcast and its log-density terms (≈ 3 float32 tensors of shape
+``(chunk, B, D)``; measured by experiments/bench_iwae.py: 460 MiB at chunk 500, B 100, D 784)."""
+
+
+def chunk_size_for(memory_mib: float, batch_size: int, data_dim: int) -> int:
+    """Largest chunk of particles whose evaluation fits ``memory_mib`` MiB at this batch size.
+
+    Raises:
+        ValueError: when not even one particle fits (lower batch_size or raise the budget).
+    """
+    chunk = int(memory_mib * 2 ** 20 // (BYTES_PER_PARTICLE_PIXEL * batch_size * data_dim))
+    if chunk < 1:
+        raise ValueError(f"{memory_mib} MiB cannot hold one particle for {batch_size} images of "
+                         f"{data_dim} pixels (about {BYTES_PER_PARTICLE_PIXEL * batch_size * data_dim / 2 ** 20:.1f} "
+                         "MiB): raise the memory budget or lower the batch size")
+    return chunk
+
+
+def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error (sample s.d. / √N) of per-datapoint values ``(N,)``."""
+    n = values.numel()
+    se = values.std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
+    return values.mean().item(), se
+
+
+def density_note(vae) -> str:
+    """Which density the IWAE estimate measures, for reports."""
+    if vae.prior.layout is None:
+        return "log p(x) of the model with the prior's p(z)"
+    note = ("log p(x) of the discrete mixture model (component summed out exactly in p(z) and "
+            "in q(z | x))")
+    if not vae.encoder.elbo_bounds_discrete_model:
+        note += ("; training maximised the ELBO of the Concrete-relaxed model, a bound on a "
+                 "different density")
+    return note

@@ -1,0 +1,125 @@
+"""Likelihoods p(x | z): decoder output ``(..., D)`` -> a distribution over x with event ``(D,)``."""
+
+from dataclasses import dataclass
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions.utils import broadcast_all
+
+from pyro_mvae.config import Settings, option
+from pyro_mvae.errors import DataError
+from pyro_mvae.models.base import Component
+from pyro_mvae.models.nets import MIN_SCALE, positive
+
+
+@dataclass
+class LikelihoodConfig(Settings):
+    """A likelihood without options."""
+
+    GROUP = "likelihood"
+
+
+class Likelihood(Component):
+    """p(x | z): ``forward(decoded)`` a distribution with event ``(D,)``, ``mean(decoded)``,
+    ``check(x)`` (raises :class:`~pyro_mvae.errors.DataError` for data outside the support)."""
+
+    GROUP = "likelihood"
+    Config = LikelihoodConfig
+
+
+class BernoulliImage(dist.Independent):
+    """Π_i Bernoulli(x_i; sigmoid(logits_i)) over an image: batch ``logits.shape[:-1]``, event ``(D,)``.
+
+    The same distribution as ``dist.Bernoulli(logits=logits).to_event(1)`` (sampling, mean,
+    support and validation are Pyro's); only ``log_prob`` is fused, −Σ_i BCE(logits_i, x_i), so
+    the sign flip runs on the ``(...,)`` sum instead of every ``(..., D)`` pixel — about 7% of
+    an IWAE-5000 evaluation on CPU.
+    """
+
+    def __init__(self, logits: torch.Tensor, validate_args=None):
+        super().__init__(dist.Bernoulli(logits=logits, validate_args=validate_args), 1,
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        logits = self.base_dist.logits.expand(*batch_shape, *self.event_shape)
+        return BernoulliImage(logits, validate_args=self._validate_args)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log p(x) in nats, summed over the D pixels: ``(..., D)`` -> ``(...)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = broadcast_all(self.base_dist.logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+
+class BernoulliLikelihood(Likelihood):
+    """p(x | z) = Π_i Bernoulli(x_i; sigmoid(f(z)_i)); data must be binary {0, 1}. No options."""
+
+    name = "bernoulli"
+
+    def __init__(self, **options):
+        super().__init__()
+        self.configure(options)
+
+    def forward(self, decoded: torch.Tensor):
+        return BernoulliImage(decoded)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities, same shape as ``decoded``."""
+        return torch.sigmoid(decoded)
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raises :class:`DataError` unless every value of x is 0 or 1."""
+        bad = (x != 0) & (x != 1)
+        if bool(bad.any()):
+            raise DataError(
+                f"the Bernoulli likelihood needs binary data (every pixel 0 or 1), but {int(bad.sum())} "
+                f"values are neither (e.g. {x[bad][0].item():.3g}): binarise the images "
+                "(torch.bernoulli(x) for intensities in [0, 1], or data.binarize=true) or use "
+                "likelihood=gaussian")
+
+
+@dataclass
+class GaussianLikelihoodConfig(LikelihoodConfig):
+    """Options of the Gaussian likelihood."""
+
+    scale: float = option(1.0, "σ (its starting value when learned)")
+    learn_scale: bool = option(False, "learn σ (one scalar) with the rest")
+
+    def check(self):
+        self.positive("scale")
+        if self.learn_scale and self.scale <= MIN_SCALE:
+            self._fail("scale", f"> {MIN_SCALE} with learn_scale=true (the floor of a learned σ)")
+
+
+class GaussianLikelihood(Likelihood):
+    """p(x | z) = N(x; f(z), σ² I), σ fixed or learned (one scalar; seed 003)."""
+
+    name = "gaussian"
+    Config = GaussianLikelihoodConfig
+
+    def __init__(self, **options):
+        super().__init__()
+        cfg = self.configure(options)
+        scale, learn_scale = cfg.scale, cfg.learn_scale
+        self.learn_scale = learn_scale
+        if learn_scale:  # σ = softplus(raw) + MIN_SCALE, initialised at ``scale``
+            self.scale_raw = nn.Parameter(torch.tensor(float(scale) - MIN_SCALE).expm1().log())
+        else:
+            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """σ, a scalar tensor."""
+        return positive(self.scale_raw) if self.learn_scale else self.fixed_scale
+
+    def forward(self, decoded: torch.Tensor):
+        return dist.Normal(decoded, self.scale).to_event(1)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        return decoded
+
+    def check(self, x: torch.Tensor) -> None:
+        """Any finite x is in the support (finiteness is checked by the model)."""

@@ -1,0 +1,147 @@
+"""The run's configuration: every group's options registered in Hydra's ConfigStore from the
+components' typed ``Config`` classes, composed, checked before any work, and built.
+
+``pyro_mvae/conf/config.yaml`` only selects the defaults of each group; the options and their
+defaults are the dataclasses (:mod:`pyro_mvae.config`). Nothing in a config is ever imported or
+executed: it can only name registered components and set their declared options.
+"""
+
+from dataclasses import dataclass
+
+from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from pyro_mvae.config import Settings, lookup, option, unknown_keys_message
+from pyro_mvae.errors import ConfigError
+from pyro_mvae.infer.objectives import OBJECTIVES
+from pyro_mvae.models.nets import NETS
+from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae
+from pyro_mvae.training.data import DATASETS, build_dataset
+from pyro_mvae.training.train import TrainerConfig
+
+
+@dataclass
+class RunSettings(Settings):
+    """The top-level settings of ``pyro-mvae train``."""
+
+    seed: int = option(0, "seeds parameter initialisation, batch order and every draw")
+    device: str = option("auto", "cpu | cuda | auto (cuda when available)")
+    run_dir: str | None = option(None, "default: runs/<date>_<time>_<data>_<prior>_<guide>")
+    resume: str | None = option(None, "RUN_DIR: continue that run from its last.pt "
+                                       "(only trainer.epochs and trainer.progress may change)")
+
+    def check(self):
+        self.one_of("device", ("cpu", "cuda", "auto"))
+
+
+def groups() -> dict:
+    """Config group -> option -> its typed config, read from the registries at each call (so a
+    component registered at run time is a group option at once). The trainer group's node has
+    no ``name``."""
+    return {
+        "data": {name: source.Config for name, source in DATASETS.items()},
+        "prior": {name: cls.Config for name, cls in PRIORS.items()},
+        "guide": {name: cls.Config for name, cls in GUIDES.items()},
+        "likelihood": {name: cls.Config for name, cls in LIKELIHOODS.items()},
+        "objective": {name: objective.Config for name, objective in OBJECTIVES.items()},
+        "net": {name: kind.Config for name, kind in NETS.items()},
+        "trainer": {"default": TrainerConfig},
+    }
+
+
+GROUP_NAMES = ("data", "prior", "guide", "likelihood", "objective", "net", "trainer")
+SELECTIONS = (*GROUP_NAMES, "experiment")
+"""Keys that select a config file rather than set a value: the groups, and ``experiment``
+(``conf/experiment/*.yaml``, a named protocol that selects options and sets values)."""
+
+
+def register_configs() -> None:
+    """Store every group option (its name and its config's defaults) and the top-level settings
+    in Hydra's ConfigStore; ``conf/config.yaml`` selects among them."""
+    store = ConfigStore.instance()
+    store.store(name="run", node=RunSettings.defaults())
+    for group, options in groups().items():
+        for name, cls in options.items():
+            named = {} if group == "trainer" else {"name": name}
+            store.store(group=group, name=name, node=named | cls.defaults())
+
+
+def compose_config(overrides: list[str]) -> dict:
+    """The packaged config with Hydra ``overrides`` applied, as plain containers, after
+    :func:`check_overrides` and before :func:`check_config`.
+
+    Raises:
+        ConfigError: for a key the chosen component does not have.
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException: for overrides
+            Hydra cannot parse or apply (an unknown group option, say).
+    """
+    register_configs()
+    selections = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in SELECTIONS]
+    chosen = _compose(selections)
+    check_overrides(overrides, {g: chosen[g].get("name", "default") for g in GROUP_NAMES})
+    return _compose(overrides)
+
+
+def _compose(overrides: list[str]) -> dict:
+    with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+
+
+def check_overrides(overrides: list[str], chosen: dict) -> None:
+    """Refuse ``group.key=value`` when the group's chosen option has no ``key``, and
+    ``group.name=...`` (a component is chosen with ``group=NAME``).
+
+    Raises:
+        ConfigError: naming the component and its valid keys.
+    """
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        group, _, field = key.partition(".")
+        if not field:
+            if group not in SELECTIONS and group not in RunSettings.keys():
+                raise ConfigError(f"unknown setting '{key}': the top-level settings are "
+                                  f"{', '.join(RunSettings.keys())}; the groups are {', '.join(SELECTIONS)}")
+            continue
+        if group not in GROUP_NAMES:
+            raise ConfigError(f"unknown setting '{key}': there is no group '{group}'; the groups are "
+                              f"{', '.join(GROUP_NAMES)}")
+        if field == "name":
+            raise ConfigError(f"choose the {group} with {group}=NAME, not {group}.name=NAME")
+        cls = groups()[group][chosen[group]]
+        if field not in cls.keys():
+            owner = "trainer" if group == "trainer" else f"{group} '{chosen[group]}'"
+            raise ConfigError(unknown_keys_message(owner, [field], cls.keys()))
+
+
+def check_config(config: dict) -> None:
+    """Check every setting of a composed (or saved) config against its component's typed
+    config: keys, types and ranges.
+
+    Raises:
+        ConfigError: naming the first bad setting and what it must be.
+    """
+    RunSettings.from_options({k: v for k, v in config.items() if k not in GROUP_NAMES}, "the run")
+    for group, options in groups().items():
+        values = dict(config[group])
+        name = "default" if group == "trainer" else values.pop("name")
+        owner = "trainer" if group == "trainer" else f"{group} '{name}'"
+        lookup(options, group, name).from_options(values, owner)
+
+
+def build_from_config(config: dict, device) -> tuple:
+    """The data set and the VAE (on ``device``) a config describes: ``(data, vae)``. Used by
+    ``train``, ``evaluate``, ``sample`` and the experiments.
+
+    Raises:
+        ConfigError, PairingError, DataError: see :func:`~pyro_mvae.models.registry.build_vae`
+            and :func:`~pyro_mvae.training.data.build_dataset`.
+    """
+    data = build_dataset(config["data"], device)
+    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
+    return data, vae.to(device)
+
+
+def trainer_settings(config: dict) -> TrainerConfig:
+    """The run's :class:`TrainerConfig`, with B from ``data.batch_size``."""
+    return TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])

@@ -1,0 +1,297 @@
+"""Datasets as tensors on the training device, and the binarisation protocol (DESIGN.md §2).
+
+Training images keep their grey levels in [0, 1] and are re-binarised at every batch
+(x ~ Bernoulli(intensity)); validation and test images are binarised once with a fixed seed, so
+every run and every model is scored on the same binary images. Batches are index slices of
+tensors that already sit on the device: no per-item DataLoader work.
+"""
+
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyro_mvae.config import Settings, lookup, option
+from pyro_mvae.errors import DataError, DataNotFoundError
+from pyro_mvae.training.distributed import SINGLE, Group
+
+FIXED_BINARIZATION_SEED = 1234
+"""Seed of the one-off binarisation of validation and test images (same on every device)."""
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DEFAULT_ROOT = Path("~/.cache/pyro_mvae/data")
+
+
+@dataclass
+class Split:
+    """One split: images ``x (N, D)`` and labels ``y (N,)`` on one device.
+
+    ``dynamic=True``: x holds intensities in [0, 1], binarised afresh by :meth:`batches`.
+    ``dequantize_levels=L``: x holds L grey levels k/(L−1), dequantised afresh by
+    :meth:`batches` to (k + u)/L, u ~ U(0, 1) (:func:`dequantize`).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    dynamic: bool
+    dequantize_levels: int | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None,
+                group: Group = SINGLE, start: int = 0) -> Iterator[torch.Tensor]:
+        """Yield batches ``(B, D)`` (the last may be smaller), binarised afresh when dynamic.
+
+        ``shuffle``: in a random order drawn from a generator seeded with ``seed`` (the same
+        order on every rank), or from torch's global RNG when ``seed`` is None. With several
+        ranks, each global batch of ``batch_size`` rows is split between them (rank r keeps
+        rows r, r + W, ...: ``(≈B/W, D)``); a last batch with fewer rows than ranks is dropped.
+        ``start``: skip the first batches without drawing anything (resuming mid-epoch).
+        """
+        n = len(self)
+        order = None
+        if shuffle:
+            generator = None if seed is None else torch.Generator(self.x.device).manual_seed(seed)
+            order = torch.randperm(n, generator=generator, device=self.x.device)
+        for first in range(start * batch_size, n, batch_size):
+            if n - first < group.world:
+                break
+            rows = slice(first, first + batch_size) if order is None else order[first:first + batch_size]
+            xb = group.shard(self.x[rows])
+            if self.dequantize_levels is not None:
+                xb = dequantize(xb, self.dequantize_levels, torch.rand_like(xb))
+            yield torch.bernoulli(xb) if self.dynamic else xb
+
+    def shard(self, group: Group) -> "Split":
+        """This rank's rows of the split (see :meth:`Group.shard`)."""
+        return self if group.world == 1 else Split(group.shard(self.x), group.shard(self.y), self.dynamic,
+                                                   self.dequantize_levels)
+
+
+@dataclass
+class Dataset:
+    """Train, validation and test splits of flattened images of shape ``image_shape``."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    image_shape: tuple[int, ...]
+    levels: int | None = None
+    """Grey levels L of dequantised data (digits 17, MNIST 256); None for binary data."""
+
+    @property
+    def data_dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def check_intensities(x: torch.Tensor, name: str) -> None:
+    """Raises :class:`DataError` unless x is finite with every value in [0, 1]."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        raise DataError(f"{name}: {int(bad.sum())} NaN or infinite pixel values; clean the data first")
+    if bool(((x < 0) | (x > 1)).any()):
+        raise DataError(f"{name}: pixel intensities must lie in [0, 1], found "
+                        f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the images")
+
+
+def binarize_fixed(x: torch.Tensor) -> torch.Tensor:
+    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU: ``(N, D)``."""
+    gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
+    return torch.bernoulli(x.cpu(), generator=gen).to(x.device)
+
+
+def dequantize(x: torch.Tensor, levels: int, u: torch.Tensor) -> torch.Tensor:
+    """Uniform dequantisation: grey level k = round(x (L − 1)) -> (k + u) / L ∈ (0, 1), same shape.
+
+    A density p on [0, 1]^D then bounds the probability of the L-level image:
+    log P(k) ≥ E_u[log p((k + u)/L)] − D log L (Theis et al. 2016), so its log-likelihood in nats
+    converts to bits per dimension of the discrete data by :func:`dequantized_bits_per_dim`.
+    """
+    return (torch.round(x * (levels - 1)) + u) / levels
+
+
+def dequantized_bits_per_dim(log_density: float, data_dim: int, levels: int) -> float:
+    """Bits per dimension of L-level images from the mean log-density (nats) of their
+    dequantised versions: (−log p + D ln L) / (D ln 2), an upper bound on the discrete model's."""
+    return (-log_density + data_dim * math.log(levels)) / (data_dim * math.log(2))
+
+
+def dequantize_fixed(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """:func:`dequantize` with noise from :data:`FIXED_BINARIZATION_SEED` (validation, test)."""
+    gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
+    return dequantize(x, levels, torch.rand(x.shape, generator=gen).to(x.device))  # device: CPU draw, moved
+
+
+def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binarize: bool,
+                 device, dequantize_levels: int | None = None) -> Dataset:
+    """Split ``train_pool = (x, y)`` into train and its last ``val_size`` images as validation.
+
+    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1]. With ``binarize`` the training
+    split is dynamic and validation/test are binarised once; with ``dequantize_levels`` = L the
+    training split is dequantised afresh every batch and validation/test once (fixed seed);
+    with neither all keep their grey levels.
+
+    Raises:
+        DataError: for a validation size that leaves no training images, bad intensities, or
+            both binarisation and dequantisation.
+    """
+    if binarize and dequantize_levels:
+        raise DataError("data.dequantize needs grey levels: set data.binarize=false with it "
+                        "(and likelihood=gaussian)")
+    (x_pool, y_pool), (x_test, y_test) = train_pool, test
+    if not 0 < val_size < len(x_pool):
+        raise DataError(f"data.val_size={val_size} must be between 1 and {len(x_pool) - 1} "
+                        f"(the {name} training pool holds {len(x_pool)} images)")
+
+    def tensor(a, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+    def flat(a):
+        x = tensor(a).reshape(len(a), -1)  # (N, D)
+        check_intensities(x, name)
+        return x
+
+    cut = len(x_pool) - val_size
+    x_train, x_val, x_te = flat(x_pool[:cut]), flat(x_pool[cut:]), flat(x_test)
+    if binarize:
+        x_val, x_te = binarize_fixed(x_val), binarize_fixed(x_te)
+    if dequantize_levels:
+        x_val, x_te = dequantize_fixed(x_val, dequantize_levels), dequantize_fixed(x_te, dequantize_levels)
+    return Dataset(
+        name=name,
+        train=Split(x_train, tensor(y_pool[:cut], torch.long), dynamic=binarize,
+                    dequantize_levels=dequantize_levels),
+        val=Split(x_val, tensor(y_pool[cut:], torch.long), dynamic=False),
+        test=Split(x_te, tensor(y_test, torch.long), dynamic=False),
+        image_shape=tuple(image_shape), levels=dequantize_levels)
+
+
+def load_digits(root=None, val_size: int = 300, test_size: int = 297, binarize: bool = True,
+                limit=None, device="cpu", dequantize: bool = False) -> Dataset:
+    """scikit-learn's 1,797 8×8 handwritten digits (no download), intensities 0..16 scaled to [0, 1].
+
+    A fixed permutation (seed 0) holds out ``test_size`` test images; the rest is the training
+    pool, whose last ``val_size`` images validate. ``root`` and ``limit`` are accepted for a
+    uniform signature (``limit`` keeps the first images of the pool and of the test set).
+    ``dequantize``: grey levels (17 of them) dequantised to a density on [0, 1]^64.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x, y = bunch.images / 16.0, bunch.target  # (1797, 8, 8), (1797,)
+    order = np.random.RandomState(0).permutation(len(x))
+    test_idx, pool_idx = order[:test_size], order[test_size:]
+    pool, test = _limit((x[pool_idx], y[pool_idx]), limit), _limit((x[test_idx], y[test_idx]), limit)
+    return make_dataset("digits", pool, test, (8, 8), val_size, binarize, device, 17 if dequantize else None)
+
+
+def load_mnist(root=None, val_size: int = 10000, binarize: bool = True, download: bool = True,
+               limit=None, device="cpu", dequantize: bool = False) -> Dataset:
+    """MNIST through torchvision: 50k train / 10k validation (the last 10k of the training file) / 10k test.
+
+    ``root``: folder holding ``MNIST/raw/``; defaults to ``$PYRO_MVAE_DATA``, else
+    ``~/.cache/pyro_mvae/data``. Downloaded when absent and ``download`` is true.
+    ``limit`` keeps the first ``limit`` images of the training pool and of the test set.
+    ``dequantize``: the 256 grey levels dequantised to a density on [0, 1]^784.
+
+    Raises:
+        DataNotFoundError: when the files are absent and cannot be downloaded; it names the
+            four files and the folder they belong in.
+    """
+    folder = resolve_root(root)
+    train, test = _torchvision_mnist(folder, True, download), _torchvision_mnist(folder, False, download)
+    pool = _limit((train.data.numpy().astype(np.float32) / 255, train.targets.numpy()), limit)
+    held_out = _limit((test.data.numpy().astype(np.float32) / 255, test.targets.numpy()), limit)
+    return make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), val_size, binarize, device,
+                        256 if dequantize else None)
+
+
+def resolve_root(root) -> Path:
+    """``root``, else ``$PYRO_MVAE_DATA``, else ``~/.cache/pyro_mvae/data``, user-expanded."""
+    chosen = root or os.environ.get("PYRO_MVAE_DATA") or DEFAULT_ROOT
+    return Path(chosen).expanduser()
+
+
+def _torchvision_mnist(root: Path, train: bool, download: bool):
+    from torchvision.datasets import MNIST
+
+    try:
+        return MNIST(root=str(root), train=train, download=download)
+    except (RuntimeError, OSError) as err:  # absent files, or a failed download
+        raise DataNotFoundError(
+            f"MNIST could not be loaded from {root} ({err}). Place the four uncompressed IDX "
+            f"files {', '.join(MNIST_FILES)} in {root / 'MNIST' / 'raw'}/ (torchvision's layout; "
+            "from http://yann.lecun.com/exdb/mnist/ or a mirror), or point data.root / "
+            "PYRO_MVAE_DATA at a folder that holds MNIST/raw/, or allow the download "
+            "(data.download=true) on a machine with internet.") from err
+
+
+def _limit(pair, limit):
+    return pair if limit is None else (pair[0][:limit], pair[1][:limit])
+
+
+@dataclass
+class DigitsConfig(Settings):
+    """Options of scikit-learn's 8×8 digits (1200 train / 300 validation / 297 test)."""
+
+    GROUP = "data"
+    val_size: int = option(300, "validation images, the last ones of the training pool")
+    batch_size: int = option(20, "B, images per SVI step")
+    binarize: bool = option(True, "train re-binarised every batch; validation/test binarised once")
+    limit: int | None = option(None, "keep only the first `limit` training-pool and test images")
+    dequantize: bool = option(False, "grey levels dequantised to a density on [0,1]^D "
+                                     "(needs binarize=false, likelihood=gaussian)")
+
+    def check(self):
+        for name in ("val_size", "batch_size", "limit"):
+            self.at_least(name, 1)
+
+
+@dataclass
+class MnistConfig(DigitsConfig):
+    """Options of MNIST (50k train / 10k validation / 10k test)."""
+
+    val_size: int = option(10000, "validation images, the last ones of the training file")
+    batch_size: int = option(100, "B, images per SVI step")
+    root: str | None = option(None, "folder holding MNIST/raw/; null: $PYRO_MVAE_DATA, else "
+                                    "~/.cache/pyro_mvae/data")
+    download: bool = option(True, "download with torchvision when the files are absent")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A registered data set: its loader (keyword options of ``Config`` but ``batch_size``, and
+    ``device``) and its typed options."""
+
+    name: str
+    load: Callable
+    Config: type[Settings]
+
+
+DATASETS = {s.name: s for s in (DataSource("digits", load_digits, DigitsConfig),
+                                DataSource("mnist", load_mnist, MnistConfig))}
+"""Data set name -> :class:`DataSource`."""
+
+
+def build_dataset(data: Mapping, device) -> Dataset:
+    """Load the data set ``data["name"]`` with its other options (``batch_size`` is the trainer's).
+
+    Raises:
+        ConfigError: for an unregistered name or a bad option.
+        DataError: for files that cannot be found, or bad images.
+    """
+    options = dict(data)
+    source = lookup(DATASETS, "data", options.pop("name"))
+    source.Config.from_options(options, f"data '{source.name}'")
+    options.pop("batch_size", None)
+    return source.load(device=device, **options)

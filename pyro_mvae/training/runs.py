@@ -1,0 +1,41 @@
+"""Rebuild a trained model from its run directory: saved config plus best checkpoint, nothing else."""
+
+from pathlib import Path
+
+import torch
+
+from pyro_mvae.training import checkpoints
+from pyro_mvae.training.config import build_from_config
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (cuda when available).
+
+    Raises:
+        ValueError: for another name, or ``cuda`` without a CUDA device.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto, got '{name}'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda, but torch sees no CUDA device: use device=cpu, or "
+                         "install a CUDA build of torch")
+    return torch.device(name)
+
+
+def load_run(run_dir: Path, device="cpu"):
+    """The model of a run at its best checkpoint, with its config, checkpoint and dataset.
+
+    Returns ``(vae, config, checkpoint, data)``: ``vae`` on ``device`` with β = 1 and the
+    checkpoint's τ; ``data`` loaded from the config's data group, on ``device``.
+
+    Raises:
+        pyro_mvae.errors.RunError: see :func:`pyro_mvae.training.checkpoints.load`.
+        pyro_mvae.errors.DataError: when the run's dataset cannot be loaded.
+    """
+    path = Path(run_dir) / "best.pt"
+    config = checkpoints.load(path, device)["config"]
+    data, vae = build_from_config(config, device)
+    ckpt = checkpoints.load(path, device, into=vae)
+    return vae, config, ckpt, data

@@ -1,0 +1,35 @@
+"""SIGINT / SIGTERM during training: finish the current step, checkpoint, exit cleanly."""
+
+import contextlib
+import signal
+import threading
+
+
+class StopRequest:
+    """Set by SIGINT or SIGTERM while :func:`catch_stop_signals` is active."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def catch_stop_signals():
+    """Within the block, SIGINT and SIGTERM only set the yielded :class:`StopRequest` (the loop
+    checks it after every step); the previous handlers come back on exit. Outside the main
+    thread (where Python cannot install handlers) the request is never set."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {s: signal.signal(s, request._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,344 @@
+"""The SVI loop as a :class:`Run`: β and τ schedules, validation ELBO, early stopping,
+checkpoints, metrics, resuming, interruption and divergence (DESIGN.md §1).
+
+A run directory holds ``config.yaml`` and ``environment.json`` (written when the run starts),
+``metrics.jsonl`` (one line per epoch, the same for the same command and seed),
+``timings.jsonl`` (wall time per epoch), ``best.pt`` (the best validation epoch), ``last.pt``
+(where training stands; see :mod:`pyro_mvae.training.checkpoints`) and ``report.json`` (test IWAE
+log-likelihood and ELBO). Every file is written atomically: killed at any moment, a run
+directory holds the previous or the next complete version of each file.
+"""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyro
+import torch
+from omegaconf import OmegaConf
+from pyro import poutine
+from tqdm.auto import tqdm
+
+from pyro_mvae.config import Settings, option
+from pyro_mvae.errors import Diverged, Interrupted, NonFiniteStep
+from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
+from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
+from pyro_mvae.training import checkpoints
+from pyro_mvae.training.checkpoints import Progress
+from pyro_mvae.training.data import Dataset
+from pyro_mvae.training.distributed import SINGLE, Group
+from pyro_mvae.training.provenance import environment
+from pyro_mvae.training.report import evaluate_elbo, final_report
+from pyro_mvae.training.signals import catch_stop_signals
+from pyro_mvae.training.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
+
+
+@dataclass
+class TrainerConfig(Settings):
+    """Training and final-evaluation settings (Hydra group ``trainer``).
+
+    β rises linearly from ``beta_start`` to ``beta_end`` over ``warmup_epochs`` (KL warm-up); τ
+    decays from ``tau_start`` to ``tau_end`` over ``tau_anneal_epochs`` (relaxed guides).
+    """
+
+    GROUP = "trainer"
+    epochs: int = option(100, "maximum number of epochs")
+    batch_size: int = option(100, "B, set from data.batch_size", derived=True)
+    lr: float = option(1e-3, "Adam learning rate")
+    patience: int = option(20, "early stopping: epochs without a better validation ELBO")
+    beta_start: float = option(0.01, "β at epoch 0 (KL warm-up)")
+    beta_end: float = option(1.0, "β after the warm-up")
+    warmup_epochs: int = option(10, "epochs of the linear β warm-up")
+    tau_start: float = option(1.0, "Concrete temperature τ at epoch 0 (relaxed guides)")
+    tau_end: float = option(0.5, "τ after the annealing")
+    tau_anneal_epochs: int = option(50, "epochs of the τ annealing")
+    tau_schedule: str = option("exponential", "exponential | linear")
+    tau_update: str = option("epoch", "epoch | step (every SVI step, by fractional epoch)")
+    eval_samples: int = option(5000, "K of the final IWAE log-likelihood")
+    eval_chunk_size: int = option(500, "particles drawn at once in the final evaluation")
+    eval_batch_size: int = option(100, "test images per IWAE batch")
+    eval_limit: int | None = option(None, "score only the first test images (null: all)")
+    progress: bool = option(True, "show progress bars")
+    fast_step: bool = option(True, "differentiable-loss objectives: loss.backward() + torch.optim, no SVI")
+    validate: bool = option(False, "Pyro's argument checks inside training steps (data are checked once)")
+    devices: int = option(1, "processes training one model (DistributedDataParallel)")
+    check_finite: bool = option(True, "check every step's loss and gradients before the optimiser moves")
+    on_nonfinite: str = option("stop", "stop | skip (drop the step and count it)")
+
+    def check(self):
+        for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
+                     "eval_batch_size", "devices", "eval_limit"):
+            self.at_least(name, 1)
+        for name in ("warmup_epochs", "tau_anneal_epochs"):
+            self.at_least(name, 0)
+        for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
+            self.positive(name)
+        self.one_of("tau_schedule", tuple(TAU_SCHEDULES))
+        self.one_of("tau_update", ("epoch", "step"))
+        self.one_of("on_nonfinite", ("stop", "skip"))
+
+    def beta(self, epoch: int) -> float:
+        return linear_warmup(epoch, self.beta_start, self.warmup_epochs, self.beta_end)
+
+    def tau(self, epoch: float) -> float:
+        """τ at a (fractional, for per-step updates) epoch."""
+        anneal = TAU_SCHEDULES[self.tau_schedule]
+        return anneal(epoch, self.tau_start, self.tau_end, self.tau_anneal_epochs)
+
+
+def check_dataset(vae, data: Dataset) -> None:
+    """Refuse data the model cannot score, before any file is written (raises DataError)."""
+    for split in data.splits().values():
+        first = next(split.batches(len(split)))  # the whole split, binarised if dynamic
+        vae.check_data(first)
+
+
+def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
+    """One Adam over all of ``vae``'s parameters, fused (one kernel for all of them: ~10% of an
+    MLP VAE's step on CPU, see experiments/bench_svi.py)."""
+    return torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
+
+
+def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
+        config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None) -> dict:
+    """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best epoch on test:
+    ``Run(...).fit()`` (see :class:`Run` for the arguments and errors). Returns the report
+    also written to ``report.json``."""
+    return Run(vae, data, trainer, objective, run_dir, config, seed, group, resume).fit()
+
+
+class Run:
+    """One training run: the VAE, its data, the trainer settings, the stepper, the run
+    directory, the process group, the progress and the stop signal.
+
+    ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
+    :mod:`pyro_mvae.infer.objectives`). ``config`` is written to ``config.yaml`` and stored in
+    every checkpoint. A new run's ``run_dir`` must not exist yet; it is created only after the
+    data, the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
+    ``run_dir`` (:func:`pyro_mvae.training.checkpoints.load`) to continue from,
+    bit-identically on CPU. ``group``: this process's rank among several training one model
+    (:mod:`pyro_mvae.training.distributed`); only rank 0 writes files.
+
+    Raises:
+        pyro_mvae.errors.DataError: data the model cannot score (nothing is written).
+        pyro_mvae.errors.PairingError: an objective that makes no valid bound with the model.
+        FileExistsError: a new run's ``run_dir`` already exists.
+        ValueError: a multi-process run with an objective that has no differentiable loss.
+        pyro_mvae.errors.Interrupted: SIGINT or SIGTERM; ``last.pt`` holds the step reached.
+        pyro_mvae.errors.Diverged: a non-finite step with ``trainer.on_nonfinite="stop"``.
+    """
+
+    def __init__(self, vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
+                 config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None):
+        pyro.set_rng_seed(seed + group.rank)  # each rank draws its own noise
+        self.vae, self.data, self.trainer, self.config = vae, data, trainer, config
+        self.run_dir, self.seed, self.group = Path(run_dir), seed, group
+        elbo = build_objective(**objective, vae=vae)
+        check_dataset(vae, data)
+        self.step = self._stepper(elbo, objective["name"])
+        self.progress = self._start(resume)
+        self.stop = None
+        self.best = None  # the best epoch's state and τ, when this session found one
+
+    def fit(self) -> dict:
+        """Train, go back to the best epoch, evaluate it on test; returns the report."""
+        with catch_stop_signals() as self.stop:
+            self.train()
+        self.restore_best()
+        report = final_report(self.vae, self.data, self.trainer, self.progress, self.group)
+        report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
+                      seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
+                      environment=environment(self.device, self.group.world))
+        if self.group.is_main:
+            write_json_atomic(self.run_dir / "report.json", report)
+        return report
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    def _start(self, resume) -> Progress:
+        """A new run's directory and progress, or a resumed run's restored state."""
+        if resume is None:
+            checkpoints.set_baseline_state({})
+            if self.group.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=False)
+                self._write_config()
+                write_json_atomic(self.run_dir / "environment.json", environment(self.device, self.group.world))
+            return Progress()
+        self.vae.load_state_dict(resume["model"])
+        self.step.optimizer.load_state_dict(resume["optimizer"])
+        progress = Progress(**resume["progress"])
+        checkpoints.set_rng_state(resume["rng"][self.group.rank])
+        checkpoints.set_baseline_state(resume["baselines"])
+        if self.group.is_main:
+            self._tidy_resumed(progress)
+        return progress
+
+    def _tidy_resumed(self, progress: Progress) -> None:
+        """Drop what the checkpoint has not reached (killed in between) and record the resume."""
+        for stale in self.run_dir.glob(".*.tmp"):  # temporary files of writes a kill interrupted
+            stale.unlink()
+        for name in ("metrics.jsonl", "timings.jsonl"):
+            rewrite_jsonl(self.run_dir / name, lambda r: r["epoch"] < progress.epoch)
+        self._write_config()
+        record = json.loads((self.run_dir / "environment.json").read_text())
+        record.setdefault("resumed", []).append(
+            {"at_epoch": progress.epoch, "at_batch": progress.batch} | environment(self.device, self.group.world))
+        write_json_atomic(self.run_dir / "environment.json", record)
+
+    def _write_config(self) -> None:
+        text = OmegaConf.to_yaml(OmegaConf.create(self.config)).encode()
+        write_bytes_atomic(self.run_dir / "config.yaml", text)
+
+    def _stepper(self, elbo, objective_name: str) -> Stepper:
+        trainer, group = self.trainer, self.group
+        if trainer.batch_size < group.world:
+            raise ValueError(f"the batch size ({trainer.batch_size}) is split between {group.world} "
+                             "processes and must be at least that large: raise data.batch_size")
+        if group.world > 1 and not (trainer.fast_step and has_differentiable_loss(elbo)):
+            raise ValueError(
+                f"objective '{objective_name}' has no differentiable loss, so DistributedDataParallel "
+                "cannot average its gradients (and trainer.fast_step must be true): train it in one "
+                "process, or use objective=trace or enum")
+        loss_module = group.wrap(ELBOLoss(self.vae, elbo, scale=group.world))
+        return Stepper(self.vae, elbo, make_optimizer(self.vae, trainer.lr), loss_module=loss_module,
+                       fast=trainer.fast_step, validate=trainer.validate, check_finite=trainer.check_finite,
+                       agree=group.sum if group.world > 1 else None)
+
+    def restore_best(self) -> None:
+        """Back to the best epoch's parameters and τ: kept in memory when this session found it,
+        else read from ``best.pt`` (a resumed run whose best epoch came before the resume)."""
+        if self.best is not None:
+            self.vae.load_state_dict(self.best["state"])
+            self.vae.tau = self.best["tau"]
+            return
+        self.group.barrier()
+        if (self.run_dir / "best.pt").exists():
+            checkpoints.load(self.run_dir / "best.pt", self.device, into=self.vae)
+
+    def train(self) -> None:
+        """Epochs until ``trainer.epochs`` or early stopping."""
+        bar = tqdm(total=self.trainer.epochs, initial=self.progress.epoch, desc="train",
+                   disable=not (self.trainer.progress and self.group.is_main))
+        while self.progress.epoch < self.trainer.epochs and not self.patience_exhausted():
+            tic = time.perf_counter()
+            record = self.epoch()
+            self.end_of_epoch(record, time.perf_counter() - tic)
+            bar.update(1)
+            bar.set_postfix(val_elbo=f"{record['val_elbo']:.2f}", best=self.progress.best_epoch,
+                            beta=f"{self.vae.beta:.2f}")
+        bar.close()
+
+    def patience_exhausted(self) -> bool:
+        """Early stopping: ``patience`` epochs since the best validation ELBO."""
+        p = self.progress
+        return p.epoch > 0 and (p.epoch - 1) - p.best_epoch >= self.trainer.patience
+
+    def epoch(self) -> dict:
+        """Train one epoch (from ``progress.batch`` on) and score validation; returns the
+        epoch's metrics record and keeps a new best state."""
+        vae, epoch = self.vae, self.progress.epoch
+        vae.beta, vae.tau = self.trainer.beta(epoch), self.trainer.tau(epoch)
+        self.train_batches()
+        val = evaluate_elbo(vae, self.data.val, self.trainer.batch_size, self.group)
+        record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
+                  "train_elbo": -self.progress.epoch_loss / len(self.data.train), "val_elbo": val["elbo"],
+                  "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": self.progress.skipped_steps}
+        if val["elbo"] > self.progress.best_val_elbo:  # the same decision on every rank: val is gathered
+            self.progress.best_val_elbo, self.progress.best_epoch = val["elbo"], epoch
+            self.best = {"state": {k: v.detach().clone() for k, v in vae.state_dict().items()}, "tau": vae.tau}
+            if self.group.is_main:
+                checkpoints.save_best(self.run_dir / "best.pt", vae, self.step.optimizer, self.config, epoch,
+                                      val["elbo"])
+        record["best_epoch"] = self.progress.best_epoch
+        return record
+
+    def end_of_epoch(self, record: dict, seconds: float) -> None:
+        """Advance the progress to the next epoch; append the metrics and timing; write ``last.pt``."""
+        p = self.progress
+        p.epoch, p.batch, p.epoch_loss = record["epoch"] + 1, 0, 0.0
+        p.train_seconds += seconds
+        rng = self.group.gather_objects(checkpoints.rng_state())
+        if self.group.is_main:
+            append_jsonl(self.run_dir / "metrics.jsonl", record)
+            append_jsonl(self.run_dir / "timings.jsonl", {"epoch": record["epoch"], "seconds": seconds})
+            checkpoints.save_last(self.run_dir / "last.pt", self.vae, self.step.optimizer, self.config, p, rng)
+
+    def train_batches(self) -> None:
+        """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed over the
+        ranks into ``progress.epoch_loss`` (read from the device once, at the end, or at an
+        interruption). The batch order is seeded by (seed, epoch), the same on every rank and
+        after a resume."""
+        p, trainer, group, split = self.progress, self.trainer, self.group, self.data.train
+        steps_per_epoch = math.ceil(len(split) / trainer.batch_size)
+        total = torch.tensor(p.epoch_loss / group.world, device=split.x.device)  # this rank's share
+        batches = split.batches(trainer.batch_size, shuffle=True, seed=self.seed * 1_000_003 + p.epoch,
+                                group=group, start=p.batch)
+        for xb in batches:  # (B / W, D), re-binarised
+            if trainer.tau_update == "step":
+                self.vae.tau = trainer.tau(p.epoch + p.batch / steps_per_epoch)
+            try:
+                total = total + self.step(xb) / group.world  # the loss is W × the shard's −ELBO
+                p.step += 1
+            except NonFiniteStep as bad:
+                self.non_finite(bad, xb)
+            p.batch += 1
+            if self.stop_requested(xb.device):
+                p.epoch_loss = float(group.sum(total))
+                self.interrupt()
+        p.epoch_loss = float(group.sum(total))  # over all ranks, read once
+
+    def stop_requested(self, device) -> bool:
+        """SIGINT or SIGTERM seen, by this rank or (with several) by any."""
+        if self.group.world == 1:
+            return bool(self.stop)
+        return bool(self.group.sum(torch.tensor(float(bool(self.stop)), device=device)) > 0)  # every rank agrees
+
+    def interrupt(self) -> None:
+        """Write ``last.pt`` where training stands and raise :class:`Interrupted`."""
+        rng = self.group.gather_objects(checkpoints.rng_state())
+        last = self.run_dir / "last.pt"
+        if self.group.is_main:
+            checkpoints.save_last(last, self.vae, self.step.optimizer, self.config, self.progress, rng)
+        signum, p = self.stop.signum or 2, self.progress
+        raise Interrupted(signum, f"stopped by signal {signum} at epoch {p.epoch}, batch {p.batch} "
+                                  f"(step {p.step}); the checkpoint {last} holds it. Resume with: "
+                                  f"pyro-mvae train resume={self.run_dir}")
+
+    def non_finite(self, bad: NonFiniteStep, xb: torch.Tensor) -> None:
+        """Skip and count the step, or stop with the step, the non-finite sites and the last checkpoint."""
+        p = self.progress
+        if self.trainer.on_nonfinite == "skip":
+            p.skipped_steps += 1
+            return
+        last = self.run_dir / "last.pt"
+        where = (f"{last} (end of epoch {p.epoch - 1})" if p.epoch > 0 and last.exists()
+                 else "none yet (the run had not finished an epoch)")
+        raise Diverged(
+            f"non-finite loss or gradient at step {p.step} (epoch {p.epoch}, batch {p.batch}; loss "
+            f"{bad.loss}, gradient sum {bad.grad_sum}); {non_finite_sites(self.vae, xb)}. The "
+            f"parameters were not updated by it. Last good checkpoint: {where}. Lower trainer.lr, "
+            "check the data, or set trainer.on_nonfinite=skip to drop such steps")
+
+
+@torch.no_grad()
+def non_finite_sites(vae, x: torch.Tensor) -> str:
+    """Which sites have a non-finite value or log-density on batch x, as far as one fresh draw
+    of the guide (and the model replayed on it) can tell; and whether x itself is finite."""
+    with pyro.validation_enabled(False):
+        guide = poutine.trace(vae.guide).get_trace(x)
+        model = poutine.trace(poutine.replay(vae.model, trace=guide)).get_trace(x)
+        sites = []
+        for role, trace in (("guide", guide), ("model", model)):
+            trace.compute_log_prob()
+            sites += [f"{role} site '{name}'" for name, site in trace.nodes.items()
+                      if site["type"] == "sample" and "log_prob" in site
+                      and not (torch.isfinite(site["log_prob"]).all() and torch.isfinite(site["value"]).all())]
+    bad_data = int((~torch.isfinite(x)).sum())
+    found = ("non-finite value or log-density at " + ", ".join(sites)) if sites else \
+        "every site is finite on a fresh draw (the gradient overflowed)"
+    return found + (f"; the batch itself holds {bad_data} non-finite values" if bad_data else "")

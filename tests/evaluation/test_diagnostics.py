@@ -1,0 +1,94 @@
+"""Diagnostics with known answers: PSIS k̂, active units, KL per dimension, clustering accuracy."""
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from pyro_mvae.evaluation.compare import paired_difference
+from pyro_mvae.evaluation.diagnostics import (active_units, bits_per_dim, clustering_accuracy, kl_per_dimension,
+                                   pareto_khat, perplexity)
+from pyro_mvae.models.registry import build_vae
+
+
+def _log_weights(proposal_scale, n=8, k=4000, seed=0):
+    """Importance weights N(0, 1) / N(0, s²) for draws from the proposal: ``(n, k)``."""
+    z = np.random.default_rng(seed).normal(0.0, proposal_scale, size=(n, k))
+    return norm.logpdf(z) - norm.logpdf(z, 0.0, proposal_scale)
+
+
+INSTALLED_PSIS = ["auto"] + [name for name in ("arviz", "arviz_stats") if importlib.util.find_spec(name)]
+
+
+@pytest.mark.parametrize("backend", INSTALLED_PSIS)
+def test_khat_large_for_a_proposal_much_narrower_than_the_target(backend):
+    # weights ∝ exp(z²(1/s² − 1)/2) for z ~ N(0, s²): a Pareto tail with k = 1 − s² (s < 1);
+    # a backend fed the wrong sign fits the light left tail instead and returns k̂ < 0
+    assert np.median(pareto_khat(_log_weights(0.3), backend)) > 0.7
+
+
+@pytest.mark.parametrize("backend", INSTALLED_PSIS)
+def test_khat_small_for_a_proposal_matching_the_target(backend):
+    assert np.all(pareto_khat(_log_weights(1.0), backend) == -np.inf)  # every weight is 1: no tail
+    assert np.all(pareto_khat(_log_weights(1.2), backend) < 0.5)  # wider proposal: bounded weights
+
+
+def test_khat_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="arviz_stats"):
+        pareto_khat(_log_weights(1.2), "psis")
+
+
+def test_active_units_known_by_construction():
+    torch.manual_seed(0)
+    vae = build_vae(64, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [], "latent_dim": 6})
+    head = vae.encoder.net[0]  # Linear(64, 12): rows 0..5 are the posterior means
+    with torch.no_grad():
+        head.weight[:6] = 0.0
+        head.weight[[1, 4], :] = torch.randn(2, 64)  # only dimensions 1 and 4 depend on x
+    x = torch.bernoulli(torch.full((500, 64), 0.5))
+    count, variances = active_units(vae.encoder.posterior(x).mean)
+    assert count == 2
+    assert variances[[0, 2, 3, 5]].max() < 1e-10 and variances[[1, 4]].min() > 1.0
+
+
+def test_kl_per_dimension_matches_the_gaussian_closed_form():
+    torch.manual_seed(1)
+    vae = build_vae(16, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [8], "latent_dim": 3})
+    x = torch.bernoulli(torch.full((200, 16), 0.3))
+    q = vae.encoder.posterior(x).base_dist
+    exact = (0.5 * (q.scale ** 2 + q.loc ** 2 - 1) - q.scale.log()).mean(0)  # KL(N(μ,σ²) ‖ N(0,1)), (d,)
+    estimate = kl_per_dimension(vae, x, num_samples=2000)
+    torch.testing.assert_close(estimate, exact.detach(), atol=0.01, rtol=0.02)
+
+
+def test_clustering_accuracy_hand_computed():
+    clusters = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    labels = np.array([7, 7, 1, 3, 3, 5, 5, 1, 5, 7])
+    # cluster 0 -> 7 (2 right), 1 -> 3 (2), 2 -> 5 (3), 3 -> 7 (1): 8 of 10, many-to-one allowed
+    assert clustering_accuracy(clusters, labels) == pytest.approx(0.8)
+    assert clustering_accuracy(labels, labels) == 1.0
+    with pytest.raises(ValueError):
+        clustering_accuracy(clusters[:3], labels)
+
+
+def test_perplexity_and_bits_per_dim():
+    assert perplexity(torch.tensor([0.25] * 4)).item() == pytest.approx(4.0)
+    assert perplexity(torch.tensor([1.0, 0.0, 0.0])).item() == pytest.approx(1.0)
+    assert bits_per_dim(-784 * math.log(2), 784) == pytest.approx(1.0)
+
+
+def test_paired_difference():
+    a, b = np.array([1.0, 2.0, 3.0, 5.0]), np.array([0.5, 1.5, 2.0, 5.0])
+    mean, se = paired_difference(a, b)
+    assert mean == pytest.approx(0.5)
+    assert se == pytest.approx(np.std([0.5, 0.5, 1.0, 0.0], ddof=1) / 2)
+
+
+def test_khat_refuses_too_few_weights():
+    with pytest.raises(ValueError, match="at least 25"):
+        pareto_khat(_log_weights(0.5, k=20))

@@ -1,0 +1,97 @@
+"""Dataset loaders and the binarisation protocol, on real and on test-written IDX files."""
+
+import numpy as np
+import pytest
+import torch
+
+from idx import write_tiny_mnist
+from pyro_mvae.errors import DataNotFoundError
+from pyro_mvae.training.data import binarize_fixed, load_digits, load_mnist, make_dataset
+from pyro_mvae.errors import DataError
+
+# The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
+FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_real_mnist_few_hundred_images(shared_mnist_root):
+    data = load_mnist(root=shared_mnist_root, download=False, val_size=100, limit=400)
+    assert data.image_shape == (28, 28) and data.data_dim == 784
+    assert (len(data.train), len(data.val), len(data.test)) == (300, 100, 400)
+    assert data.train.y[:10].tolist() == FIRST_TRAIN_LABELS
+    assert data.test.y[:10].tolist() == FIRST_TEST_LABELS
+    assert data.train.dynamic and 0 < data.train.x.max() <= 1  # grey levels kept for training
+    for split in (data.val, data.test):
+        assert set(split.x.unique().tolist()) == {0.0, 1.0}
+    ink = data.test.x.mean().item()  # MNIST is ~13% ink at binarisation of intensities
+    assert 0.08 < ink < 0.18
+
+
+def test_full_real_mnist_split_sizes(shared_mnist_root):
+    data = load_mnist(root=shared_mnist_root, download=False)
+    assert (len(data.train), len(data.val), len(data.test)) == (50000, 10000, 10000)
+    counts = torch.bincount(data.test.y, minlength=10).tolist()
+    assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_mnist_from_idx_files_written_by_the_test(tmp_path):
+    arrays = write_tiny_mnist(tmp_path, n_train=30, n_test=12)
+    data = load_mnist(root=tmp_path, download=False, val_size=10)
+    images, labels = arrays[True]
+    np.testing.assert_allclose(data.train.x.numpy(), images[:20].reshape(20, -1) / 255, rtol=1e-6)
+    assert data.train.y.tolist() == labels[:20].tolist()
+    assert data.val.y.tolist() == labels[20:].tolist()
+    assert data.test.y.tolist() == arrays[False][1].tolist()
+
+
+def test_environment_variable_gives_the_root(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path, n_train=30, n_test=5)
+    monkeypatch.setenv("PYRO_MVAE_DATA", str(tmp_path))
+    assert len(load_mnist(download=False, val_size=10).test) == 5
+
+
+def test_missing_mnist_names_the_files_and_folder(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        load_mnist(root=tmp_path / "absent", download=False)
+    message = str(err.value)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert name in message
+    assert str(tmp_path / "absent" / "MNIST" / "raw") in message
+
+
+def test_fixed_binarisation_is_repeatable_and_dynamic_is_not():
+    a, b = load_digits(), load_digits()
+    assert torch.equal(a.test.x, b.test.x) and torch.equal(a.val.x, b.val.x)
+    x = torch.full((1000, 64), 0.3)
+    assert torch.equal(binarize_fixed(x), binarize_fixed(x))
+    assert binarize_fixed(x).mean().item() == pytest.approx(0.3, abs=0.01)
+    first, second = next(a.train.batches(50)), next(a.train.batches(50))
+    assert not torch.equal(first, second)  # training images are re-binarised every batch
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_digits_splits_are_disjoint_and_complete():
+    data = load_digits()
+    assert (len(data.train), len(data.val), len(data.test)) == (1200, 300, 297)
+    assert data.image_shape == (8, 8)
+
+
+def test_batches_cover_the_split_once():
+    data = load_digits(binarize=False)
+    seen = torch.cat(list(data.val.batches(64, shuffle=True)))
+    assert seen.shape == data.val.x.shape
+    torch.testing.assert_close(seen.sum(0), data.val.x.sum(0))
+
+
+def test_nan_pixels_are_refused():
+    x = np.random.rand(20, 4, 4)
+    x[3, 1, 1] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        make_dataset("bad", (x, np.zeros(20)), (x[:5], np.zeros(5)), (4, 4), 5, True, "cpu")
+
+
+def test_out_of_range_intensities_are_refused():
+    x = np.random.rand(20, 4, 4) * 255
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        make_dataset("bad", (x, np.zeros(20)), (x[:5], np.zeros(5)), (4, 4), 5, True, "cpu")

@@ -1,0 +1,198 @@
+"""Long runs survive: resume equals uninterrupted, SIGINT / SIGKILL, divergence, crafted checkpoints."""
+
+import dataclasses
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyro_mvae.cli import main
+from pyro_mvae.training.data import Split, load_digits
+from pyro_mvae.models.registry import build_vae
+from pyro_mvae.errors import RunError
+from pyro_mvae.training.checkpoints import load as read_checkpoint
+from pyro_mvae.errors import Diverged
+from pyro_mvae.training.train import TrainerConfig, fit
+
+QUICK = ["trainer.eval_samples=30", "trainer.progress=false", "trainer.warmup_epochs=2",
+         "net.hidden=[32]", "net.latent_dim=4", "seed=3"]
+MODELS = {
+    "standard": ["prior=standard", "guide=gaussian"],
+    "relaxed": ["prior=factorized_mixture", "guide=relaxed_mixture", "trainer.tau_update=step",
+                "trainer.tau_anneal_epochs=3"],
+    "decaying_average": ["prior=mixture", "guide=discrete_mixture", "guide.baseline=decaying_average",
+                         "objective=tracegraph"],
+    "marginal": ["prior=factorized_mixture", "guide=marginal_mixture"],
+    "gumbel_rao": ["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"],
+}
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical parameters, optimiser moments and metrics."""
+    for name in ("last.pt", "best.pt"):
+        ca, cb = (torch.load(d / name, weights_only=True) for d in (a, b))
+        for key, value in ca["model"].items():
+            assert torch.equal(value, cb["model"][key]), (name, key)
+        for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
+            assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(["train", *QUICK, *MODELS[model], "trainer.epochs=4", f"run_dir={whole}"]) == 0
+    assert main(["train", *QUICK, *MODELS[model], "trainer.epochs=2", f"run_dir={split}"]) == 0
+    assert main(["train", f"resume={split}", "trainer.epochs=4"]) == 0
+    assert_same_run(whole, split)
+
+
+def _train_in_subprocess(run_dir: Path, epochs: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pyro_mvae.cli", "train", *QUICK, *MODELS["relaxed"],
+               f"trainer.epochs={epochs}", f"run_dir={run_dir}"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_sigint_mid_epoch_leaves_a_run_that_resumes_to_the_uninterrupted_result(tmp_path):
+    run = tmp_path / "interrupted"
+    proc = _train_in_subprocess(run, epochs=30)
+    _wait_for(run / "last.pt", proc)  # epoch 0 done; the signal lands in a later epoch
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "resume=" in err and "Traceback" not in err
+    stopped = read_checkpoint(run / "last.pt", resume=True)["progress"]
+    assert stopped["epoch"] < 30
+    epochs = stopped["epoch"] + 2  # finish the interrupted epoch and one more
+    assert main(["train", f"resume={run}", f"trainer.epochs={epochs}"]) == 0
+    whole = tmp_path / "whole"
+    assert main(["train", *QUICK, *MODELS["relaxed"], f"trainer.epochs={epochs}", f"run_dir={whole}"]) == 0
+    assert_same_run(whole, run)
+
+
+def test_sigkill_at_random_moments_always_leaves_loadable_checkpoints(tmp_path):
+    rng = random.Random(0)
+    for attempt in range(4):
+        run = tmp_path / f"killed{attempt}"
+        proc = _train_in_subprocess(run, epochs=50)
+        # odd attempts start their clock after the first checkpoint, so that a loaded machine
+        # (a slow first epoch) still has kills that land mid-run with a checkpoint to resume
+        _wait_for(run / ("last.pt" if attempt % 2 else "config.yaml"), proc)
+        time.sleep(rng.uniform(0.5, 4.0))
+        proc.kill()
+        proc.communicate()
+        for name in ("last.pt", "best.pt"):
+            if (run / name).exists():  # absent only when killed during the first epoch
+                read_checkpoint(run / name, resume=name == "last.pt")
+        if (run / "metrics.jsonl").exists():  # whole lines only, one per finished epoch
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            assert [json.loads(line)["epoch"] for line in lines] == list(range(len(lines)))
+    resumable = [p for p in tmp_path.iterdir() if (p / "last.pt").exists()]
+    assert resumable, "no kill landed after the first epoch: lengthen the waits"
+    epochs = read_checkpoint(resumable[0] / "last.pt", resume=True)["progress"]["epoch"] + 1
+    assert main(["train", f"resume={resumable[0]}", f"trainer.epochs={epochs}"]) == 0
+
+
+class CorruptedSplit(Split):
+    """A training split whose batch number ``bad`` (of every epoch) holds NaNs: a planted fault."""
+
+    bad = 7
+
+    def batches(self, *args, **kwargs):
+        for i, xb in enumerate(super().batches(*args, **kwargs)):
+            yield xb * float("nan") if i == self.bad and len(xb) < len(self) else xb
+
+
+def _corrupted_digits():
+    data = load_digits()
+    return dataclasses.replace(data, train=CorruptedSplit(**vars(data.train)))
+
+
+def _small_vae():
+    torch.manual_seed(0)
+    return build_vae(64, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                     {"name": "mlp", "hidden": [32], "latent_dim": 4})
+
+
+def test_a_planted_nan_stops_the_run_at_its_step_naming_the_site(tmp_path):
+    trainer = TrainerConfig(epochs=2, batch_size=20, eval_samples=30, progress=False)
+    with pytest.raises(Diverged) as caught:
+        fit(_small_vae(), _corrupted_digits(), trainer, {"name": "trace"}, tmp_path / "run", {})
+    message = str(caught.value)
+    assert "step 7 (epoch 0, batch 7" in message and "site 'x'" in message
+    assert "Last good checkpoint: none yet" in message and "on_nonfinite=skip" in message
+
+
+def test_skipping_non_finite_steps_counts_them(tmp_path):
+    trainer = TrainerConfig(epochs=2, batch_size=20, eval_samples=30, progress=False, on_nonfinite="skip")
+    vae = _small_vae()
+    report = fit(vae, _corrupted_digits(), trainer, {"name": "trace"}, tmp_path / "run", {})
+    assert report["skipped_steps"] == 2  # one corrupted batch per epoch
+    assert all(torch.isfinite(p).all() for p in vae.parameters())
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/tmp/pyro_mvae_unpickle_marker")
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused_without_running_it(tmp_path):
+    MARKER.unlink(missing_ok=True)
+    path = tmp_path / "best.pt"
+    torch.save({"model": _RunsCode()}, path)  # torch.save pickles the object's __reduce__
+    with pytest.raises(RunError, match="corrupted or not a pyro_mvae checkpoint"):
+        read_checkpoint(path)
+    assert not MARKER.exists()
+    with open(path, "wb") as f:  # a bare pickle, not even a torch archive
+        pickle.dump(_RunsCode(), f)
+    with pytest.raises(RunError):
+        read_checkpoint(path)
+    assert not MARKER.exists()
+
+
+def test_checkpoints_of_another_version_or_with_missing_keys_are_refused(tmp_path):
+    assert main(["train", *QUICK, "trainer.epochs=1", f"run_dir={tmp_path / 'run'}"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    torch.save(ckpt | {"version": "7.0.0"}, tmp_path / "other.pt")
+    with pytest.raises(RunError, match="written by pyro_mvae 7.0.0"):
+        read_checkpoint(tmp_path / "other.pt")
+    torch.save({k: v for k, v in ckpt.items() if k != "rng"}, tmp_path / "partial.pt")
+    with pytest.raises(RunError, match=r"lacks \['rng'\]"):
+        read_checkpoint(tmp_path / "partial.pt", resume=True)
+
+
+def test_resume_refuses_other_settings_and_finished_runs(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "trainer.epochs=1", f"run_dir={run}"]) == 0
+    assert main(["train", f"resume={run}", "trainer.lr=0.1"]) == 2
+    assert "only trainer.epochs, trainer.progress may be given" in capsys.readouterr().err
+    assert main(["train", f"resume={run}"]) == 2
+    assert "has finished its 1 epochs" in capsys.readouterr().err
+    assert main(["train", f"resume={tmp_path / 'nowhere'}"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    early = tmp_path / "early"  # frozen parameters: the validation ELBO moves by noise only, and
+    # 12 records in a row (probability 1/12!) are needed to escape patience 1
+    assert main(["train", *QUICK, "trainer.epochs=12", "trainer.patience=1", "trainer.lr=1e-12",
+                 "trainer.warmup_epochs=0", f"run_dir={early}"]) == 0
+    assert main(["train", f"resume={early}", "trainer.epochs=20"]) == 2
+    assert "stopped early" in capsys.readouterr().err
