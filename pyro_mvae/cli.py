@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
-from pyro_mvae.training.config import build_from_config, check_config, compose_config, trainer_settings
+from pyro_mvae.training.config import build_from_config, check_config, compose_config, groups, trainer_settings
 from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import fit
 
@@ -34,9 +34,17 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
   pyro-mvae train prior=vamp guide=flow net=conv data=mnist data.root=PATH device=cuda
   pyro-mvae train trainer.devices=2                 one model, two processes (DistributedDataParallel)
 
-config groups: data (digits, mnist), prior (standard, mixture, factorized_mixture, vamp, flow),
-guide (gaussian, flow, relaxed_mixture, discrete_mixture, marginal_mixture), likelihood (bernoulli, gaussian),
-objective (trace, tracegraph, meanfield, enum, iwae), net (mlp, conv), trainer (default)"""
+  pyro-mvae train experiment=mnist_core data.root=PATH prior=mixture   the README's MNIST protocol
+"""
+
+
+
+def usage() -> str:
+    """The usage text, with the config groups and their options read from the registries."""
+    options = "; ".join(f"{group} ({', '.join(names)})" for group, names in groups().items())
+    experiments = ", ".join(sorted(f.stem for f in (Path(__file__).parent / "conf" / "experiment").glob("*.yaml")))
+    return (f"{USAGE}\nconfig groups: {options}; experiment ({experiments}).\n"
+            "A key the chosen component lacks is refused with the component's keys.")
 
 
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress")
@@ -218,10 +226,10 @@ COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_comma
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
-        print(USAGE)
+        print(usage())
         return 0 if args else 2
     if args[0] not in COMMANDS:
-        print(f"pyro-mvae: unknown command '{args[0]}'\n{USAGE}", file=sys.stderr)
+        print(f"pyro-mvae: unknown command '{args[0]}'\n{usage()}", file=sys.stderr)
         return 2
     try:
         COMMANDS[args[0]](args[1:])

@@ -98,6 +98,11 @@ class Settings:
         return [f.name for f in fields(cls) if not f.metadata.get("derived")]
 
     @classmethod
+    def derived(cls) -> dict:
+        """``{key: doc}`` of the fields set by the program from another group."""
+        return {f.name: f.metadata["doc"] for f in fields(cls) if f.metadata.get("derived")}
+
+    @classmethod
     def defaults(cls) -> dict:
         """``{key: default}`` of :meth:`keys`: the node registered in Hydra's ConfigStore."""
         out = {}
@@ -105,12 +110,6 @@ class Settings:
             if not f.metadata.get("derived"):
                 out[f.name] = f.default_factory() if f.default is MISSING else f.default
         return out
-
-    @classmethod
-    def docs(cls) -> dict:
-        """``{key: (default, doc)}``, for help texts."""
-        return {k: (v, next(f.metadata["doc"] for f in fields(cls) if f.name == k))
-                for k, v in cls.defaults().items()}
 
     @classmethod
     def from_options(cls, options: Mapping, owner: str) -> "Settings":

@@ -50,7 +50,7 @@ def groups() -> dict:
     }
 
 
-GROUP_NAMES = ("data", "prior", "guide", "likelihood", "objective", "net", "trainer")
+GROUP_NAMES = tuple(groups())
 SELECTIONS = (*GROUP_NAMES, "experiment")
 """Keys that select a config file rather than set a value: the groups, and ``experiment``
 (``conf/experiment/*.yaml``, a named protocol that selects options and sets values)."""
@@ -109,6 +109,8 @@ def check_overrides(overrides: list[str], chosen: dict) -> None:
         if field == "name":
             raise ConfigError(f"choose the {group} with {group}=NAME, not {group}.name=NAME")
         cls = groups()[group][chosen[group]]
+        if field in cls.derived():
+            raise ConfigError(f"{key} is not a setting: {cls.derived()[field]}")
         if field not in cls.keys():
             owner = "trainer" if group == "trainer" else f"{group} '{chosen[group]}'"
             raise ConfigError(unknown_keys_message(owner, [field], cls.keys()))

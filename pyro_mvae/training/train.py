@@ -46,7 +46,7 @@ class TrainerConfig(Settings):
 
     GROUP = "trainer"
     epochs: int = option(100, "maximum number of epochs")
-    batch_size: int = option(100, "B, set from data.batch_size", derived=True)
+    batch_size: int = option(100, "B is set from data.batch_size (give data.batch_size=N)", derived=True)
     lr: float = option(1e-3, "Adam learning rate")
     patience: int = option(20, "early stopping: epochs without a better validation ELBO")
     beta_start: float = option(0.01, "β at epoch 0 (KL warm-up)")
