@@ -21,7 +21,7 @@ from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.config import build_from_config, check_config, compose_config, groups, trainer_settings
 from pyro_mvae.training.runs import resolve_device
-from pyro_mvae.training.train import fit
+from pyro_mvae.training.train import apply_threads, fit
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
@@ -47,7 +47,8 @@ def usage() -> str:
             "A key the chosen component lacks is refused with the component's keys.")
 
 
-RESUMABLE = ("resume", "trainer.epochs", "trainer.progress")
+RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
+             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size")
 """The only settings a resume may give: the rest is the run's own configuration."""
 
 
@@ -84,11 +85,14 @@ def train(overrides: list[str]) -> dict:
 
 
 def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
-    """The configuration of the run ``config["resume"]`` (from its ``last.pt``) with only
-    ``trainer.epochs`` / ``trainer.progress`` taken from ``config``; and the checkpoint's path.
+    """The configuration of the run ``config["resume"]`` (from its ``last.pt``) with only the
+    :data:`RESUMABLE` settings taken from ``config``; and the checkpoint's path. A run that
+    finished training but has no ``report.json`` (stopped in its final evaluation) resumes
+    straight into the evaluation.
 
     Raises:
-        ConfigError: for any other override, a finished run, or another number of processes.
+        ConfigError: for any other override, a finished and reported run, or another number of
+            processes.
         pyro_mvae.errors.RunError: for a missing or unreadable ``last.pt``.
     """
     given = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
@@ -99,24 +103,29 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
     run_dir = Path(config["resume"])
     ckpt = checkpoints.load(run_dir / "last.pt", resume=True)
     resumed = ckpt["config"]
-    for key in ("epochs", "progress"):
-        if f"trainer.{key}" in given:
-            resumed["trainer"][key] = config["trainer"][key]
+    for key in RESUMABLE[1:]:
+        if key in given:
+            resumed["trainer"][key.split(".")[1]] = config["trainer"][key.split(".")[1]]
     resumed.update(run_dir=str(run_dir), resume=None)
-    progress, epochs = ckpt["progress"], resumed["trainer"]["epochs"]
-    if progress["epoch"] >= epochs and progress["batch"] == 0:
-        raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
-                          f"N > {epochs} to train it further")
-    patience = resumed["trainer"]["patience"]
-    if progress["batch"] == 0 and (progress["epoch"] - 1) - progress["best_epoch"] >= patience:
-        raise ConfigError(f"{run_dir} stopped early: no better validation ELBO in the {patience} epochs "
-                          f"after epoch {progress['best_epoch']}; it is finished (its report.json holds "
-                          "the result), start a new run to train with other settings")
+    if (run_dir / "report.json").exists():  # else it stopped in or before its final evaluation
+        _refuse_finished(run_dir, ckpt["progress"], resumed["trainer"])
     world = int(os.environ.get("WORLD_SIZE", resumed["trainer"]["devices"]))
     if len(ckpt["rng"]) != world:
         raise ConfigError(f"{run_dir} was trained on {len(ckpt['rng'])} processes; resume it on as "
                           f"many (trainer.devices={len(ckpt['rng'])}), this is {world}")
     return resumed, str(run_dir / "last.pt")
+
+
+def _refuse_finished(run_dir: Path, progress: dict, trainer: dict) -> None:
+    """Raises ConfigError for a run that trained all its epochs, or stopped early, and reported."""
+    epochs, patience = trainer["epochs"], trainer["patience"]
+    if progress["epoch"] >= epochs and progress["batch"] == 0:
+        raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
+                          f"N > {epochs} to train it further")
+    if progress["batch"] == 0 and (progress["epoch"] - 1) - progress["best_epoch"] >= patience:
+        raise ConfigError(f"{run_dir} stopped early: no better validation ELBO in the {patience} epochs "
+                          f"after epoch {progress['best_epoch']}; it is finished (its report.json holds "
+                          "the result), start a new run to train with other settings")
 
 
 def _preflight(config: dict) -> None:
@@ -167,7 +176,12 @@ def evaluate_command(args: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="images scored at once")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (0: one per core); 1 stays fast beside other work")
     opts = parser.parse_args(args)
+    if opts.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {opts.threads}")
+    apply_threads(opts.threads)
     report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
                           opts.batch_size, opts.device, make_figures=not opts.no_figures,
                           memory_mib=opts.memory_mib)

@@ -150,8 +150,10 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
                         "(and likelihood=gaussian)")
     (x_pool, y_pool), (x_test, y_test) = train_pool, test
     if not 0 < val_size < len(x_pool):
-        raise DataError(f"data.val_size={val_size} must be between 1 and {len(x_pool) - 1} "
-                        f"(the {name} training pool holds {len(x_pool)} images)")
+        suggestion = max(1, len(x_pool) // 6)
+        raise DataError(f"data.val_size={val_size} must be between 1 and {len(x_pool) - 1}: the {name} "
+                        f"training pool holds {len(x_pool)} images (after data.limit, if given); give "
+                        f"e.g. data.val_size={suggestion} (a sixth of the pool, as MNIST's 10k of 60k)")
 
     def tensor(a, dtype=torch.float32):
         return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)

@@ -1,8 +1,11 @@
-"""SIGINT / SIGTERM during training: finish the current step, checkpoint, exit cleanly."""
+"""SIGINT / SIGTERM: during training finish the current step, checkpoint, exit cleanly; during
+work that has no steps to finish (the final evaluation) stop at once, cleanly."""
 
 import contextlib
 import signal
 import threading
+
+from pyro_mvae.errors import Interrupted
 
 
 class StopRequest:
@@ -30,6 +33,26 @@ def catch_stop_signals():
     previous = {s: signal.signal(s, request._handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def interrupt_on_stop_signals(message: str):
+    """Within the block, SIGINT and SIGTERM raise :class:`~pyro_mvae.errors.Interrupted` with
+    ``message`` where the code stands (no traceback at the command line); the previous handlers
+    come back on exit. Outside the main thread nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Interrupted(signum, message)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

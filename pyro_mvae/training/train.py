@@ -32,7 +32,7 @@ from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
 from pyro_mvae.training.provenance import environment
 from pyro_mvae.training.report import evaluate_elbo, final_report
-from pyro_mvae.training.signals import catch_stop_signals
+from pyro_mvae.training.signals import catch_stop_signals, interrupt_on_stop_signals
 from pyro_mvae.training.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
 
 
@@ -46,6 +46,8 @@ class TrainerConfig(Settings):
 
     GROUP = "trainer"
     epochs: int = option(100, "maximum number of epochs")
+    threads: int = option(1, "torch threads of this process (0: torch's default, one per core); "
+                             "1 by measurement: README, Threads on a shared machine")
     batch_size: int = option(100, "B is set from data.batch_size (give data.batch_size=N)", derived=True)
     lr: float = option(1e-3, "Adam learning rate")
     patience: int = option(20, "early stopping: epochs without a better validation ELBO")
@@ -72,7 +74,7 @@ class TrainerConfig(Settings):
         for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
                      "eval_batch_size", "devices", "eval_limit"):
             self.at_least(name, 1)
-        for name in ("warmup_epochs", "tau_anneal_epochs"):
+        for name in ("warmup_epochs", "tau_anneal_epochs", "threads"):
             self.at_least(name, 0)
         for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
             self.positive(name)
@@ -94,6 +96,14 @@ def check_dataset(vae, data: Dataset) -> None:
     for split in data.splits().values():
         first = next(split.batches(len(split)))  # the whole split, binarised if dynamic
         vae.check_data(first)
+
+
+def apply_threads(threads: int) -> None:
+    """``torch.set_num_threads(threads)`` for this process; 0 keeps torch's default (one thread
+    per core), which is several times slower per step as soon as another process shares the
+    cores (experiments/bench_threads.py)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
@@ -134,6 +144,7 @@ class Run:
     def __init__(self, vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
                  config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None):
         pyro.set_rng_seed(seed + group.rank)  # each rank draws its own noise
+        apply_threads(trainer.threads)
         self.vae, self.data, self.trainer, self.config = vae, data, trainer, config
         self.run_dir, self.seed, self.group = Path(run_dir), seed, group
         elbo = build_objective(**objective, vae=vae)
@@ -142,13 +153,18 @@ class Run:
         self.progress = self._start(resume)
         self.stop = None
         self.best = None  # the best epoch's state and τ, when this session found one
+        self.bar, self.shown, self.last_val = None, 0.0, None
 
     def fit(self) -> dict:
         """Train, go back to the best epoch, evaluate it on test; returns the report."""
         with catch_stop_signals() as self.stop:
             self.train()
         self.restore_best()
-        report = final_report(self.vae, self.data, self.trainer, self.progress, self.group)
+        note = (f"stopped during the final evaluation; the checkpoints and metrics of {self.run_dir} are "
+                f"kept. Evaluate it with: pyro-mvae train resume={self.run_dir} (trainer.eval_limit=N "
+                "and trainer.eval_samples=K may be given), or pyro-mvae evaluate")
+        with interrupt_on_stop_signals(note):
+            report = final_report(self.vae, self.data, self.trainer, self.progress, self.group)
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
                       environment=environment(self.device, self.group.world))
@@ -221,17 +237,28 @@ class Run:
             checkpoints.load(self.run_dir / "best.pt", self.device, into=self.vae)
 
     def train(self) -> None:
-        """Epochs until ``trainer.epochs`` or early stopping."""
-        bar = tqdm(total=self.trainer.epochs, initial=self.progress.epoch, desc="train",
-                   disable=not (self.trainer.progress and self.group.is_main))
+        """Epochs until ``trainer.epochs`` or early stopping, with a per-step progress bar (loss,
+        epoch, validation ELBO, ETA)."""
+        steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
+        self.bar = tqdm(total=self.trainer.epochs * steps, initial=self.progress.epoch * steps + self.progress.batch,
+                        desc="train", unit="step", disable=not (self.trainer.progress and self.group.is_main))
         while self.progress.epoch < self.trainer.epochs and not self.patience_exhausted():
             tic = time.perf_counter()
             record = self.epoch()
             self.end_of_epoch(record, time.perf_counter() - tic)
-            bar.update(1)
-            bar.set_postfix(val_elbo=f"{record['val_elbo']:.2f}", best=self.progress.best_epoch,
-                            beta=f"{self.vae.beta:.2f}")
-        bar.close()
+            self.last_val = record["val_elbo"]
+        self.bar.close()
+
+    def _show(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Advance the bar one step; refresh its loss (a host read) at most once a second."""
+        self.bar.update(1)
+        now = time.monotonic()
+        if not self.bar.disable and now - self.shown >= 1.0:
+            self.shown = now
+            shown = {"epoch": self.progress.epoch, "loss": f"{float(loss) / batch_size:.2f}"}
+            if self.last_val is not None:
+                shown["val_elbo"] = f"{self.last_val:.2f}"
+            self.bar.set_postfix(shown, refresh=False)
 
     def patience_exhausted(self) -> bool:
         """Early stopping: ``patience`` epochs since the best validation ELBO."""
@@ -282,8 +309,10 @@ class Run:
             if trainer.tau_update == "step":
                 self.vae.tau = trainer.tau(p.epoch + p.batch / steps_per_epoch)
             try:
-                total = total + self.step(xb) / group.world  # the loss is W × the shard's −ELBO
+                loss = self.step(xb)
+                total = total + loss / group.world  # the loss is W × the shard's −ELBO
                 p.step += 1
+                self._show(loss, len(xb) * group.world)
             except NonFiniteStep as bad:
                 self.non_finite(bad, xb)
             p.batch += 1

@@ -55,9 +55,9 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     assert_same_run(whole, split)
 
 
-def _train_in_subprocess(run_dir: Path, epochs: int) -> subprocess.Popen:
+def _train_in_subprocess(run_dir: Path, epochs: int, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "pyro_mvae.cli", "train", *QUICK, *MODELS["relaxed"],
-               f"trainer.epochs={epochs}", f"run_dir={run_dir}"]
+               f"trainer.epochs={epochs}", f"run_dir={run_dir}", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -72,19 +72,42 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> Non
 def test_sigint_mid_epoch_leaves_a_run_that_resumes_to_the_uninterrupted_result(tmp_path):
     run = tmp_path / "interrupted"
     proc = _train_in_subprocess(run, epochs=30)
-    _wait_for(run / "last.pt", proc)  # epoch 0 done; the signal lands in a later epoch
-    time.sleep(0.3)
+    _wait_for(run / "last.pt", proc)  # a state, not a time: the handler is in place and epoch 0 done
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 128 + signal.SIGINT, err
     assert "resume=" in err and "Traceback" not in err
     stopped = read_checkpoint(run / "last.pt", resume=True)["progress"]
-    assert stopped["epoch"] < 30
+    assert 1 <= stopped["epoch"] < 30 and stopped["batch"] >= 1, stopped  # mid-epoch, after a step
     epochs = stopped["epoch"] + 2  # finish the interrupted epoch and one more
     assert main(["train", f"resume={run}", f"trainer.epochs={epochs}"]) == 0
     whole = tmp_path / "whole"
     assert main(["train", *QUICK, *MODELS["relaxed"], f"trainer.epochs={epochs}", f"run_dir={whole}"]) == 0
     assert_same_run(whole, run)
+
+
+def _metric_lines(run: Path) -> int:
+    path = run / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_the_final_evaluation_stops_cleanly_and_resume_evaluates(tmp_path, signum):
+    run = tmp_path / "run"
+    proc = _train_in_subprocess(run, 2, "trainer.eval_samples=100000", "trainer.eval_chunk_size=100")
+    deadline = time.monotonic() + 300
+    while _metric_lines(run) < 2:  # a state: both epochs written, the evaluation under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signum and "Traceback" not in err, err
+    assert "final evaluation" in err and f"resume={run}" in err
+    assert not (run / "report.json").exists() and _metric_lines(run) == 2
+    assert main(["train", f"resume={run}", "trainer.eval_samples=20", "trainer.eval_limit=30"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert (report["K"], report["n_test"], report["epochs_run"]) == (20, 30, 2)
+    assert _metric_lines(run) == 2  # straight to the evaluation: no epoch trained again
 
 
 def test_sigkill_at_random_moments_always_leaves_loadable_checkpoints(tmp_path):
@@ -185,7 +208,7 @@ def test_resume_refuses_other_settings_and_finished_runs(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *QUICK, "trainer.epochs=1", f"run_dir={run}"]) == 0
     assert main(["train", f"resume={run}", "trainer.lr=0.1"]) == 2
-    assert "only trainer.epochs, trainer.progress may be given" in capsys.readouterr().err
+    assert "only trainer.epochs, trainer.progress, trainer.threads, trainer.eval_limit" in capsys.readouterr().err
     assert main(["train", f"resume={run}"]) == 2
     assert "has finished its 1 epochs" in capsys.readouterr().err
     assert main(["train", f"resume={tmp_path / 'nowhere'}"]) == 2
