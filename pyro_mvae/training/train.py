@@ -30,6 +30,7 @@ from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
+from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
 from pyro_mvae.training.provenance import environment
 from pyro_mvae.training.report import evaluate_elbo, final_report
 from pyro_mvae.training.signals import catch_stop_signals, interrupt_on_stop_signals
@@ -69,10 +70,12 @@ class TrainerConfig(Settings):
     devices: int = option(1, "processes training one model (DistributedDataParallel)")
     check_finite: bool = option(True, "check every step's loss and gradients before the optimiser moves")
     on_nonfinite: str = option("stop", "stop | skip (drop the step and count it)")
+    logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
+    log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
 
     def check(self):
         for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
-                     "eval_batch_size", "devices", "eval_limit"):
+                     "eval_batch_size", "devices", "eval_limit", "log_images_every"):
             self.at_least(name, 1)
         for name in ("warmup_epochs", "tau_anneal_epochs", "threads"):
             self.at_least(name, 0)
@@ -81,6 +84,7 @@ class TrainerConfig(Settings):
         self.one_of("tau_schedule", tuple(TAU_SCHEDULES))
         self.one_of("tau_update", ("epoch", "step"))
         self.one_of("on_nonfinite", ("stop", "skip"))
+        self.one_of("logger", ("none", "tensorboard"))
 
     def beta(self, epoch: int) -> float:
         return linear_warmup(epoch, self.beta_start, self.warmup_epochs, self.beta_end)
@@ -150,13 +154,25 @@ class Run:
         elbo = build_objective(**objective, vae=vae)
         check_dataset(vae, data)
         self.step = self._stepper(elbo, objective["name"])
+        logger = logger_class(trainer.logger) if group.is_main else NoLogger
         self.progress = self._start(resume)
+        self.logger = (NoLogger() if logger is NoLogger
+                       else logger(self.run_dir, trainer.log_images_every, self.progress.epoch))
         self.stop = None
         self.best = None  # the best epoch's state and τ, when this session found one
         self.bar, self.shown, self.last_val = None, 0.0, None
 
     def fit(self) -> dict:
         """Train, go back to the best epoch, evaluate it on test; returns the report."""
+        try:
+            report = self._fit()
+        except BaseException:
+            self.logger.close()
+            raise
+        self.logger.close(report, flat_hparams(self.config))
+        return report
+
+    def _fit(self) -> dict:
         with catch_stop_signals() as self.stop:
             self.train()
         self.restore_best()
@@ -291,6 +307,7 @@ class Run:
         p.train_seconds += seconds
         rng = self.group.gather_objects(checkpoints.rng_state())
         if self.group.is_main:
+            self.logger.epoch(record, self.vae, self.data)
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             append_jsonl(self.run_dir / "timings.jsonl", {"epoch": record["epoch"], "seconds": seconds})
             checkpoints.save_last(self.run_dir / "last.pt", self.vae, self.step.optimizer, self.config, p, rng)
