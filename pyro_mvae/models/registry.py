@@ -6,6 +6,7 @@ command line, Hydra's config group, validation and pairing checks follow from th
 """
 
 from collections.abc import Mapping
+from dataclasses import asdict
 
 from pyro_mvae.config import lookup
 from pyro_mvae.models.base import holders, missing, pairing_error
@@ -51,23 +52,32 @@ def build_vae(data_dim: int, prior: Mapping, guide: Mapping, likelihood: Mapping
         build_vae(64, {"name": "mixture", "components": 10}, {"name": "gaussian"},
                   {"name": "bernoulli"}, {"name": "mlp", "hidden": [300, 300], "latent_dim": 40})
 
+    The VAE's ``spec`` holds the four mappings with every default filled in (the model part of a
+    run's ``config.yaml``).
+
     Raises:
         pyro_mvae.errors.ConfigError: for an unregistered name, or an option the component does
             not have or of the wrong type or range (the message lists its valid keys).
         pyro_mvae.errors.PairingError: for a prior/guide pair that makes no valid bound.
     """
     net_name, net_opts = _options(net)
-    kind = lookup(NETS, "net", net_name)
-    net_cfg = kind.Config.from_options(net_opts, f"net '{net_name}'")
+    net_cfg = lookup(NETS, "net", net_name).Config.from_options(net_opts, f"net '{net_name}'")
     d, hidden = net_cfg.latent_dim, list(net_cfg.hidden)
     prior_cls, guide_cls = (lookup(PRIORS, "prior", prior["name"]), lookup(GUIDES, "guide", guide["name"]))
+    lik_cls = lookup(LIKELIHOODS, "likelihood", likelihood["name"])
+    spec = {"prior": _spec(prior_cls, prior), "guide": _spec(guide_cls, guide),  # bad options before pairing
+            "likelihood": _spec(lik_cls, likelihood), "net": {"name": net_name, **asdict(net_cfg)}}
     prior_mod = prior_cls(latent_dim=d, **_options(prior)[1])
-    guide_cls.configure(_options(guide)[1])  # bad options before a pairing error
     check_pair(prior_mod, guide_cls)
     guide_mod = guide_cls(data_dim=data_dim, latent_dim=d, hidden=hidden, layout=prior_mod.layout,
                           net=net_name, **_options(guide)[1])
     prior_mod.attach(guide_mod, data_dim)
-    lik_name, lik_opts = _options(likelihood)
-    lik_mod = lookup(LIKELIHOODS, "likelihood", lik_name)(**lik_opts)
     decoder = decoder_net(net_name, d, hidden[::-1], data_dim)
-    return VAE(prior_mod, guide_mod, lik_mod, decoder, data_dim)
+    vae = VAE(prior_mod, guide_mod, lik_cls(**_options(likelihood)[1]), decoder, data_dim)
+    vae.spec = spec
+    return vae
+
+
+def _spec(cls, options: Mapping) -> dict:
+    """``{"name": ..., **every option}``, defaults filled in (what a config file holds)."""
+    return {"name": cls.name, **asdict(cls.configure(_options(options)[1]))}

@@ -51,6 +51,7 @@ class VAE(nn.Module):
         self.data_dim = data_dim
         self.beta = 1.0
         self.tau = 1.0
+        self.spec = None  # {"prior", "guide", "likelihood", "net"} mappings, set by build_vae
 
     @property
     def latent_dim(self) -> int:

@@ -9,7 +9,7 @@ tensors that already sit on the device: no per-item DataLoader work.
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,8 @@ class Dataset:
     image_shape: tuple[int, ...]
     levels: int | None = None
     """Grey levels L of dequantised data (digits 17, MNIST 256); None for binary data."""
+    spec: dict | None = None
+    """The data config that loads this data set again (``build_dataset(spec, device)``)."""
 
     @property
     def data_dim(self) -> int:
@@ -178,68 +180,8 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
         image_shape=tuple(image_shape), levels=dequantize_levels)
 
 
-def load_digits(root=None, val_size: int = 300, test_size: int = 297, binarize: bool = True,
-                limit=None, device="cpu", dequantize: bool = False) -> Dataset:
-    """scikit-learn's 1,797 8×8 handwritten digits (no download), intensities 0..16 scaled to [0, 1].
-
-    A fixed permutation (seed 0) holds out ``test_size`` test images; the rest is the training
-    pool, whose last ``val_size`` images validate. ``root`` and ``limit`` are accepted for a
-    uniform signature (``limit`` keeps the first images of the pool and of the test set).
-    ``dequantize``: grey levels (17 of them) dequantised to a density on [0, 1]^64.
-    """
-    from sklearn.datasets import load_digits as sk_digits
-
-    bunch = sk_digits()
-    x, y = bunch.images / 16.0, bunch.target  # (1797, 8, 8), (1797,)
-    order = np.random.RandomState(0).permutation(len(x))
-    test_idx, pool_idx = order[:test_size], order[test_size:]
-    pool, test = _limit((x[pool_idx], y[pool_idx]), limit), _limit((x[test_idx], y[test_idx]), limit)
-    return make_dataset("digits", pool, test, (8, 8), val_size, binarize, device, 17 if dequantize else None)
-
-
-def load_mnist(root=None, val_size: int = 10000, binarize: bool = True, download: bool = True,
-               limit=None, device="cpu", dequantize: bool = False) -> Dataset:
-    """MNIST through torchvision: 50k train / 10k validation (the last 10k of the training file) / 10k test.
-
-    ``root``: folder holding ``MNIST/raw/``; defaults to ``$PYRO_MVAE_DATA``, else
-    ``~/.cache/pyro_mvae/data``. Downloaded when absent and ``download`` is true.
-    ``limit`` keeps the first ``limit`` images of the training pool and of the test set.
-    ``dequantize``: the 256 grey levels dequantised to a density on [0, 1]^784.
-
-    Raises:
-        DataNotFoundError: when the files are absent and cannot be downloaded; it names the
-            four files and the folder they belong in.
-    """
-    folder = resolve_root(root)
-    train, test = _torchvision_mnist(folder, True, download), _torchvision_mnist(folder, False, download)
-    pool = _limit((train.data.numpy().astype(np.float32) / 255, train.targets.numpy()), limit)
-    held_out = _limit((test.data.numpy().astype(np.float32) / 255, test.targets.numpy()), limit)
-    return make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), val_size, binarize, device,
-                        256 if dequantize else None)
-
-
-def resolve_root(root) -> Path:
-    """``root``, else ``$PYRO_MVAE_DATA``, else ``~/.cache/pyro_mvae/data``, user-expanded."""
-    chosen = root or os.environ.get("PYRO_MVAE_DATA") or DEFAULT_ROOT
-    return Path(chosen).expanduser()
-
-
-def _torchvision_mnist(root: Path, train: bool, download: bool):
-    from torchvision.datasets import MNIST
-
-    try:
-        return MNIST(root=str(root), train=train, download=download)
-    except (RuntimeError, OSError) as err:  # absent files, or a failed download
-        raise DataNotFoundError(
-            f"MNIST could not be loaded from {root} ({err}). Place the four uncompressed IDX "
-            f"files {', '.join(MNIST_FILES)} in {root / 'MNIST' / 'raw'}/ (torchvision's layout; "
-            "from http://yann.lecun.com/exdb/mnist/ or a mirror), or point data.root / "
-            "PYRO_MVAE_DATA at a folder that holds MNIST/raw/, or allow the download "
-            "(data.download=true) on a machine with internet.") from err
-
-
-def _limit(pair, limit):
-    return pair if limit is None else (pair[0][:limit], pair[1][:limit])
+DIGITS_TEST_SIZE = 297
+"""Digits held out for test by a fixed permutation (seed 0)."""
 
 
 @dataclass
@@ -270,10 +212,82 @@ class MnistConfig(DigitsConfig):
     download: bool = option(True, "download with torchvision when the files are absent")
 
 
+def load_digits(device="cpu", **options) -> Dataset:
+    """scikit-learn's 1,797 8×8 handwritten digits (no download), intensities 0..16 scaled to [0, 1].
+
+    ``options``: those of :class:`DigitsConfig` (defaults there). A fixed permutation (seed 0)
+    holds out 297 test images; the rest is the training pool, whose last ``val_size`` images
+    validate. ``limit`` keeps the first images of the pool and of the test set; ``dequantize``:
+    grey levels (17 of them) dequantised to a density on [0, 1]^64.
+
+    Raises:
+        ConfigError: for an option digits do not have, or a bad value.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    cfg = DigitsConfig.from_options(options, "data 'digits'")
+    bunch = sk_digits()
+    x, y = bunch.images / 16.0, bunch.target  # (1797, 8, 8), (1797,)
+    order = np.random.RandomState(0).permutation(len(x))
+    test_idx, pool_idx = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
+    pool, test = _limit((x[pool_idx], y[pool_idx]), cfg.limit), _limit((x[test_idx], y[test_idx]), cfg.limit)
+    data = make_dataset("digits", pool, test, (8, 8), cfg.val_size, cfg.binarize, device,
+                        17 if cfg.dequantize else None)
+    return replace(data, spec={"name": "digits", **asdict(cfg)})
+
+
+def load_mnist(root=None, device="cpu", **options) -> Dataset:
+    """MNIST through torchvision: 50k train / 10k validation (the last 10k of the training file) / 10k test.
+
+    ``root``: folder holding ``MNIST/raw/``; defaults to ``$PYRO_MVAE_DATA``, else
+    ``~/.cache/pyro_mvae/data``. ``options``: those of :class:`MnistConfig` (defaults there):
+    downloaded when absent and ``download`` is true; ``limit`` keeps the first ``limit`` images
+    of the training pool and of the test set; ``dequantize``: the 256 grey levels dequantised to
+    a density on [0, 1]^784.
+
+    Raises:
+        ConfigError: for an option MNIST does not have, or a bad value.
+        DataNotFoundError: when the files are absent and cannot be downloaded; it names the
+            four files and the folder they belong in.
+    """
+    cfg = MnistConfig.from_options({"root": None if root is None else str(root), **options}, "data 'mnist'")
+    folder = resolve_root(cfg.root)
+    train, test = _torchvision_mnist(folder, True, cfg.download), _torchvision_mnist(folder, False, cfg.download)
+    pool = _limit((train.data.numpy().astype(np.float32) / 255, train.targets.numpy()), cfg.limit)
+    held_out = _limit((test.data.numpy().astype(np.float32) / 255, test.targets.numpy()), cfg.limit)
+    data = make_dataset("mnist", pool, held_out, tuple(train.data.shape[1:]), cfg.val_size, cfg.binarize,
+                        device, 256 if cfg.dequantize else None)
+    return replace(data, spec={"name": "mnist", **asdict(cfg)})
+
+
+def resolve_root(root) -> Path:
+    """``root``, else ``$PYRO_MVAE_DATA``, else ``~/.cache/pyro_mvae/data``, user-expanded."""
+    chosen = root or os.environ.get("PYRO_MVAE_DATA") or DEFAULT_ROOT
+    return Path(chosen).expanduser()
+
+
+def _torchvision_mnist(root: Path, train: bool, download: bool):
+    from torchvision.datasets import MNIST
+
+    try:
+        return MNIST(root=str(root), train=train, download=download)
+    except (RuntimeError, OSError) as err:  # absent files, or a failed download
+        raise DataNotFoundError(
+            f"MNIST could not be loaded from {root} ({err}). Place the four uncompressed IDX "
+            f"files {', '.join(MNIST_FILES)} in {root / 'MNIST' / 'raw'}/ (torchvision's layout; "
+            "from http://yann.lecun.com/exdb/mnist/ or a mirror), or point data.root / "
+            "PYRO_MVAE_DATA at a folder that holds MNIST/raw/, or allow the download "
+            "(data.download=true) on a machine with internet.") from err
+
+
+def _limit(pair, limit):
+    return pair if limit is None else (pair[0][:limit], pair[1][:limit])
+
+
 @dataclass(frozen=True)
 class DataSource:
-    """A registered data set: its loader (keyword options of ``Config`` but ``batch_size``, and
-    ``device``) and its typed options."""
+    """A registered data set: its loader (``device`` and the keyword options of ``Config``) and
+    its typed options."""
 
     name: str
     load: Callable
@@ -293,7 +307,4 @@ def build_dataset(data: Mapping, device) -> Dataset:
         DataError: for files that cannot be found, or bad images.
     """
     options = dict(data)
-    source = lookup(DATASETS, "data", options.pop("name"))
-    source.Config.from_options(options, f"data '{source.name}'")
-    options.pop("batch_size", None)
-    return source.load(device=device, **options)
+    return lookup(DATASETS, "data", options.pop("name")).load(device=device, **options)

@@ -12,7 +12,7 @@ directory holds the previous or the next complete version of each file.
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyro
@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 from pyro import poutine
 from tqdm.auto import tqdm
 
-from pyro_mvae.config import Settings, option
+from pyro_mvae.config import Settings, lookup, option
 from pyro_mvae.errors import Diverged, Interrupted, NonFiniteStep
-from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.infer.objectives import OBJECTIVES, build_objective
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
 from pyro_mvae.training import checkpoints
@@ -116,6 +116,23 @@ def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
 
 
+def complete_config(config: dict, vae, data: Dataset, trainer: TrainerConfig, objective: dict,
+                    run_dir: Path, seed: int) -> dict:
+    """The run's whole configuration: the groups ``config`` gives, and for the others what
+    ``vae.spec`` and ``data.spec`` (set by ``build_vae`` and the data loaders), ``trainer`` and
+    ``objective`` describe, so that every run :func:`fit` writes can be evaluated, sampled and
+    resumed from the command line. A hand-built VAE (no ``spec``) leaves its groups to ``config``."""
+    chosen = lookup(OBJECTIVES, "objective", objective["name"])
+    options = {k: v for k, v in objective.items() if k != "name"}
+    trainer_options = {k: v for k, v in asdict(trainer).items() if k != "batch_size"}
+    derived = {"seed": seed, "device": "auto", "run_dir": str(run_dir), "resume": None,
+               "objective": {"name": chosen.name, **asdict(chosen.Config(**options))},
+               "trainer": trainer_options, **(vae.spec or {})}
+    if data.spec is not None:
+        derived["data"] = data.spec | {"batch_size": trainer.batch_size}
+    return derived | config
+
+
 def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
         config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None) -> dict:
     """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best epoch on test:
@@ -129,8 +146,8 @@ class Run:
     directory, the process group, the progress and the stop signal.
 
     ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
-    :mod:`pyro_mvae.infer.objectives`). ``config`` is written to ``config.yaml`` and stored in
-    every checkpoint. A new run's ``run_dir`` must not exist yet; it is created only after the
+    :mod:`pyro_mvae.infer.objectives`). ``config``, completed by :func:`complete_config`, is
+    written to ``config.yaml`` and stored in every checkpoint. A new run's ``run_dir`` must not exist yet; it is created only after the
     data, the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
     ``run_dir`` (:func:`pyro_mvae.training.checkpoints.load`) to continue from,
     bit-identically on CPU. ``group``: this process's rank among several training one model
@@ -149,8 +166,9 @@ class Run:
                  config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None):
         pyro.set_rng_seed(seed + group.rank)  # each rank draws its own noise
         apply_threads(trainer.threads)
-        self.vae, self.data, self.trainer, self.config = vae, data, trainer, config
+        self.vae, self.data, self.trainer = vae, data, trainer
         self.run_dir, self.seed, self.group = Path(run_dir), seed, group
+        self.config = complete_config(config, vae, data, trainer, objective, self.run_dir, seed)
         elbo = build_objective(**objective, vae=vae)
         check_dataset(vae, data)
         self.step = self._stepper(elbo, objective["name"])
