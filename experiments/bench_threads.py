@@ -7,7 +7,12 @@ loads), on the same real images. The plain-PyTorch baseline of the same run is t
 "1 thread, alone": every other cell is a ratio of its time per step to that one. This chose the
 default of ``trainer.threads`` (README: "Threads on a shared machine").
 
+``--whole`` times whole ``pyro-mvae train`` runs instead (the README's first command on digits,
+with the overrides given after it): wall seconds of one run alone, then of two identical runs
+started side by side, and their ratio.
+
     python experiments/bench_threads.py --root ../shared/data [--steps 300]
+    python experiments/bench_threads.py --whole trainer.eval_samples=1000
 """
 
 import argparse
@@ -15,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 CONFIGS = {"1 thread": (1, {}), "all cores": (0, {}),
@@ -57,13 +63,45 @@ def measure(root: str, steps: int, threads: int, env: dict, side_by_side: int) -
     return sum(times) / len(times)
 
 
+def whole_runs(overrides: list[str], side_by_side: int) -> list[float]:
+    """Wall seconds of each of ``side_by_side`` ``pyro-mvae train`` runs started at once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = [[sys.executable, "-m", "pyro_mvae.cli", "train", f"run_dir={tmp}/run{i}",
+                     "trainer.progress=false", "trainer.figures=false", *overrides] for i in range(side_by_side)]
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+        tic = time.perf_counter()
+        procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, env=env) for c in commands]
+        ends = {}
+        while len(ends) < len(procs):  # each run's own end, whichever finishes first
+            ends |= {i: time.perf_counter() - tic for i, p in enumerate(procs) if i not in ends and p.poll() is not None}
+            time.sleep(0.05)
+        if any(p.returncode for p in procs):
+            raise SystemExit(f"pyro-mvae train failed: exit codes {[p.returncode for p in procs]}")
+    return [ends[i] for i in range(len(procs))]
+
+
+def compare_whole(overrides: list[str]) -> None:
+    alone = whole_runs(overrides, 1)[0]
+    beside = whole_runs(overrides, 2)
+    print(f"{os.cpu_count()} cores; pyro-mvae train {' '.join(overrides)}")
+    print("| runs at once | wall time of each run (s) | ratio to one alone |")
+    print("|---|---|---|")
+    print(f"| 1 | {alone:.1f} | 1.00× |")
+    print(f"| 2 | {' and '.join(f'{s:.1f}' for s in beside)} | {max(beside) / alone:.2f}× (the slower) |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="../shared/data", help="folder holding MNIST/raw/ ('' for digits)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--whole", nargs="*", metavar="OVERRIDE",
+                        help="time whole `pyro-mvae train` runs (digits) with these overrides, alone and two at once")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.whole is not None:
+        compare_whole(args.whole)
+        return
     if args.worker:
         print(json.dumps({"seconds_per_step": worker(args.root, args.steps, args.threads)}))
         return

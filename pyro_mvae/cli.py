@@ -14,16 +14,19 @@ from pathlib import Path
 
 import torch
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pyro_mvae import __version__
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
-from pyro_mvae.training.config import build_from_config, check_config, compose_config, groups, trainer_settings
+from pyro_mvae.training.config import (build_from_config, check_config, compose_config, describe_config, groups,
+                                       trainer_settings)
 from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import apply_threads, fit
 
-USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...]
+USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | --cfg job]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
@@ -52,6 +55,11 @@ RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", 
 """The only settings a resume may give: the rest is the run's own configuration."""
 
 
+HELP_FLAGS = ("-h", "--help", "--cfg", "job")
+"""``pyro-mvae train [overrides] --help`` prints the configuration with every key documented;
+``--cfg job`` prints it as plain YAML (as a Hydra app does)."""
+
+
 def train(overrides: list[str]) -> dict:
     """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors).
 
@@ -60,8 +68,15 @@ def train(overrides: list[str]) -> dict:
     ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
     ranks here (see :mod:`pyro_mvae.training.distributed`)."""
-    config = compose_config(overrides)
+    config = compose_config([o for o in overrides if o not in HELP_FLAGS])
     check_config(config)
+    if "--cfg" in overrides:  # Hydra's `--cfg job`: the resolved configuration, nothing run
+        print(OmegaConf.to_yaml(config), end="")
+        return {}
+    if {"-h", "--help"} & set(overrides):
+        print(f"{USAGE.splitlines()[0]}\n\nresolved configuration (keys of the chosen components, "
+              f"defaults unless overridden):\n{describe_config(config)}")
+        return {}
     resume = None
     if config["resume"]:
         config, resume = resumed_config(config, overrides)
@@ -143,14 +158,27 @@ def _train_rank(group, config: dict, resume: str | None = None) -> dict:
     run_dir = Path(config["run_dir"])
     report = fit(vae, data, trainer_settings(config), config["objective"], run_dir, config, seed=config["seed"],
                  group=group, resume=checkpoint)
+    if group.is_main and config["trainer"].get("figures", True):
+        from pyro_mvae.evaluation.evaluate import model_figures
+
+        x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, D), (N,)
+        model_figures(vae, run_dir, x, labels, data.image_shape)
     if group.is_main:
-        print(summary(report, run_dir))
+        print(summary(report, run_dir) + f"; figures in {run_dir / 'figures'}/")
     return report
 
 
 def default_run_dir(config: dict) -> str:
+    """``runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>``: the guide's
+    estimator is its non-default gradient route (``gumbel_rao``, ``soft`` Concrete, a baseline)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"runs/{stamp}_{config['data']['name']}_{config['prior']['name']}_{config['guide']['name']}"
+    guide = config["guide"]
+    route = [guide["estimator"]] if guide.get("estimator", "relaxed") != "relaxed" else []
+    route += ["soft"] if guide.get("straight_through") is False else []
+    route += [guide["baseline"]] if guide.get("baseline", "none") != "none" else []
+    names = [config["data"]["name"], config["prior"]["name"], "-".join([guide["name"], *route]),
+             config["objective"]["name"]]
+    return f"runs/{stamp}_{'_'.join(names)}"
 
 
 def summary(report: dict, run_dir: Path) -> str:
@@ -242,6 +270,9 @@ def main(argv=None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 0 if args else 2
+    if args[0] == "--version":
+        print(f"pyro-mvae {__version__}")
+        return 0
     if args[0] not in COMMANDS:
         print(f"pyro-mvae: unknown command '{args[0]}'\n{usage()}", file=sys.stderr)
         return 2

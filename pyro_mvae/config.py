@@ -60,8 +60,11 @@ class Settings:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             check, words = _describe(hints[f.name])
-            if not check(getattr(self, f.name)):
+            value = getattr(self, f.name)
+            if not check(value):
                 self._fail(f.name, words)
+            if type(value) is int and float in (hints[f.name], *typing.get_args(hints[f.name])):
+                setattr(self, f.name, float(value))  # `prior.df=5` is the number 5.0
         self.check()
 
     def check(self) -> None:

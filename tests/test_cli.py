@@ -1,9 +1,11 @@
 """`pyro-mvae train` end to end, and bad input refused with a clear error and no run directory."""
 
 import json
+import os
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
@@ -27,7 +29,15 @@ def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert code == 0
     assert "IWAE log p(x) (K=30)" in capsys.readouterr().out
     assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "environment.json", "metrics.jsonl",
-                                                  "timings.jsonl", "best.pt", "last.pt", "report.json"}
+                                                  "timings.jsonl", "best.pt", "last.pt", "report.json", "figures"}
+    assert {p.name for p in (run_dir / "figures").iterdir()} == {
+        f"{name}.png" for name in ("samples", "reconstructions", "latent_map", "latent_marginals",
+                                   "interpolations", "training_curves")}
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [*run_dir.iterdir(), *(run_dir / "figures").iterdir()]
+             if p.is_file()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes  # the user's umask, not mkstemp's 0600
     report = json.loads((run_dir / "report.json").read_text())
     assert report["dataset"] == "digits" and report["K"] == 30 and report["n_test"] == 297
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
@@ -40,9 +50,10 @@ def test_mnist_from_tiny_idx_files_through_the_cli(tmp_path):
     write_tiny_mnist(tmp_path / "data", n_train=60, n_test=20)
     code, run_dir = run_cli(tmp_path, "data=mnist", f"data.root={tmp_path / 'data'}",
                             "data.download=false", "data.val_size=20", "prior=mixture",
-                            "guide=gaussian", "objective=tracegraph")
+                            "guide=gaussian", "objective=tracegraph", "trainer.figures=false")
     assert code == 0
     assert json.loads((run_dir / "report.json").read_text())["n_test"] == 20
+    assert not (run_dir / "figures").exists()
 
 
 @pytest.mark.parametrize("overrides,needle", [
@@ -91,3 +102,32 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     code, _ = run_cli(tmp_path)
     assert code == 2 and "exists" in capsys.readouterr().err
+
+
+def test_version_help_and_cfg_job(tmp_path, capsys):
+    from pyro_mvae import __version__
+    from pyro_mvae.training.config import compose_config
+
+    assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"pyro-mvae {__version__}"
+    assert main(["train", "prior=mixture", "prior.components=4", "--help", f"run_dir={tmp_path / 'r'}"]) == 0
+    out = capsys.readouterr().out
+    assert "components: 4" in out and "the number of components" in out and "guide:" in out
+    assert main(["train", "guide=relaxed_mixture", "--cfg", "job"]) == 0
+    assert OmegaConf.to_container(OmegaConf.create(capsys.readouterr().out)) == compose_config(["guide=relaxed_mixture"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_on_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "is not a pyro_mvae run directory" in capsys.readouterr().err
+
+
+def test_default_run_directory_names_the_objective_and_estimator():
+    from pyro_mvae.cli import default_run_dir
+    from pyro_mvae.training.config import compose_config
+
+    config = compose_config(["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"])
+    assert default_run_dir(config).endswith("_digits_mixture_relaxed_mixture-gumbel_rao_trace")
+    config = compose_config(["prior=mixture", "guide=discrete_mixture", "guide.baseline=neural",
+                             "objective=tracegraph"])
+    assert default_run_dir(config).endswith("_digits_mixture_discrete_mixture-neural_tracegraph")

@@ -4,7 +4,9 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
+from idx import write_tiny_mnist
 from pyro_mvae.cli import main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -38,3 +40,51 @@ def test_the_config_snippet_trains_and_loads_back(tmp_path, monkeypatch):
     exec(compile(_python_block("`compose_config` gives the command line's"), "README", "exec"), namespace)
     assert namespace["checkpoint"]["config"]["prior"]["name"] == "mixture"
     assert namespace["vae"].beta == 1.0 and (tmp_path / "runs" / "example2" / "report.json").exists()
+
+
+def _commands() -> list[str]:
+    """Every ``pyro-mvae`` line of the README's bash blocks, comments dropped."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("pyro-mvae"):
+                lines.append(line)
+    return lines
+
+
+TINY = {"trainer.epochs": "1", "trainer.eval_samples": "5", "trainer.eval_limit": "20",
+        "trainer.progress": "false", "trainer.figures": "false", "net.hidden": "[16]", "net.latent_dim": "4"}
+MNIST = {"data.root": None, "data.download": "false", "data.val_size": "20"}
+
+
+def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
+    """The command's arguments with a tiny budget and local stand-ins, or None to skip it."""
+    args = command.replace("RUN_DIR", str(run)).replace("runs/mnist_more_priors/RUN", str(run)).split()[1:]
+    args = [str(run) if a in ("RUN_A", "RUN_B", "RUN_C") else a for a in args]
+    if "device=cuda" in args and not torch.cuda.is_available():
+        return None
+    if args[0] != "train" or {"--help", "--cfg"} & set(args):
+        return args + (["--limit", "20", "--no-figures"] if args[0] == "evaluate" and "--limit" not in args else [])
+    if any(a.startswith("resume=") for a in args):  # only the one that trains further can run again
+        further = any(a.startswith("trainer.epochs") for a in args)
+        return ["train", f"resume={root / 'runs' / 'long'}", "trainer.epochs=2"] if further else None
+    settings = TINY | ({k: v or str(root / "data") for k, v in MNIST.items()} if "data=mnist" in args else {})
+    given = [a for a in args[1:] if a.split("=")[0] not in settings]
+    return ["train", *given, *(f"{k}={v}" for k, v in settings.items())]
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch, capsys):
+    root = tmp_path_factory.getbasetemp() / "readme_commands"
+    if not root.exists():
+        write_tiny_mnist(root / "data", n_train=120, n_test=40)
+        (root / "runs").mkdir()
+    monkeypatch.chdir(root)
+    run = root / "runs" / "first"
+    if not run.exists():
+        assert main(_tiny("pyro-mvae train", root, run) + [f"run_dir={run}"]) == 0
+    args = _tiny(command, root, run)
+    if args is None:
+        pytest.skip("needs a GPU, or a run the README's previous step left running")
+    assert main(args) == 0, (args, capsys.readouterr().err)

@@ -163,21 +163,32 @@ def _write_per_datapoint(path: Path, labels, scores) -> None:
 
 
 def _figures(vae, run_dir: Path, x, labels, image_shape, report, khat) -> dict:
+    paths = model_figures(vae, run_dir, x, labels, image_shape)
     out = run_dir / "figures"
+    paths |= {"k_sweep": out / "k_sweep.png", "khat": out / "khat.png"}
+    ks = [int(k) for k in report["k_sweep"]]
+    figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
+                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], paths["k_sweep"])
+    figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, paths["khat"])
+    return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}
+
+
+@torch.no_grad()
+def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, image_shape) -> dict:
+    """The figures of a trained model in ``run_dir/figures/``: samples, reconstructions, latent
+    map, latent marginals, interpolations and (when the run has metrics) training curves, from
+    images x ``(N, D)`` with labels ``(N,)``. Written at the end of ``pyro-mvae train`` and by
+    ``evaluate``; returns ``{name: path}``."""
+    out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     paths = {name: out / f"{name}.png" for name in
-             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations",
-              "k_sweep", "khat")}
+             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations")}
     figures.samples(vae, image_shape, paths["samples"])
     figures.reconstructions(vae, x, image_shape, paths["reconstructions"])
     figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
     figures.latent_marginals(vae, x, paths["latent_marginals"])
     figures.interpolations(vae, x, labels, image_shape, paths["interpolations"])
-    ks = [int(k) for k in report["k_sweep"]]
-    figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
-                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], paths["k_sweep"])
-    figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, paths["khat"])
-    if (run_dir / "metrics.jsonl").exists():
+    if (Path(run_dir) / "metrics.jsonl").exists():
         paths["training_curves"] = out / "training_curves.png"
-        figures.training_curves(run_dir / "metrics.jsonl", paths["training_curves"])
-    return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}
+        figures.training_curves(Path(run_dir) / "metrics.jsonl", paths["training_curves"])
+    return paths

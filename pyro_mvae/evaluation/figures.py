@@ -7,23 +7,36 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from pyro_mvae.models.layouts import PerDimensionLayout  # noqa: E402
 
 from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
 
 
-def image_grid(images: torch.Tensor, image_shape, path: Path, nrow: int = 8) -> None:
-    """Save flattened images ``(N, D)`` with values in [0, 1] as one PNG grid (torchvision)."""
+def image_grid(images: torch.Tensor, image_shape, path: Path, nrow: int = 8, title: str = "",
+               row_labels: list[str] | None = None) -> None:
+    """Save flattened images ``(N, D)`` with values in [0, 1] as one PNG grid of ``nrow`` per
+    row (torchvision's ``make_grid``), with a title and, when given, a label per row."""
     h, w = image_shape
-    buffer = io.BytesIO()
     batch = images.detach().float().cpu().clamp(0, 1).reshape(-1, 1, h, w)  # (N, 1, H, W)
-    scale = max(1, 28 // h)  # small images (8×8 digits) are enlarged to be seen
-    batch = torch.nn.functional.interpolate(batch, scale_factor=scale, mode="nearest")  # (N, 1, sH, sW)
-    save_image(batch, buffer, nrow=nrow, padding=1, pad_value=0.5, format="png")
-    write_bytes_atomic(path, buffer.getvalue())
+    rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5)[0] for row in batch.split(nrow)]  # (H', W') each
+    width = max(r.shape[1] for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], rows, row_labels or [""] * len(rows)):
+        ax.imshow(row.numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, row.shape[1], row.shape[0], 0))
+        ax.set_xlim(0, width)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
 
 
 def _save(fig, path: Path) -> None:
@@ -36,16 +49,20 @@ def _save(fig, path: Path) -> None:
 @torch.no_grad()
 def samples(vae, image_shape, path: Path, n: int = 64) -> None:
     """n images from the model (likelihood means at z ~ p(z)), in a grid."""
-    image_grid(vae.sample(n), image_shape, path)
+    image_grid(vae.sample(n), image_shape, path, title="samples from the model: mean of p(x | z), z ~ p(z)")
 
 
 @torch.no_grad()
 def reconstructions(vae, x: torch.Tensor, image_shape, path: Path, n: int = 32) -> None:
-    """Rows alternate: 8 test images, then their reconstructions."""
-    x = x[:n]  # (n, D)
+    """Rows alternate, each labelled: test images ("data"), then their reconstructions (the
+    likelihood's mean at the guide's posterior mean)."""
+    width = min(8, len(x))
+    x = x[:max(width, min(n, len(x)) // width * width)]  # (n, D), n a multiple of the row width
     rec = vae.reconstruct(x)  # (n, D)
-    rows = torch.stack([x.reshape(-1, 8, x.shape[-1]), rec.reshape(-1, 8, x.shape[-1])], 1)  # (n/8, 2, 8, D)
-    image_grid(rows.reshape(-1, x.shape[-1]), image_shape, path)
+    rows = torch.stack([x.reshape(-1, width, x.shape[-1]), rec.reshape(-1, width, x.shape[-1])], 1)  # (n/w, 2, w, D)
+    image_grid(rows.reshape(-1, x.shape[-1]), image_shape, path, nrow=width,
+               title="test images and their reconstructions: mean of p(x | z), z = E_q[z | x]",
+               row_labels=["data", "reconstruction"] * len(rows))
 
 
 @torch.no_grad()
@@ -59,29 +76,54 @@ def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, image_shape, path
     t = torch.linspace(0, 1, steps, device=x.device)[None, :, None]  # (1, S, 1)
     path_z = (1 - t) * z[:, :1] + t * z[:, 1:]  # (P, S, d)
     images = vae.likelihood.mean(vae.decoder(path_z))  # (P, S, D)
-    image_grid(images.reshape(-1, images.shape[-1]), image_shape, path, nrow=steps)
+    names = [f"{int(labels[a])} → {int(labels[b])}" for a, b in ends.tolist()]
+    image_grid(images.reshape(-1, images.shape[-1]), image_shape, path, nrow=steps, row_labels=names,
+               title="decoded straight lines between the posterior means E_q[z | x] of two test images")
 
 
 @torch.no_grad()
 def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
-    """Posterior means in 2-D (PCA when d > 2) coloured by label; prior modes marked ×."""
-    from sklearn.decomposition import PCA
-
+    """Posterior means E_q[z | x] in 2-D coloured by label, with the prior's modes (×): for the
+    per-dimension (factorized) prior the two most active dimensions and its N × N modes there;
+    otherwise the PCA plane of the means (explained variance on the axes) and the component means."""
     means = vae.encoder.mean(x).cpu().numpy()  # (N, d)
-    modes = None
-    if vae.prior.layout is not None:
-        modes = vae.prior.layout.modes(vae.prior.loc, 256).detach().cpu().numpy()  # (M, d)
-    project = (lambda a: a) if means.shape[1] == 2 else PCA(2, random_state=0).fit(means).transform
-    xy = project(means)
+    layout = vae.prior.layout
+    if isinstance(layout, PerDimensionLayout):
+        xy, modes, names = _active_plane(means, vae.prior.loc.detach().cpu().numpy())
+    else:
+        loc = None if layout is None else vae.prior.loc.detach().cpu().numpy()  # (C, d)
+        xy, modes, names = _pca_plane(means, loc)
     fig, ax = plt.subplots(figsize=(6, 5))
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=4, alpha=0.7)
     if modes is not None:
-        m = project(modes)
-        ax.scatter(m[:, 0], m[:, 1], marker="x", c="black", s=30, label="prior modes")
+        ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="black", s=30, label="prior modes")
         ax.legend(loc="upper right")
     fig.colorbar(points, ax=ax, label="label")
-    ax.set_title("posterior means E_q[z | x]" + (" (PCA)" if means.shape[1] > 2 else ""))
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title("posterior means E_q[z | x] of test images")
     _save(fig, path)
+
+
+def _active_plane(means: np.ndarray, loc: np.ndarray):
+    """The two dimensions whose posterior means vary most, and the N × N modes of a per-dimension
+    prior there (loc ``(d, N)``)."""
+    a, b = np.argsort(means.var(0))[::-1][:2]
+    modes = np.array([(u, v) for u in loc[a] for v in loc[b]])  # (N², 2)
+    return means[:, [a, b]], modes, (f"z_{a} (most active dimension)", f"z_{b} (second most active)")
+
+
+def _pca_plane(means: np.ndarray, loc: np.ndarray | None):
+    """The means themselves when d = 2, else their first two principal components; the
+    component means ``loc`` ``(C, d)`` projected the same way."""
+    from sklearn.decomposition import PCA
+
+    if means.shape[1] == 2:
+        return means, loc, ("z_0", "z_1")
+    pca = PCA(2, random_state=0).fit(means)
+    share = pca.explained_variance_ratio_ * 100
+    names = tuple(f"principal component {i + 1} ({share[i]:.0f}% of the variance)" for i in range(2))
+    return pca.transform(means), None if loc is None else pca.transform(loc), names
 
 
 @torch.no_grad()
@@ -136,12 +178,18 @@ def training_curves(metrics_path: Path, path: Path) -> None:
     top.plot(epoch, [r["val_elbo"] for r in records], label="validation ELBO")
     top.set_ylabel("nats per image")
     top.legend()
-    bottom.plot(epoch, [r["val_kl"] for r in records], label="validation KL (nats)")
+    kl = [r["val_kl"] for r in records]
+    bottom.plot(epoch, kl, label="validation KL")
+    bottom.set_ylabel("KL(q ‖ p), nats per image")
+    if len(kl) > 2:  # epoch 0's KL (β ≈ 0) can be far above the rest: scale to the later epochs
+        low, high = min(kl[1:]), max(kl[1:])
+        bottom.set_ylim(low - 0.1 * (high - low + 1), high + 0.1 * (high - low + 1))
     twin = bottom.twinx()
     twin.plot(epoch, [r["beta"] for r in records], "k--", label="β")
     twin.plot(epoch, [r["tau"] for r in records], "k:", label="τ")
     twin.set_ylabel("β, τ")
     bottom.set_xlabel("epoch")
+    bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     bottom.legend(loc="center left")
     twin.legend(loc="center right")
     _save(fig, path)
@@ -150,12 +198,16 @@ def training_curves(metrics_path: Path, path: Path) -> None:
 def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     """IWAE log-likelihood against K (log axis), with the ELBO for reference."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3, label="IWAE log p(x)")
-    ax.axhline(elbo, color="grey", linestyle="--", label="ELBO")
+    ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3,
+                label="IWAE estimate of log p(x), q(z | x) with c summed out")
+    ax.axhline(elbo, color="grey", linestyle="--", label="ELBO of the guide's own sites (one sample)")
     ax.set_xscale("log")
     ax.set_xlabel("K (importance samples)")
     ax.set_ylabel("nats per image")
-    ax.legend()
+    ax.legend(fontsize=8)
+    fig.text(0.01, -0.06, "Two different densities: the IWAE points score z under the marginal q(z | x); "
+             "the ELBO line scores the guide's\nsampled sites (c included, relaxed when the guide is), so "
+             "K = 1 may lie above it. The points rise with K towards log p(x).", fontsize=7)
     _save(fig, path)
 
 

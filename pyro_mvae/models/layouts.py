@@ -92,10 +92,6 @@ class WholeVectorLayout:
         gradients (:class:`ReparameterizedDiagNormalMixture`); event shape ``(d,)``."""
         return ReparameterizedDiagNormalMixture(logits, loc, scale)  # batch (...,), event (d,)
 
-    def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
-        """The component means, ``(min(C, limit), d)``."""
-        return loc[:limit]
-
     def marginal_per_dim(self, logits, loc, scale):
         """Each z_j's own marginal Σ_c π_c N(z_j; loc_cj, scale_cj²): batch ``(..., d)``, event ``()``."""
         d = loc.shape[-1]
@@ -156,12 +152,6 @@ class PerDimensionLayout:
         """The same distribution as :meth:`marginal`, each z_j drawn with implicit
         reparameterisation gradients (:class:`ReparameterizedNormalMixture`); event ``(d,)``."""
         return ReparameterizedNormalMixture(logits, loc, scale).to_event(1)
-
-    def modes(self, loc: torch.Tensor, limit: int) -> torch.Tensor:
-        """``limit`` of the N^d mode means (z_j = μ_{j, n_j}, random n), ``(limit, d)``."""
-        gen = torch.Generator().manual_seed(0)
-        choice = torch.randint(self.components, (limit, self.latent_dim), generator=gen)  # device: CPU generator; (M, d)
-        return loc.T[choice.to(loc.device), torch.arange(self.latent_dim, device=loc.device)]
 
     def marginal_per_dim(self, logits, loc, scale):
         """Σ_n π_jn N(z_j; loc_jn, scale_jn²): batch ``(..., d)``, event ``()``."""

@@ -6,7 +6,7 @@ defaults are the dataclasses (:mod:`pyro_mvae.config`). Nothing in a config is e
 executed: it can only name registered components and set their declared options.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
@@ -27,9 +27,9 @@ class RunSettings(Settings):
 
     seed: int = option(0, "seeds parameter initialisation, batch order and every draw")
     device: str = option("auto", "cpu | cuda | auto (cuda when available)")
-    run_dir: str | None = option(None, "default: runs/<date>_<time>_<data>_<prior>_<guide>")
-    resume: str | None = option(None, "RUN_DIR: continue that run from its last.pt "
-                                       "(only trainer.epochs and trainer.progress may change)")
+    run_dir: str | None = option(None, "default: runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>")
+    resume: str | None = option(None, "RUN_DIR: continue that run from its last.pt (only trainer.epochs, "
+                                       "trainer.progress, trainer.threads and trainer.eval_* may change)")
 
     def check(self):
         self.one_of("device", ("cpu", "cuda", "auto"))
@@ -129,6 +129,25 @@ def check_config(config: dict) -> None:
         name = "default" if group == "trainer" else values.pop("name")
         owner = "trainer" if group == "trainer" else f"{group} '{name}'"
         lookup(options, group, name).from_options(values, owner)
+
+
+def describe_config(config: dict) -> str:
+    """The composed ``config`` as YAML, every key with its documentation as a comment."""
+    def line(indent: str, key: str, value, doc: str) -> str:
+        text = OmegaConf.to_yaml({key: value}).strip()
+        return f"{indent}{text:<40} # {doc}" if doc else f"{indent}{text}"
+
+    lines = [line("", key, config[key], doc) for key, doc in _docs(RunSettings).items()]
+    for group, options in groups().items():
+        name = config[group].get("name", "default")
+        docs = _docs(options[name])
+        lines.append(f"{group}:")
+        lines += [line("  ", key, value, docs.get(key, "")) for key, value in config[group].items()]
+    return "\n".join(lines)
+
+
+def _docs(cls) -> dict:
+    return {f.name: f.metadata["doc"] for f in fields(cls)}
 
 
 def build_from_config(config: dict, device) -> tuple:

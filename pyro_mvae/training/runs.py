@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from pyro_mvae.errors import RunError
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.config import build_from_config
 
@@ -24,6 +25,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """Raises RunError unless ``run_dir`` is a directory that ``pyro-mvae train`` wrote."""
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a directory: give the run directory that pyro-mvae train "
+                       "wrote (printed at its end, or its run_dir=...)")
+    if not any((run_dir / name).exists() for name in ("config.yaml", "best.pt", "last.pt")):
+        raise RunError(f"{run_dir} is not a pyro_mvae run directory (no config.yaml, best.pt or "
+                       "last.pt): give the directory that pyro-mvae train wrote")
+
+
 def load_run(run_dir: Path, device="cpu"):
     """The model of a run at its best checkpoint, with its config, checkpoint and dataset.
 
@@ -31,9 +42,11 @@ def load_run(run_dir: Path, device="cpu"):
     checkpoint's τ; ``data`` loaded from the config's data group, on ``device``.
 
     Raises:
-        pyro_mvae.errors.RunError: see :func:`pyro_mvae.training.checkpoints.load`.
+        pyro_mvae.errors.RunError: for a directory that is not a run, and see
+            :func:`pyro_mvae.training.checkpoints.load`.
         pyro_mvae.errors.DataError: when the run's dataset cannot be loaded.
     """
+    check_run_dir(Path(run_dir))
     path = Path(run_dir) / "best.pt"
     config = checkpoints.load(path, device)["config"]
     data, vae = build_from_config(config, device)

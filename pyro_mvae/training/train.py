@@ -70,6 +70,7 @@ class TrainerConfig(Settings):
     devices: int = option(1, "processes training one model (DistributedDataParallel)")
     check_finite: bool = option(True, "check every step's loss and gradients before the optimiser moves")
     on_nonfinite: str = option("stop", "stop | skip (drop the step and count it)")
+    figures: bool = option(True, "write the model's figures (RUN_DIR/figures/) at the end of pyro-mvae train")
     logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
     log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
 
@@ -191,13 +192,15 @@ class Run:
         return report
 
     def _fit(self) -> dict:
-        with catch_stop_signals() as self.stop:
-            self.train()
-        self.restore_best()
-        note = (f"stopped during the final evaluation; the checkpoints and metrics of {self.run_dir} are "
-                f"kept. Evaluate it with: pyro-mvae train resume={self.run_dir} (trainer.eval_limit=N "
-                "and trainer.eval_samples=K may be given), or pyro-mvae evaluate")
-        with interrupt_on_stop_signals(note):
+        note = (f"stopped after training, in its final evaluation; the checkpoints and metrics of "
+                f"{self.run_dir} are kept. Evaluate it with: pyro-mvae train resume={self.run_dir} "
+                "(trainer.eval_limit=N and trainer.eval_samples=K may be given), or pyro-mvae evaluate")
+        with interrupt_on_stop_signals(note):  # no gap between the two handlers
+            with catch_stop_signals() as self.stop:
+                self.train()
+            if self.stop:  # a signal after the last step: training is complete and saved
+                raise Interrupted(self.stop.signum, note)
+            self.restore_best()
             report = final_report(self.vae, self.data, self.trainer, self.progress, self.group)
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,

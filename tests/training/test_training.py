@@ -98,7 +98,8 @@ def test_best_checkpoint_holds_the_best_validation_epoch(digits, tmp_path):
     best = max(lines, key=lambda r: r["val_elbo"])
     fresh = small_vae("mixture", "gaussian")
     ckpt = checkpoints.load(tmp_path / "run" / "best.pt", into=fresh)
-    assert ckpt["epoch"] == best["epoch"] and ckpt["config"] == {"seed": 0}
+    assert ckpt["epoch"] == best["epoch"] and ckpt["config"]["seed"] == 0
+    assert ckpt["config"]["prior"]["name"] == "mixture" and ckpt["config"]["objective"]["name"] == "tracegraph"
     assert set(ckpt["optimizer"]) == {"state", "param_groups"}
 
 
