@@ -61,7 +61,7 @@ def package_iwae(vae, x, K, chunk):
 ESTIMATORS = {"package": package_iwae, "handwritten": handwritten_iwae}
 
 
-def _proc_status_kib(field: str) -> int:
+def proc_status_kib(field: str) -> int:
     """A memory field of /proc/self/status (VmRSS, VmHWM), KiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -69,28 +69,35 @@ def _proc_status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _reset_cpu_peak() -> int:
+def reset_cpu_peak() -> int:
     """Resets the resident-set high-water mark (Linux >= 4.0); returns the current RSS, KiB."""
     Path("/proc/self/clear_refs").write_text("5")
-    return _proc_status_kib("VmRSS")
+    return proc_status_kib("VmRSS")
+
+
+def start_peak(device: torch.device) -> float:
+    """Resets the device's peak-memory counter; returns the memory in use now (the base)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2 ** 20
+    return reset_cpu_peak() / 1024
+
+
+def peak_since(device: torch.device, base: float) -> float:
+    """MiB of the peak above ``base`` (:func:`start_peak`)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 20 - base
+    return proc_status_kib("VmHWM") / 1024 - base
 
 
 def _memory_child(run_dir, device, images, K, chunk, name, queue):
     vae, _, _, data = load_run(run_dir, device)
     x = data.test.x[:images].clone()
     del data
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = _reset_cpu_peak()
+    base = start_peak(device)
     ESTIMATORS[name](vae, x, K, chunk)
-    if device.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    else:
-        peak = (_proc_status_kib("VmHWM") - base) / 1024
-    queue.put(peak)
+    queue.put(peak_since(device, base))
 
 
 def peak_memory_mib(run_dir, device, images, K, chunk, name) -> float:

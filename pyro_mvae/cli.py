@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted
+from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.config import (build_from_config, check_config, compose_config, describe_config, groups,
@@ -29,6 +30,7 @@ from pyro_mvae.training.train import apply_threads, fit
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | --cfg job]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
+                          [--estimator ais [--ais-steps 500] [--ais-chains 16]] [--bdmc N [--bdmc-steps 10,100,1000]]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
        pyro-mvae compare RUN_DIR [RUN_DIR ...]
 
@@ -206,13 +208,20 @@ def evaluate_command(args: list[str]) -> None:
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (0: one per core); 1 stays fast beside other work")
+    _annealing_arguments(parser)
     opts = parser.parse_args(args)
     if opts.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {opts.threads}")
+    ais = AISSettings(steps=opts.ais_steps, chains=opts.ais_chains, leapfrog=opts.ais_leapfrog,
+                      init=opts.ais_init, max_particles=opts.ais_max_particles)
+    bdmc_steps = _positive_ints(opts.bdmc_steps, "--bdmc-steps")
+    if opts.bdmc < 0:
+        raise ValueError(f"--bdmc must be >= 0 (images to simulate), got {opts.bdmc}")
     apply_threads(opts.threads)
     report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
                           opts.batch_size, opts.device, make_figures=not opts.no_figures,
-                          memory_mib=opts.memory_mib)
+                          memory_mib=opts.memory_mib, ais=ais if opts.estimator == "ais" else None,
+                          bdmc=opts.bdmc, bdmc_steps=bdmc_steps)
     print(f"{report['data']} {report['split']} ({report['n']} images): IWAE log p(x) (K={report['K']}) "
           f"= {report['iwae_ll']:.2f} ± {report['iwae_ll_se']:.2f} nats "
           f"({report['iwae_bits_per_dim']:.4f} bits/dim), ELBO = {report['elbo']:.2f} ± "
@@ -222,9 +231,52 @@ def evaluate_command(args: list[str]) -> None:
     print("| K | IWAE log p(x) (nats) |\n|---|---|")
     for k, row in report["k_sweep"].items():
         print(f"| {k} | {row['mean']:.2f} ± {row['se']:.2f} |")
+    print(_annealing_summary(report), end="")
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {opts.run_dir / 'eval.json'} and {opts.run_dir / 'figures'}/")
+    print(f"wrote {opts.run_dir / 'eval.json'}" + ("" if opts.no_figures else f" and {opts.run_dir / 'figures'}/"))
+
+
+def _annealing_arguments(parser) -> None:
+    defaults = AISSettings()
+    parser.add_argument("--estimator", default="iwae", choices=["iwae", "ais"],
+                        help="ais: annealed importance sampling as well as IWAE (lower -K to make IWAE cheap)")
+    parser.add_argument("--ais-steps", type=int, default=defaults.steps, help="T, annealing distributions")
+    parser.add_argument("--ais-chains", type=int, default=defaults.chains, help="S, chains per image")
+    parser.add_argument("--ais-leapfrog", type=int, default=defaults.leapfrog, help="L, leapfrog steps per transition")
+    parser.add_argument("--ais-init", default=defaults.init, choices=["guide", "prior"],
+                        help="the initial distribution: q(z | x) or p(z)")
+    parser.add_argument("--ais-max-particles", type=int, default=defaults.max_particles,
+                        help="chains × images annealed at once (memory bound)")
+    parser.add_argument("--bdmc", type=int, default=0, metavar="N",
+                        help="BDMC: lower and upper bounds on N images simulated from the model")
+    parser.add_argument("--bdmc-steps", default="10,100,1000", help="the T values of BDMC, comma-separated")
+
+
+def _positive_ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ValueError(f"{name} must be comma-separated integers >= 1, e.g. 10,100,1000; got {text!r}")
+    return values
+
+
+def _annealing_summary(report: dict) -> str:
+    out = ""
+    if "ais" in report:
+        a = report["ais"]
+        out += (f"AIS log p(x) (T={a['steps']}, S={a['chains']}, L={a['leapfrog']}) = {a['ll']:.2f} ± "
+                f"{a['ll_se']:.2f} nats, AIS − IWAE = {a['minus_iwae']:.2f} ± {a['minus_iwae_se']:.2f} "
+                f"(paired); {a['seconds_per_image']:.2f} s per image, {a['cost_ratio_to_iwae']:.1f}× IWAE's\n")
+    if "bdmc" in report:
+        b = report["bdmc"]
+        out += f"BDMC on {b['n']} simulated images:\n| T | lower | upper | gap (nats) |\n|---|---|---|---|\n"
+        for t, row in b["by_steps"].items():
+            out += f"| {t} | {row['lower']:.2f} | {row['upper']:.2f} | {row['gap']:.2f} ± {row['gap_se']:.2f} |\n"
+        out += f"gap below 1 nat from T = {b['steps_for_gap_below_1_nat']}\n"
+    return out
 
 
 def _khat_summary(report: dict) -> str:

@@ -56,6 +56,8 @@ def _commands() -> list[str]:
 TINY = {"trainer.epochs": "1", "trainer.eval_samples": "5", "trainer.eval_limit": "20",
         "trainer.progress": "false", "trainer.figures": "false", "net.hidden": "[16]", "net.latent_dim": "4"}
 MNIST = {"data.root": None, "data.download": "false", "data.val_size": "20"}
+EVALUATE = {"-K": "20", "--limit": "20", "--ais-steps": "5", "--bdmc-steps": "2,5"}
+"""Options of `pyro-mvae evaluate` replaced by a tiny budget (the flag and its value)."""
 
 
 def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
@@ -64,8 +66,11 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     args = [str(run) if a in ("RUN_A", "RUN_B", "RUN_C") else a for a in args]
     if "device=cuda" in args and not torch.cuda.is_available():
         return None
+    if args[0] == "evaluate":
+        given = [a for a, b in zip(args, [None, *args]) if a not in EVALUATE and b not in EVALUATE]
+        return given + [v for pair in EVALUATE.items() for v in pair] + ["--no-figures"]
     if args[0] != "train" or {"--help", "--cfg"} & set(args):
-        return args + (["--limit", "20", "--no-figures"] if args[0] == "evaluate" and "--limit" not in args else [])
+        return args
     if any(a.startswith("resume=") for a in args):  # only the one that trains further can run again
         further = any(a.startswith("trainer.epochs") for a in args)
         return ["train", f"resume={root / 'runs' / 'long'}", "trainer.epochs=2"] if further else None

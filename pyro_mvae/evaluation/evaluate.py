@@ -1,13 +1,14 @@
 """``pyro-mvae evaluate RUN_DIR``: the numbers and figures a results section needs, from a run directory.
 
 Writes into RUN_DIR: ``eval.json`` (summary), ``per_datapoint_<split>.csv`` (index, label, IWAE
-log p(x), ELBO, Pareto k̂ of every image, for paired comparisons between models) and
-``figures/*.png``.
+log p(x) for each K of the sweep, AIS log p(x) when asked, ELBO, Pareto k̂ of every image, for
+paired comparisons between models) and ``figures/*.png``.
 """
 
 import csv
 import io
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_mvae.evaluation import diagnostics, figures
+from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
+from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.infer.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
 from pyro_mvae.training.runs import load_run, resolve_device
@@ -25,8 +28,15 @@ K_SWEEP = (1, 10, 100, 1000, 5000)
 
 def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,
                  chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
-                 progress: bool = True, make_figures: bool = True, memory_mib: float | None = None) -> dict:
+                 progress: bool = True, make_figures: bool = True, memory_mib: float | None = None,
+                 ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000)) -> dict:
     """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
+
+    ``ais``: also estimate log p(x) of the same images by annealed importance sampling with
+    these settings (``eval.json`` key ``ais``, an ``ais`` column in the per-datapoint CSV).
+    ``bdmc``: also run the BDMC sandwich on that many images simulated from the model, for each
+    T in ``bdmc_steps`` (key ``bdmc``), with the chains, leapfrog steps and initial distribution
+    of ``ais`` (or its defaults).
 
     ``memory_mib``: a memory budget for the particle chunks; when given, the chunk size is the
     largest that fits it (:func:`pyro_mvae.infer.iwae.chunk_size_for`) and ``chunk_size`` is ignored.
@@ -54,8 +64,14 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     vae.check_data(x)
     if memory_mib is not None:
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
+    tic = time.perf_counter()
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
+    iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
     report = _summary(vae, x, labels, scores, num_samples, data.data_dim)
+    if ais is not None:
+        scores["ais"], report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
+    if bdmc:
+        report["bdmc"] = bdmc_section(vae, bdmc, bdmc_steps, ais or AISSettings(), progress)
     if data.levels:
         report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
         report["units"] = (f"nats per image of the density on [0, 1]^D of dequantised {data.levels}-level "
@@ -154,7 +170,7 @@ def _posterior_health(vae, x, labels) -> dict:
 def _write_per_datapoint(path: Path, labels, scores) -> None:
     buffer = io.StringIO()
     sweep = sorted((k for k in scores if k.startswith("iwae_")), key=lambda k: int(k.split("_")[1]))
-    columns = ["index", "label"] + sweep + ["elbo", "khat"]
+    columns = ["index", "label"] + sweep + [c for c in ("ais",) if c in scores] + ["elbo", "khat"]
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for i, label in enumerate(labels.tolist()):

@@ -103,3 +103,30 @@ def test_a_memory_budget_sets_the_chunk_size(trained_runs):
     report = evaluate_run(trained_runs["mixture"], num_samples=40, limit=100, memory_mib=1.0,
                           progress=False, make_figures=False)
     assert report["chunk_size"] == 13 and report["K"] == 40
+
+
+def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
+    """AIS and IWAE estimate the same log p(x) of the same images: their paired difference is
+    small; BDMC's bounds close as T grows (the oracle tests are in tests/infer/test_ais.py)."""
+    run = trained_runs["factorized"]
+    assert main(["evaluate", str(run), "-K", "500", "--limit", "30", "--estimator", "ais", "--ais-steps", "100",
+                 "--ais-chains", "4", "--bdmc", "10", "--bdmc-steps", "5,100", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "AIS log p(x) (T=100, S=4, L=10)" in out and "BDMC on 10 simulated images" in out
+    report = json.loads((run / "eval.json").read_text())
+    ais = report["ais"]
+    assert abs(ais["minus_iwae"]) < 4 * ais["minus_iwae_se"] + 0.3, ais
+    assert 0.3 < ais["acceptance_rate"] < 1 and ais["cost_ratio_to_iwae"] > 0
+    rows = (run / "per_datapoint_test.csv").read_text().splitlines()
+    assert rows[0].split(",")[-3:] == ["ais", "elbo", "khat"] and len(rows) == 31
+    bdmc = report["bdmc"]["by_steps"]
+    assert set(bdmc) == {"5", "100"} and bdmc["100"]["gap"] < bdmc["5"]["gap"]
+    assert bdmc["100"]["lower"] <= bdmc["100"]["upper"] + 4 * bdmc["100"]["gap_se"]
+
+
+@pytest.mark.parametrize("args,needle", [(["--estimator", "ais", "--ais-chains", "0"], "ais.chains"),
+                                         (["--bdmc", "3", "--bdmc-steps", "10,x"], "--bdmc-steps"),
+                                         (["--bdmc", "-1"], "--bdmc")])
+def test_bad_annealing_options_are_refused(trained_runs, capsys, args, needle):
+    assert main(["evaluate", str(trained_runs["mixture"]), "-K", "10", "--limit", "5", *args]) == 2
+    assert needle in capsys.readouterr().err
