@@ -1,15 +1,18 @@
 """AIS peak memory: it follows ``max_particles`` (chains × images annealed at once), not T or S.
 
 Each cell is a fresh process that loads the run, resets the peak (CPU: the kernel's resident-set
-high-water mark via /proc/self/clear_refs; CUDA: torch.cuda.max_memory_allocated) and runs AIS
+high-water mark via /proc/self/clear_refs, after glibc's malloc_trim has returned the freed data
+set to the kernel; CUDA: torch.cuda.max_memory_allocated) and runs AIS
 on the same test images; the reference measured in the same run is the package's IWAE-5000 at
 chunks of 500 on those images, whose memory experiments/bench_iwae.py compares with a
 hand-written plain-PyTorch estimator.
 
-    python experiments/bench_ais.py runs/route_study/standard_gaussian [--images 400] [--device cpu]
+    python experiments/bench_ais.py runs/route_study/standard_gaussian [--images 200] [--device cpu]
 """
 
 import argparse
+import ctypes
+import gc
 import multiprocessing as mp
 
 import torch
@@ -19,7 +22,7 @@ from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.training.runs import load_run, resolve_device
 
-CELLS = [("iwae", 5000, 0, 0)] + [("ais", t, s, p) for p in (400, 1600) for t, s in ((10, 4), (50, 4), (10, 64))]
+CELLS = [("iwae", 5000, 0, 0)] + [("ais", t, s, p) for p in (1600, 6400) for t, s in ((10, 16), (50, 16), (10, 64))]
 """(estimator, T or K, S, max_particles) of each measured cell."""
 
 
@@ -28,6 +31,9 @@ def _child(run_dir, device, images, cell, queue):
     vae, _, _, data = load_run(run_dir, device)
     x = data.test.x[:images].clone()  # (N, D)
     del data
+    gc.collect()
+    if device.type == "cpu":  # hand the freed data set back to the kernel, so new arrays raise the RSS
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     base = start_peak(device)
     name, steps, chains, particles = cell
     if name == "iwae":
@@ -50,7 +56,7 @@ def peak_mib(run_dir, device, images, cell) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir")
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)

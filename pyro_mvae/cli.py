@@ -160,13 +160,16 @@ def _train_rank(group, config: dict, resume: str | None = None) -> dict:
     run_dir = Path(config["run_dir"])
     report = fit(vae, data, trainer_settings(config), config["objective"], run_dir, config, seed=config["seed"],
                  group=group, resume=checkpoint)
-    if group.is_main and config["trainer"].get("figures", True):
+    if not group.is_main:
+        return report
+    line = summary(report, run_dir)
+    if config["trainer"].get("figures", True):
         from pyro_mvae.evaluation.evaluate import model_figures
 
         x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, D), (N,)
         model_figures(vae, run_dir, x, labels, data.image_shape)
-    if group.is_main:
-        print(summary(report, run_dir) + f"; figures in {run_dir / 'figures'}/")
+        line += f"; figures in {run_dir / 'figures'}/"
+    print(line)
     return report
 
 

@@ -27,7 +27,8 @@ def run_cli(tmp_path, *overrides):
 def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     code, run_dir = run_cli(tmp_path)
     assert code == 0
-    assert "IWAE log p(x) (K=30)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "IWAE log p(x) (K=30)" in out and f"figures in {run_dir / 'figures'}/" in out
     assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "environment.json", "metrics.jsonl",
                                                   "timings.jsonl", "best.pt", "last.pt", "report.json", "figures"}
     assert {p.name for p in (run_dir / "figures").iterdir()} == {
@@ -46,14 +47,14 @@ def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert "optimizer" in ckpt and "model" in ckpt
 
 
-def test_mnist_from_tiny_idx_files_through_the_cli(tmp_path):
+def test_mnist_from_tiny_idx_files_through_the_cli(tmp_path, capsys):
     write_tiny_mnist(tmp_path / "data", n_train=60, n_test=20)
     code, run_dir = run_cli(tmp_path, "data=mnist", f"data.root={tmp_path / 'data'}",
                             "data.download=false", "data.val_size=20", "prior=mixture",
                             "guide=gaussian", "objective=tracegraph", "trainer.figures=false")
     assert code == 0
     assert json.loads((run_dir / "report.json").read_text())["n_test"] == 20
-    assert not (run_dir / "figures").exists()
+    assert not (run_dir / "figures").exists() and "figures in" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides,needle", [

@@ -28,7 +28,8 @@ def pareto_khat(log_weights: np.ndarray, backend: str = "auto") -> np.ndarray:
     log_weights ``(N, K)`` (natural log, unnormalised) -> ``(N,)``. Large k̂ (> 0.7) means the
     weights' tail is too heavy for the estimate to be trusted; k̂ is estimated from the largest
     ~3√K weights, so K should be ≥ 100. A row whose weights are all equal (proposal =
-    posterior) has no tail: its k̂ is −inf.
+    posterior) has no tail: its k̂ is −inf; a row with a non-finite weight, or whose largest
+    weights tie so that no tail can be fitted, gets +inf (not to be trusted).
 
     ``backend``: ``"arviz_stats"`` (ArviZ 1.x, Python ≥ 3.12; its ``psislw`` takes
     log-likelihoods, i.e. the negated log-weights, as in PSIS-LOO), ``"arviz"`` (ArviZ 0.x
@@ -46,13 +47,30 @@ def pareto_khat(log_weights: np.ndarray, backend: str = "auto") -> np.ndarray:
         raise ValueError(f"unknown PSIS backend {backend!r}; choose one of {sorted(PSIS_BACKENDS)}")
     if backend == "auto":
         backend = "arviz_stats" if importlib.util.find_spec("arviz_stats") else "arviz"
-    tailed = np.ptp(log_weights, axis=-1) > 0  # (N,); a flat row has no tail to fit
-    khat = np.full(log_weights.shape[0], -np.inf)
+    finite = np.isfinite(log_weights).all(-1)  # (N,)
+    flat = finite & (np.ptp(np.where(finite[:, None], log_weights, 0.0), axis=-1) == 0)  # no tail to fit
+    khat = np.where(flat, -np.inf, np.inf)  # non-finite weights: no trust
+    tailed = finite & ~flat
     if tailed.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ warns on every k̂ > 0.7; the report says it once
-            khat[tailed] = PSIS_BACKENDS[backend](log_weights[tailed])
+            khat[tailed] = _khat_rows(PSIS_BACKENDS[backend], log_weights[tailed])
     return khat
+
+
+def _khat_rows(fit, log_weights: np.ndarray) -> np.ndarray:
+    """k̂ of each row; rows whose largest weights are all equal (ArviZ: "All tail values are the
+    same", seen with a degenerate model's float32 weights of magnitude 1e9) get k̂ = inf."""
+    try:
+        return fit(log_weights)
+    except ValueError:
+        out = np.full(log_weights.shape[0], np.inf)
+        for i, row in enumerate(log_weights):
+            try:
+                out[i] = fit(row[None])[0]
+            except ValueError:
+                pass
+        return out
 
 
 def _khat_arviz_stats(log_weights: np.ndarray) -> np.ndarray:

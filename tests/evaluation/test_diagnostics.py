@@ -36,6 +36,20 @@ def test_khat_small_for_a_proposal_matching_the_target(backend):
     assert np.all(pareto_khat(_log_weights(1.2), backend) < 0.5)  # wider proposal: bounded weights
 
 
+@pytest.mark.parametrize("backend", INSTALLED_PSIS)
+def test_khat_of_degenerate_weights_is_infinite_not_an_error(backend):
+    """A diverged model's float32 log-weights of magnitude 1e9 tie in their tail (ArviZ refuses
+    to fit it: "All tail values are the same"), or hold -inf: such rows get k̂ = inf, the others
+    their own k̂."""
+    good = _log_weights(0.3, n=2)
+    tied = np.float32(-1.18e9) + np.float32(128.0) * (np.arange(4000) % 7 == 0)  # two float32 neighbours
+    broken = good[0].copy()
+    broken[5] = -np.inf
+    khat = pareto_khat(np.stack([good[0], tied, broken, good[1]]), backend)
+    assert np.isinf(khat[1]) and khat[1] > 0 and np.isinf(khat[2]) and khat[2] > 0
+    np.testing.assert_allclose(khat[[0, 3]], pareto_khat(good, backend))
+
+
 def test_khat_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="arviz_stats"):
         pareto_khat(_log_weights(1.2), "psis")
