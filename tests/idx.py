@@ -16,9 +16,10 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.tobytes())
 
 
-def write_tiny_mnist(root: Path, n_train: int, n_test: int, side: int = 28, seed: int = 0):
-    """Random images in torchvision's layout root/MNIST/raw/; returns the arrays written."""
-    raw = root / "MNIST" / "raw"
+def write_tiny_mnist(root: Path, n_train: int, n_test: int, side: int = 28, seed: int = 0, folder: str = "MNIST"):
+    """Random images in torchvision's layout root/<folder>/raw/ (MNIST, FashionMNIST, KMNIST);
+    returns the arrays written."""
+    raw = root / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     arrays = {}

@@ -95,3 +95,24 @@ def test_out_of_range_intensities_are_refused():
     x = np.random.rand(20, 4, 4) * 255
     with pytest.raises(DataError, match=r"\[0, 1\]"):
         make_dataset("bad", (x, np.zeros(20)), (x[:5], np.zeros(5)), (4, 4), 5, True, "cpu")
+
+
+@pytest.mark.parametrize("name,folder", [("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")])
+def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, folder, tmp_path, capsys):
+    """Fashion-MNIST and KMNIST: the same IDX files under ROOT/<folder>/raw/, MNIST's protocol
+    (images and labels as written, dynamic binarisation of training images), one epoch of training."""
+    from pyro_mvae.cli import main
+    from pyro_mvae.training.data import load_idx_set
+
+    arrays = write_tiny_mnist(tmp_path / "data", n_train=40, n_test=10, folder=folder)
+    data = load_idx_set(name, root=tmp_path / "data", download=False, val_size=10)
+    np.testing.assert_allclose(data.train.x.numpy(), arrays[True][0][:30].reshape(30, -1) / 255, rtol=1e-6)
+    assert data.test.y.tolist() == arrays[False][1].tolist() and data.spec["name"] == name
+    assert data.test.x.unique().tolist() == [0.0, 1.0]  # test images binarised once
+    with pytest.raises(DataNotFoundError, match=f"{tmp_path / 'data' / 'absent' / folder / 'raw'}"):
+        load_idx_set(name, root=tmp_path / "data" / "absent", download=False)
+    run = tmp_path / "run"
+    assert main(["train", f"data={name}", f"data.root={tmp_path / 'data'}", "data.download=false",
+                 "data.val_size=10", "trainer.epochs=1", "trainer.eval_samples=5", "trainer.progress=false",
+                 "trainer.figures=false", "net.hidden=[16]", "net.latent_dim=4", f"run_dir={run}"]) == 0
+    assert f"{name} test (10 images)" in capsys.readouterr().out
