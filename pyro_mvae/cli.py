@@ -174,8 +174,9 @@ def _train_rank(group, config: dict, resume: str | None = None) -> dict:
 
 
 def default_run_dir(config: dict) -> str:
-    """``runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>``: the guide's
-    estimator is its non-default gradient route (``gumbel_rao``, ``soft`` Concrete, a baseline)."""
+    """``runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>[-<n>]``: the guide's
+    estimator is its non-default gradient route (``gumbel_rao``, ``soft`` Concrete, a baseline);
+    ``-2``, ``-3``, ... when a run of the same kind already took the name in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     guide = config["guide"]
     route = [guide["estimator"]] if guide.get("estimator", "relaxed") != "relaxed" else []
@@ -183,7 +184,12 @@ def default_run_dir(config: dict) -> str:
     route += [guide["baseline"]] if guide.get("baseline", "none") != "none" else []
     names = [config["data"]["name"], config["prior"]["name"], "-".join([guide["name"], *route]),
              config["objective"]["name"]]
-    return f"runs/{stamp}_{'_'.join(names)}"
+    base = f"runs/{stamp}_{'_'.join(names)}"
+    path, n = base, 1
+    while Path(path).exists():  # another run of the same kind started in the same second
+        n += 1
+        path = f"{base}-{n}"
+    return path
 
 
 def summary(report: dict, run_dir: Path) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -123,9 +124,15 @@ def test_evaluate_on_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
     assert "is not a pyro_mvae run directory" in capsys.readouterr().err
 
 
-def test_default_run_directory_names_the_objective_and_estimator():
+def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monkeypatch):
     from pyro_mvae.cli import default_run_dir
     from pyro_mvae.training.config import compose_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt: "20261123-120000")
+    first = default_run_dir(compose_config([]))
+    Path(first).mkdir(parents=True)
+    assert default_run_dir(compose_config([])) == first + "-2"  # two runs started in the same second
 
     config = compose_config(["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"])
     assert default_run_dir(config).endswith("_digits_mixture_relaxed_mixture-gumbel_rao_trace")

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,12 +80,22 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     return ["train", *given, *(f"{k}={v}" for k, v in settings.items())]
 
 
+def _write_user_arrays(root: Path) -> None:
+    """The README's example files of `data=arrays`, made of 300 real digits."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    np.save(root / "images.npy", (bunch.images[:300] * 255 / 16).round().astype(np.uint8))  # (N, 8, 8)
+    np.savez(root / "faces.npz", x=bunch.data[:300] / 16, y=bunch.target[:300])  # (N, 64) in [0, 1]
+
+
 @pytest.mark.parametrize("command", _commands())
 def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch, capsys):
     root = tmp_path_factory.getbasetemp() / "readme_commands"
     if not root.exists():
         write_tiny_mnist(root / "data", n_train=120, n_test=40)
         (root / "runs").mkdir()
+        _write_user_arrays(root)
     monkeypatch.chdir(root)
     run = root / "runs" / "first"
     if not run.exists():

@@ -285,6 +285,117 @@ def load_mnist(root=None, device="cpu", **options) -> Dataset:
     return load_idx_set("mnist", root, device, **options)
 
 
+@dataclass
+class ArraysConfig(Settings):
+    """Options of a user's own images in one array file (``data=arrays data.path=FILE``)."""
+
+    GROUP = "data"
+    path: str | None = option(None, ".npy or .npz file: images (N, H, W) or (N, D) in [0, 1] or 0..255; "
+                                    "an .npz holds them under 'x' (or as its only array), labels under 'y'")
+    val_fraction: float = option(0.1, "share of the images held out for validation")
+    test_fraction: float = option(0.1, "share of the images held out for test")
+    split_seed: int = option(0, "seed of the permutation that splits the file")
+    batch_size: int = option(100, "B, images per SVI step")
+    binarize: bool = option(True, "train re-binarised every batch; validation/test binarised once")
+    limit: int | None = option(None, "keep only the first `limit` training-pool and test images")
+    dequantize: bool = option(False, "256 grey levels dequantised to a density on [0,1]^D (integer "
+                                     "0..255 data; needs binarize=false, likelihood=gaussian)")
+
+    def check(self):
+        self.positive("val_fraction", below=1.0)
+        self.positive("test_fraction", below=1.0)
+        if self.val_fraction + self.test_fraction >= 1:
+            self._fail("test_fraction", f"a number < {1 - self.val_fraction:g} (with val_fraction, below 1)")
+        for name in ("batch_size", "limit"):
+            self.at_least(name, 1)
+
+
+def load_arrays(device="cpu", **options) -> Dataset:
+    """A user's images from one ``.npy`` / ``.npz`` file, split by a fixed permutation
+    (``split_seed``) into test (``test_fraction``), validation (``val_fraction``) and train;
+    integers 0..255 are scaled to [0, 1]; labels default to 0. ``options``: those of
+    :class:`ArraysConfig`.
+
+    Raises:
+        ConfigError: for a bad option.
+        DataError: for a missing or unreadable file, a wrong shape, NaN or infinite values,
+            values outside [0, 1] and 0..255, or too few images to split; each names the file
+            and the fix.
+    """
+    cfg = ArraysConfig.from_options(options, "data 'arrays'")
+    x, y = _read_arrays(cfg.path)
+    x, levels = _unit_intensities(x, cfg.path)  # (N, ...) in [0, 1]
+    if cfg.dequantize and levels is None:
+        raise DataError(f"data.dequantize needs integer grey levels 0..255; {cfg.path} holds floats in [0, 1]")
+    n = len(x)
+    n_test, n_val = round(cfg.test_fraction * n), round(cfg.val_fraction * n)
+    if min(n_test, n_val, n - n_test - n_val) < 1:
+        raise DataError(f"{cfg.path} holds {n} images: too few for data.val_fraction={cfg.val_fraction} and "
+                        f"data.test_fraction={cfg.test_fraction} to leave at least one image in each split")
+    order = np.random.RandomState(cfg.split_seed).permutation(n)
+    pool = _limit((x[order[n_test:]], y[order[n_test:]]), cfg.limit)
+    test = _limit((x[order[:n_test]], y[order[:n_test]]), cfg.limit)
+    val_size = max(1, round(len(pool[0]) * n_val / (n - n_test)))
+    data = make_dataset("arrays", pool, test, _image_shape(x), val_size, cfg.binarize, device,
+                        levels if cfg.dequantize else None)
+    return replace(data, spec={"name": "arrays", **asdict(cfg)})
+
+
+def _read_arrays(path) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, H, W)`` or ``(N, D)`` and labels ``(N,)`` (zeros when the file has none)."""
+    hint = "give data.path=FILE, a .npy or .npz file of images (N, H, W) or (N, D)"
+    if path is None:
+        raise DataError(f"data=arrays needs the file: {hint}")
+    file = Path(path).expanduser()
+    if file.suffix not in (".npy", ".npz") or not file.is_file():
+        raise DataError(f"{file} is not an existing .npy or .npz file: {hint}")
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{file} could not be read as a NumPy array file ({err}): {hint}") from err
+    if file.suffix == ".npz":
+        names = list(loaded.keys())
+        key = "x" if "x" in names else names[0] if len(names) == 1 else None
+        if key is None:
+            raise DataError(f"{file} holds arrays {names}: name the images 'x' (and the labels 'y')")
+        x, y = loaded[key], loaded["y"] if "y" in names else None
+    else:
+        x, y = loaded, None
+    if x.ndim not in (2, 3) or len(x) == 0:
+        raise DataError(f"{file} holds an array of shape {x.shape}: {hint}")
+    y = np.zeros(len(x), dtype=np.int64) if y is None else np.asarray(y)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{file}: labels 'y' must be {len(x)} integers, one per image; got {y.dtype} {y.shape}")
+    return x, y
+
+
+def _unit_intensities(x: np.ndarray, path) -> tuple[np.ndarray, int | None]:
+    """x scaled to [0, 1] as float32, and 256 when it held integer grey levels 0..255."""
+    if x.dtype == bool:
+        return x.astype(np.float32), None
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{path} holds {x.dtype} values: images must be numbers in [0, 1] or 0..255")
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
+    if bad.any():
+        raise DataError(f"{path}: image {int(np.argmax(bad))} (and {int(bad.sum()) - 1} more) holds NaN or "
+                        "infinite values: remove or repair them")
+    low, high = float(x.min()), float(x.max())
+    if 0 <= low and high <= 1 and not np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float32), None
+    if 0 <= low and high <= 255 and np.all(x == np.round(x)):
+        return (x / 255).astype(np.float32), 256
+    raise DataError(f"{path} holds values in [{low:g}, {high:g}]: images must be in [0, 1] or integers 0..255; "
+                    "rescale them")
+
+
+def _image_shape(x: np.ndarray) -> tuple[int, int]:
+    """(H, W) of images (N, H, W); for flat images (N, D) a square side when D is one, else (1, D)."""
+    if x.ndim == 3:
+        return tuple(x.shape[1:])
+    side = math.isqrt(x.shape[1])
+    return (side, side) if side * side == x.shape[1] else (1, x.shape[1])
+
+
 def resolve_root(root) -> Path:
     """``root``, else ``$PYRO_MVAE_DATA``, else ``~/.cache/pyro_mvae/data``, user-expanded."""
     chosen = root or os.environ.get("PYRO_MVAE_DATA") or DEFAULT_ROOT
@@ -319,7 +430,8 @@ class DataSource:
 
 
 DATASETS = {s.name: s for s in (DataSource("digits", load_digits, DigitsConfig),
-                                *(DataSource(name, partial(load_idx_set, name), MnistConfig) for name in IDX_SETS))}
+                                *(DataSource(name, partial(load_idx_set, name), MnistConfig) for name in IDX_SETS),
+                                DataSource("arrays", load_arrays, ArraysConfig))}
 """Data set name -> :class:`DataSource`."""
 
 

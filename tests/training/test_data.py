@@ -116,3 +116,56 @@ def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, fo
                  "data.val_size=10", "trainer.epochs=1", "trainer.eval_samples=5", "trainer.progress=false",
                  "trainer.figures=false", "net.hidden=[16]", "net.latent_dim=4", f"run_dir={run}"]) == 0
     assert f"{name} test (10 images)" in capsys.readouterr().out
+
+
+def _arrays_run(tmp_path, path, *extra):
+    from pyro_mvae.cli import main
+
+    run = tmp_path / "run"
+    code = main(["train", "data=arrays", f"data.path={path}", "data.batch_size=10", "trainer.epochs=1",
+                 "trainer.eval_samples=5", "trainer.progress=false", "trainer.figures=false", "net.hidden=[16]",
+                 "net.latent_dim=4", f"run_dir={run}", *extra])
+    return code, run
+
+
+def test_arrays_split_real_digits_by_a_fixed_permutation_and_train(tmp_path, capsys):
+    """scikit-learn's digits saved as a user would (uint8 0..255, labels in an .npz): every image
+    lands in exactly one split, the same one for the same seed, scaled by 1/255; one epoch trains."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    from pyro_mvae.training.data import load_arrays
+
+    images = (sk_digits().images[:200] * 255 / 16).round().astype(np.uint8)  # (200, 8, 8)
+    np.savez(tmp_path / "digits.npz", x=images, y=np.arange(200))
+    data = load_arrays(path=str(tmp_path / "digits.npz"), binarize=False, val_fraction=0.2, test_fraction=0.1)
+    assert (len(data.train), len(data.val), len(data.test)) == (140, 40, 20) and data.image_shape == (8, 8)
+    ids = torch.cat([data.train.y, data.val.y, data.test.y]).sort().values
+    assert ids.tolist() == list(range(200))  # labels carry the image index: a partition
+    np.testing.assert_allclose(data.test.x.numpy(), images[data.test.y.numpy()].reshape(20, 64) / 255, rtol=1e-6)
+    again = load_arrays(path=str(tmp_path / "digits.npz"), binarize=False, val_fraction=0.2, test_fraction=0.1)
+    assert torch.equal(again.test.y, data.test.y)
+    np.save(tmp_path / "flat.npy", images.reshape(200, 64) / 255.0)  # floats in [0, 1], (N, D)
+    code, run = _arrays_run(tmp_path, tmp_path / "flat.npy")
+    assert code == 0 and "arrays test (20 images)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("array,needle", [
+    (np.full((30, 8, 8), np.nan), "NaN or infinite"),
+    (np.full((30, 8, 8), 300.0), "rescale"),
+    (-np.ones((30, 64)), "rescale"),
+    (np.ones(30), "shape (30,)"),
+    (np.ones((3, 64)) / 2, "too few"),
+])
+def test_bad_array_files_are_refused_by_name_without_a_run_directory(tmp_path, capsys, array, needle):
+    np.save(tmp_path / "bad.npy", array)
+    code, run = _arrays_run(tmp_path, tmp_path / "bad.npy")
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "bad.npy" in err and not run.exists()
+
+
+def test_a_missing_or_foreign_array_file_says_what_to_give(tmp_path, capsys):
+    for path in (tmp_path / "absent.npy", tmp_path / "images.csv"):
+        code, run = _arrays_run(tmp_path, path)
+        assert code == 2 and "a .npy or .npz file" in capsys.readouterr().err and not run.exists()
+    code, _ = _arrays_run(tmp_path, "null")
+    assert code == 2 and "data=arrays needs the file" in capsys.readouterr().err
