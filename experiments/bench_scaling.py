@@ -18,7 +18,7 @@ import time
 import torch
 
 from pyro_mvae.training import distributed
-from pyro_mvae.training.data import load_mnist
+from pyro_mvae.training.datasets import load_mnist
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.registry import build_vae

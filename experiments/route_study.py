@@ -4,9 +4,15 @@ same budget, scored on the same test images (README, "Which route for the seed's
     python experiments/route_study.py run [ROUTE ...] --root ../shared/data --jobs 2
     python experiments/route_study.py table [ROUTE ...]
     python experiments/route_study.py list
+    python experiments/route_study.py run --data omniglot --root ~/data      # another data set
+    python experiments/route_study.py run --data folder --set data.path=~/my_images
 
-``run`` trains each route (MNIST, MLP 784-300-300-40, B = 100, Adam 1e-3, β warm-up over 10
-epochs, ``--epochs`` 100, early stopping, best validation checkpoint), ``--jobs`` at a time with
+``--data`` names the data set (default mnist; any of ``pyro-mvae train``'s ``data=`` options),
+``--root`` the folder holding its files (for the data sets that take ``data.root``), ``--set``
+more data overrides; runs go to ``runs/route_study`` for MNIST, ``runs/route_study_<data>``
+otherwise (``--out``). ``run`` trains each route (experiment=core: MLP 784-300-300-40, B = 100,
+Adam 1e-3, β warm-up over 10 epochs, ``--epochs`` 100, early stopping, best validation
+checkpoint), ``--jobs`` at a time with
 one thread each, then scores the best checkpoint with ``pyro-mvae evaluate`` at K = 5000 on the
 first ``--limit`` test images (per-image estimates, k̂, active units, perplexities, figures).
 A route whose report or evaluation exists is skipped, and one stopped mid-training is resumed,
@@ -26,6 +32,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from pyro_mvae.training.datasets import DATASETS
 
 FM = ["prior=factorized_mixture"]
 MIX = ["prior=mixture", "prior.components=10"]
@@ -57,9 +65,15 @@ def _train_command(route: str, args) -> list[str]:
     run_dir = args.out / route
     if (run_dir / "last.pt").exists():
         return ["pyro-mvae", "train", f"resume={run_dir}", "trainer.progress=false"]
-    return ["pyro-mvae", "train", "experiment=mnist_core", f"data.root={args.root}",
+    return ["pyro-mvae", "train", "experiment=core", *data_overrides(args),
             f"trainer.epochs={args.epochs}", f"trainer.eval_limit={args.limit}",
             "trainer.eval_samples=100", f"run_dir={run_dir}", *ROUTES[route]]
+
+
+def data_overrides(args) -> list[str]:
+    """``data=NAME``, ``data.root=ROOT`` when the data set takes a root, and the ``--set`` ones."""
+    root = [f"data.root={args.root}"] if "root" in DATASETS[args.data].Config.keys() else []
+    return [f"data={args.data}", *root, *args.set]
 
 
 def _evaluated(run_dir: Path, limit: int) -> bool:
@@ -125,8 +139,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "table", "list"])
     parser.add_argument("routes", nargs="*", help=f"route names (default: all): {', '.join(ROUTES)}")
-    parser.add_argument("--root", default="../shared/data", help="folder holding MNIST/raw/")
-    parser.add_argument("--out", type=Path, default=Path("runs/route_study"))
+    parser.add_argument("--data", default="mnist", choices=sorted(DATASETS), help="the data set (default mnist)")
+    parser.add_argument("--root", default="../shared/data", help="folder holding the data set's files (MNIST/raw/)")
+    parser.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
+                        help="a data override, e.g. data.path=FILE for arrays or folder (repeatable)")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/route_study[_<data>])")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--limit", type=int, default=2000, help="test images scored")
     parser.add_argument("-K", dest="k", type=int, default=5000)
@@ -136,6 +153,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown routes {sorted(unknown)}; valid: {', '.join(ROUTES)}")
     routes = args.routes or list(ROUTES)
+    args.out = args.out or Path("runs/route_study" + ("" if args.data == "mnist" else f"_{args.data}"))
     if args.action == "list":
         for name, overrides in ROUTES.items():
             print(f"{name}: {' '.join(overrides)}")

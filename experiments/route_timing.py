@@ -18,7 +18,7 @@ import argparse
 import torch
 
 from bench_svi import bench, warm_up
-from pyro_mvae.training.data import load_mnist
+from pyro_mvae.training.datasets import load_mnist
 from pyro_mvae.errors import PairingError
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.registry import build_vae

@@ -20,7 +20,7 @@ from pyro_mvae.models.base import Guide, Prior  # noqa: E402
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # noqa: E402
 from pyro_mvae.models.vae import VAE  # noqa: E402
 from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
-from pyro_mvae.training.data import DATASETS, build_dataset  # noqa: E402
+from pyro_mvae.training.datasets import DATASETS, build_dataset  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 

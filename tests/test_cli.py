@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
-from pyro_mvae.training.data import load_digits
+from pyro_mvae.training.datasets import load_digits
 from pyro_mvae.errors import DataError
 from pyro_mvae.errors import UnknownNameError
 from pyro_mvae.models.registry import build_vae

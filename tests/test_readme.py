@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from formats import write_amat, write_chardata, write_folder
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
 
@@ -56,7 +57,9 @@ def _commands() -> list[str]:
 
 TINY = {"trainer.epochs": "1", "trainer.eval_samples": "5", "trainer.eval_limit": "20",
         "trainer.progress": "false", "trainer.figures": "false", "net.hidden": "[16]", "net.latent_dim": "4"}
-MNIST = {"data.root": None, "data.download": "false", "data.val_size": "20"}
+ROOTED = {"mnist": {"data.val_size": "20"}, "fashion_mnist": {"data.val_size": "20"}, "binarized_mnist": {},
+          "omniglot": {"data.val_size": "20"}}
+"""Data sets read from data.root: the stand-in files the README commands get, and their options."""
 EVALUATE = {"-K": "20", "--limit": "20", "--ais-steps": "5", "--bdmc-steps": "2,5"}
 """Options of `pyro-mvae evaluate` replaced by a tiny budget (the flag and its value)."""
 
@@ -75,7 +78,10 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     if any(a.startswith("resume=") for a in args):  # only the one that trains further can run again
         further = any(a.startswith("trainer.epochs") for a in args)
         return ["train", f"resume={root / 'runs' / 'long'}", "trainer.epochs=2"] if further else None
-    settings = TINY | ({k: v or str(root / "data") for k, v in MNIST.items()} if "data=mnist" in args else {})
+    named = [a.split("=")[1] for a in args if a.startswith("data=")]
+    rooted = {"data.root": str(root / "data"), "data.download": "false", **ROOTED[named[0]]} \
+        if named and named[0] in ROOTED else {}
+    settings = TINY | rooted
     given = [a for a in args[1:] if a.split("=")[0] not in settings]
     return ["train", *given, *(f"{k}={v}" for k, v in settings.items())]
 
@@ -94,6 +100,10 @@ def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch
     root = tmp_path_factory.getbasetemp() / "readme_commands"
     if not root.exists():
         write_tiny_mnist(root / "data", n_train=120, n_test=40)
+        write_tiny_mnist(root / "data", n_train=120, n_test=40, folder="FashionMNIST")
+        write_amat(root / "data")
+        write_chardata(root / "data")
+        write_folder(root / "my_images")
         (root / "runs").mkdir()
         _write_user_arrays(root)
     monkeypatch.chdir(root)

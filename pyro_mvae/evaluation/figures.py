@@ -15,20 +15,22 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from pyro_mvae.models.layouts import PerDimensionLayout  # noqa: E402
 
+from pyro_mvae.training.data import as_image_batch  # noqa: E402
 from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
 
 
 def image_grid(images: torch.Tensor, image_shape, path: Path, nrow: int = 8, title: str = "",
                row_labels: list[str] | None = None) -> None:
-    """Save flattened images ``(N, D)`` with values in [0, 1] as one PNG grid of ``nrow`` per
-    row (torchvision's ``make_grid``), with a title and, when given, a label per row."""
-    h, w = image_shape
-    batch = images.detach().float().cpu().clamp(0, 1).reshape(-1, 1, h, w)  # (N, 1, H, W)
-    rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5)[0] for row in batch.split(nrow)]  # (H', W') each
+    """Save flattened images ``(N, D)`` with values in [0, 1] and ``image_shape`` (H, W) or
+    (C, H, W) as one PNG grid of ``nrow`` per row (torchvision's ``make_grid``), with a title and,
+    when given, a label per row."""
+    batch = as_image_batch(images, image_shape)  # (N, C, H, W)
+    rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0)  # (H', W', 3) each
+            for row in batch.split(nrow)]
     width = max(r.shape[1] for r in rows)
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8), squeeze=False)
     for ax, row, label in zip(axes[:, 0], rows, row_labels or [""] * len(rows)):
-        ax.imshow(row.numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, row.shape[1], row.shape[0], 0))
+        ax.imshow(row.numpy(), extent=(0, row.shape[1], row.shape[0], 0))
         ax.set_xlim(0, width)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -68,10 +70,13 @@ def reconstructions(vae, x: torch.Tensor, image_shape, path: Path, n: int = 32) 
 @torch.no_grad()
 def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, image_shape, path: Path,
                    pairs: int = 6, steps: int = 10) -> None:
-    """Decoded straight lines between the posterior means of pairs of test images of different digits."""
+    """Decoded straight lines between the posterior means of pairs of test images of different
+    labels (digits), or of consecutive test images when the data has a single label (unlabelled)."""
     firsts = [int((labels == c).nonzero()[0]) for c in labels.unique()]
-    firsts = firsts[: min(2 * pairs, len(firsts) // 2 * 2)]  # an even number of distinct digits
-    ends = torch.tensor(firsts, device=x.device).reshape(-1, 2)  # (P, 2)
+    if len(firsts) < 2:
+        firsts = list(range(len(x)))
+    firsts = firsts[: min(2 * pairs, len(firsts) // 2 * 2)]  # an even number of images
+    ends = torch.tensor(firsts, dtype=torch.long, device=x.device).reshape(-1, 2)  # (P, 2)
     z = vae.encoder.mean(x[ends.flatten()]).reshape(len(ends), 2, -1)  # (P, 2, d)
     t = torch.linspace(0, 1, steps, device=x.device)[None, :, None]  # (1, S, 1)
     path_z = (1 - t) * z[:, :1] + t * z[:, 1:]  # (P, S, d)

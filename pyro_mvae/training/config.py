@@ -17,7 +17,7 @@ from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.objectives import OBJECTIVES
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae
-from pyro_mvae.training.data import DATASETS, build_dataset
+from pyro_mvae.training.datasets import DATASETS, build_dataset
 from pyro_mvae.training.train import TrainerConfig
 
 
@@ -156,7 +156,7 @@ def build_from_config(config: dict, device) -> tuple:
 
     Raises:
         ConfigError, PairingError, DataError: see :func:`~pyro_mvae.models.registry.build_vae`
-            and :func:`~pyro_mvae.training.data.build_dataset`.
+            and :func:`~pyro_mvae.training.datasets.build_dataset`.
     """
     data = build_dataset(config["data"], device)
     vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])

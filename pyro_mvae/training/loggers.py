@@ -14,6 +14,7 @@ import torch
 from torchvision.utils import make_grid
 
 from pyro_mvae.errors import ConfigError
+from pyro_mvae.training.data import as_image_batch
 
 SCALARS = ("train_elbo", "val_elbo", "val_log_lik", "val_kl", "beta", "tau", "skipped_steps")
 """The metrics record's keys that are logged, each as the scalar of that name (nats per image
@@ -63,8 +64,7 @@ class TensorBoardLogger(NoLogger):
 
 def _grid(images: torch.Tensor, image_shape) -> torch.Tensor:
     """Flattened images ``(N, D)`` in [0, 1] -> one ``(3, H', W')`` grid, 16 per row."""
-    batch = images.detach().float().cpu().clamp(0, 1).reshape(-1, 1, *image_shape)  # (N, 1, H, W)
-    return make_grid(batch, nrow=16, padding=1, pad_value=0.5)
+    return make_grid(as_image_batch(images, image_shape), nrow=16, padding=1, pad_value=0.5)
 
 
 def logger_class(name: str) -> type[NoLogger]:

@@ -58,6 +58,19 @@ def test_every_figure_is_a_real_png(trained_runs):
         assert min(pixels.shape) >= 50 and pixels.std() > 5  # not blank
 
 
+def test_interpolations_of_unlabelled_images_pair_consecutive_ones(trained_runs, tmp_path):
+    """Data without labels (every label 0, as data=arrays without 'y') still gets its figure."""
+    import torch
+
+    from pyro_mvae.evaluation.figures import interpolations
+    from pyro_mvae.training.runs import load_run
+
+    vae, _, _, data = load_run(trained_runs["factorized"])
+    out = tmp_path / "interpolations.png"
+    interpolations(vae, data.test.x[:20], torch.zeros(20, dtype=torch.long), data.image_shape, out, pairs=3)
+    assert Image.open(out).size[1] > 100 and np.asarray(Image.open(out).convert("L")).std() > 5
+
+
 def test_sample_writes_a_grid(trained_runs, tmp_path):
     out = tmp_path / "grid.png"
     assert main(["sample", str(trained_runs["factorized"]), "-n", "16", "--out", str(out)]) == 0

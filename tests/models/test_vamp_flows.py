@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy.special import logsumexp
 from scipy.stats import chisquare, multivariate_normal
 
-from pyro_mvae.training.data import load_digits
+from pyro_mvae.training.datasets import load_digits
 from pyro_mvae.errors import PairingError
 from pyro_mvae.models.nets import MIN_SCALE
 from pyro_mvae.infer.objectives import build_objective

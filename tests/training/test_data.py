@@ -6,7 +6,8 @@ import torch
 
 from idx import write_tiny_mnist
 from pyro_mvae.errors import DataNotFoundError
-from pyro_mvae.training.data import binarize_fixed, load_digits, load_mnist, make_dataset
+from pyro_mvae.training.data import binarize_fixed, make_dataset
+from pyro_mvae.training.datasets import load_digits, load_mnist
 from pyro_mvae.errors import DataError
 
 # The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
@@ -102,7 +103,7 @@ def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, fo
     """Fashion-MNIST and KMNIST: the same IDX files under ROOT/<folder>/raw/, MNIST's protocol
     (images and labels as written, dynamic binarisation of training images), one epoch of training."""
     from pyro_mvae.cli import main
-    from pyro_mvae.training.data import load_idx_set
+    from pyro_mvae.training.datasets import load_idx_set
 
     arrays = write_tiny_mnist(tmp_path / "data", n_train=40, n_test=10, folder=folder)
     data = load_idx_set(name, root=tmp_path / "data", download=False, val_size=10)
@@ -133,7 +134,7 @@ def test_arrays_split_real_digits_by_a_fixed_permutation_and_train(tmp_path, cap
     lands in exactly one split, the same one for the same seed, scaled by 1/255; one epoch trains."""
     from sklearn.datasets import load_digits as sk_digits
 
-    from pyro_mvae.training.data import load_arrays
+    from pyro_mvae.training.datasets import load_arrays
 
     images = (sk_digits().images[:200] * 255 / 16).round().astype(np.uint8)  # (200, 8, 8)
     np.savez(tmp_path / "digits.npz", x=images, y=np.arange(200))

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from pyro_mvae.cli import main
-from pyro_mvae.training.data import Split, load_digits
+from pyro_mvae.training.data import Split
+from pyro_mvae.training.datasets import load_digits
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.errors import RunError
 from pyro_mvae.training.checkpoints import load as read_checkpoint
