@@ -125,3 +125,31 @@ def test_bad_folders_are_refused_by_name_without_a_run_directory(tmp_path, capsy
         code, run = _train(tmp_path, "data=folder", f"data.path={path}", "data.size=8")
         err = capsys.readouterr().err
         assert code == 2 and needle in err and not run.exists(), err
+
+
+def test_absent_files_are_downloaded_and_a_failed_download_leaves_nothing(tmp_path, monkeypatch):
+    """The download path, with a local HTTP server standing in for Larochelle's page: the files
+    arrive in ROOT/<folder>/ and load; an address that fails (404) leaves no partial file and the
+    error names the folder."""
+    import threading
+    from dataclasses import replace
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from pyro_mvae.training.datasets import binarized_mnist
+
+    write_amat(tmp_path / "server")
+    monkeypatch.setenv("no_proxy", "*")  # the local server, never through a proxy
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "server"))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        address = f"http://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setattr(binarized_mnist, "FILES", replace(binarized_mnist.FILES, url_base=address + "BinarizedMNIST/"))
+        data = load_binarized_mnist(root=str(tmp_path / "data"), download=True)
+        assert len(data.test) == 12 and (tmp_path / "data" / "BinarizedMNIST" / "binarized_mnist_test.amat").is_file()
+        monkeypatch.setattr(binarized_mnist, "FILES", replace(binarized_mnist.FILES, url_base=address + "absent/"))
+        with pytest.raises(DataNotFoundError, match="the download failed") as err:
+            load_binarized_mnist(root=str(tmp_path / "other"), download=True)
+        server.shutdown()
+    assert str(tmp_path / "other" / "BinarizedMNIST") in str(err.value)
+    assert not list((tmp_path / "other").rglob("*.amat"))
