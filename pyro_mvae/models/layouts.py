@@ -14,23 +14,25 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 
+from pyro_mvae.distributions.concrete import LogSpaceConcrete
 from pyro_mvae.distributions.gumbel_rao import GumbelRaoOneHotCategorical, OneHotCategoricalLinear
 from pyro_mvae.distributions.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
 
 
 def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
-    """Concrete / Gumbel-softmax distribution (Maddison et al. 2017; Jang et al. 2017).
+    """Concrete / Gumbel-softmax choice (Maddison et al. 2017; Jang et al. 2017), scored in log
+    space (:class:`~pyro_mvae.distributions.concrete.LogSpaceConcrete`).
 
-    ``straight_through=True`` gives Pyro's straight-through variant: samples are exactly one-hot
-    in the forward pass, gradients flow through the relaxed sample, and ``log_prob`` scores the
-    relaxed sample, so model and guide densities stay true Concrete densities.
+    ``straight_through=True``: samples are exactly one-hot in the forward pass, gradients flow
+    through the relaxed sample, and ``log_prob`` scores the relaxed sample's log s = log y with
+    the ExpConcrete density, so log q − log p of model and guide is the Concrete log ratio
+    without float32 underflow (Pyro's own straight-through class clamps y and, with C = 10
+    components, was exploited by the guide; see that module).
 
-    Support validation is off for this one distribution: a float32 Concrete sample (clamped away
-    from 0 by Pyro's straight-through variant) sums to 1 only within ~1e-6, the tolerance of
-    ``constraints.simplex``, and would be refused at random.
+    Support validation is off for this one distribution: a float32 Concrete sample sums to 1
+    only within ~1e-6, the tolerance of ``constraints.simplex``, and would be refused at random.
     """
-    cls = dist.RelaxedOneHotCategoricalStraightThrough if straight_through else dist.RelaxedOneHotCategorical
-    return cls(_temperature(tau, logits), logits=logits, validate_args=False)
+    return LogSpaceConcrete(_temperature(tau, logits), logits, straight_through, validate_args=False)
 
 
 def _temperature(tau: float, logits: torch.Tensor) -> torch.Tensor:
