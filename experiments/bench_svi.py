@@ -53,12 +53,13 @@ def normal_log_prob(z, loc, scale):
     return -0.5 * ((z - loc) / scale) ** 2 - scale.log() - 0.5 * LOG_2PI
 
 
-def concrete_log_prob(y, logits, tau):
-    """log Concrete(y; τ, logits) (Maddison et al. 2017, eq. 4 in log space): y, logits ``(..., N)`` -> ``(...)``."""
-    n, log_y = y.shape[-1], y.log()
-    score = logits - tau * log_y
+def exp_concrete_log_prob(s, logits, tau):
+    """log ExpConcrete(s; τ, logits), s the log of a Concrete sample (Maddison et al. 2017,
+    appendix C; what LogSpaceConcrete scores): s, logits ``(..., N)`` -> ``(...)``."""
+    n = s.shape[-1]
+    score = logits - tau * s
     score = (score - score.logsumexp(-1, keepdim=True)).sum(-1)
-    return score + math.lgamma(n) + (n - 1) * math.log(tau) - log_y.sum(-1)
+    return score + math.lgamma(n) + (n - 1) * math.log(tau)
 
 
 def standard_loss(vae, x):
@@ -80,15 +81,16 @@ def factorized_loss(vae, x):
     logits, loc, raw = vae.encoder.net(x).split(d * n, dim=-1)  # 3 × (B, d·N)
     logits, loc, scale = logits.reshape(B, d, n), loc.reshape(B, d, n), positive(raw).reshape(B, d, n)
     gumbel = -torch.log(-torch.log(clamp_probs(torch.rand_like(logits))))
-    y = clamp_probs(torch.softmax((logits + gumbel) / TAU, dim=-1))  # relaxed sample (B, d, N)
+    s = torch.log_softmax((logits + gumbel) / TAU, dim=-1)  # log of the relaxed sample (B, d, N)
+    y = s.exp()
     hard = F.one_hot(y.argmax(-1), n).to(y)
-    c = hard + y - y.detach()  # straight-through one-hot D
+    c = hard + (y - y.detach())  # straight-through one-hot D
     q_loc, q_scale = (c * loc).sum(-1), (c * scale).sum(-1)  # (B, d)
     z = q_loc + q_scale * torch.randn_like(q_loc)
     p_loc, p_scale = (c * prior.loc).sum(-1), (c * prior.scale).sum(-1)
     log_px = -F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="none").sum(-1)
-    log_p = concrete_log_prob(y, prior.logits, TAU).sum(-1) + normal_log_prob(z, p_loc, p_scale).sum(-1)
-    log_q = concrete_log_prob(y, logits, TAU).sum(-1) + normal_log_prob(z, q_loc, q_scale).sum(-1)
+    log_p = exp_concrete_log_prob(s, prior.logits, TAU).sum(-1) + normal_log_prob(z, p_loc, p_scale).sum(-1)
+    log_q = exp_concrete_log_prob(s, logits, TAU).sum(-1) + normal_log_prob(z, q_loc, q_scale).sum(-1)
     return -(log_px + log_p - log_q).sum()
 
 
