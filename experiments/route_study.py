@@ -45,7 +45,8 @@ ROUTES = {
     "fm3_gaussian": FM + ["guide=gaussian"],
     "fm3_concrete": FM + ["guide=relaxed_mixture", "guide.straight_through=false"],
     "fm3_score_neural": FM + ["guide=discrete_mixture", "guide.baseline=neural", "objective=tracegraph"],
-    "mix10_marginal": MIX + ["guide=marginal_mixture"],
+    "mix10_marginal": MIX + ["guide=marginal_mixture"],  # objective=auto: stratified
+    "mix10_marginal_implicit": MIX + ["guide=marginal_mixture", "guide.estimator=implicit"],
     "mix10_enum": MIX + ["guide=discrete_mixture", "objective=enum"],
     "mix10_gumbel_rao": MIX + ["guide=relaxed_mixture", "guide.estimator=gumbel_rao"],
     "mix10_straight_through": MIX + ["guide=relaxed_mixture"],

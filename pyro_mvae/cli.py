@@ -23,7 +23,7 @@ from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.config import (build_from_config, check_config, compose_config, describe_config, groups,
-                                       trainer_settings)
+                                       objective_name, resolve_objective, trainer_settings)
 from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import apply_threads, fit
 
@@ -72,6 +72,7 @@ def train(overrides: list[str]) -> dict:
     ranks here (see :mod:`pyro_mvae.training.distributed`)."""
     config = compose_config([o for o in overrides if o not in HELP_FLAGS])
     check_config(config)
+    resolve_objective(config)
     if "--cfg" in overrides:  # Hydra's `--cfg job`: the resolved configuration, nothing run
         print(OmegaConf.to_yaml(config), end="")
         return {}
@@ -179,11 +180,12 @@ def default_run_dir(config: dict) -> str:
     ``-2``, ``-3``, ... when a run of the same kind already took the name in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     guide = config["guide"]
-    route = [guide["estimator"]] if guide.get("estimator", "relaxed") != "relaxed" else []
+    estimator = groups()["guide"][guide["name"]].defaults().get("estimator")
+    route = [guide["estimator"]] if guide.get("estimator", estimator) != estimator else []
     route += ["soft"] if guide.get("straight_through") is False else []
     route += [guide["baseline"]] if guide.get("baseline", "none") != "none" else []
     names = [config["data"]["name"], config["prior"]["name"], "-".join([guide["name"], *route]),
-             config["objective"]["name"]]
+             objective_name(config)]
     base = f"runs/{stamp}_{'_'.join(names)}"
     path, n = base, 1
     while Path(path).exists():  # another run of the same kind started in the same second

@@ -115,7 +115,9 @@ def test_version_help_and_cfg_job(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "components: 4" in out and "the number of components" in out and "guide:" in out
     assert main(["train", "guide=relaxed_mixture", "--cfg", "job"]) == 0
-    assert OmegaConf.to_container(OmegaConf.create(capsys.readouterr().out)) == compose_config(["guide=relaxed_mixture"])
+    expected = compose_config(["guide=relaxed_mixture"])
+    expected["objective"]["name"] = "trace"  # objective=auto, named
+    assert OmegaConf.to_container(OmegaConf.create(capsys.readouterr().out)) == expected
     assert not (tmp_path / "r").exists()
 
 
@@ -139,3 +141,7 @@ def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monke
     config = compose_config(["prior=mixture", "guide=discrete_mixture", "guide.baseline=neural",
                              "objective=tracegraph"])
     assert default_run_dir(config).endswith("_digits_mixture_discrete_mixture-neural_tracegraph")
+    config = compose_config(["prior=mixture", "guide=marginal_mixture"])  # objective=auto: stratified
+    assert default_run_dir(config).endswith("_digits_mixture_marginal_mixture_stratified")
+    config = compose_config(["prior=mixture", "guide=marginal_mixture", "guide.estimator=implicit"])
+    assert default_run_dir(config).endswith("_digits_mixture_marginal_mixture-implicit_trace")

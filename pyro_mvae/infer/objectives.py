@@ -6,6 +6,8 @@
 | ``tracegraph`` | TraceGraph_ELBO | — (provides ``score_baselines``) | — |
 | ``meanfield`` | TraceMeanField_ELBO | ``analytic_kl`` | ``analytic_kl`` |
 | ``enum`` | TraceEnum_ELBO | ``chooses_component``, ``enumerable`` | — |
+| ``stratified`` | :class:`~pyro_mvae.infer.stratified.StratifiedELBO` | ``stratifiable`` (C draws per image) | — |
+| ``auto`` (the default) | the guide's preferred one: ``stratified`` for the whole-vector marginal mixture, else ``trace`` | | |
 | ``iwae`` | RenyiELBO(α = 0) | ``reparameterized``; K = ``num_particles`` (Burda et al. 2016) | — |
 
 The guide may in turn need something of the objective (``Guide.objective_needs``: a baseline
@@ -16,14 +18,20 @@ RenyiELBO keeps the data plate when it averages the importance weights, so ``iwa
 per-datapoint bound Σ_b log (1/K) Σ_k w_bk, vectorised over the K particles.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from pyro_mvae.config import Settings, lookup, option
-from pyro_mvae.errors import PairingError
+from pyro_mvae.errors import ConfigError, PairingError
+from pyro_mvae.infer.stratified import StratifiedELBO
 from pyro_mvae.models.base import holders, missing, pairing_error
 from pyro_mvae.models.registry import GUIDES, PRIORS
+
+
+AUTO = "auto"
+"""The objective name that stands for the guide's preferred objective."""
 
 
 @dataclass
@@ -48,10 +56,10 @@ class IWAEConfig(ObjectiveConfig):
 class Objective:
     """A registered objective: ``elbo`` (a Pyro ELBO class) built with ``options``, its typed
     ``Config``, the capabilities it needs of the guide and the prior, the ones it provides, and
-    whether it enumerates c."""
+    whether it enumerates c. ``auto`` has no ``elbo``: it names another objective."""
 
     name: str
-    elbo: type
+    elbo: type | None
     doc: str
     Config: type[Settings] = ObjectiveConfig
     options: dict = field(default_factory=dict)
@@ -68,10 +76,25 @@ OBJECTIVES = {o.name: o for o in (
               guide_needs=("analytic_kl",), prior_needs=("analytic_kl",)),
     Objective("enum", TraceEnum_ELBO, "TraceEnum_ELBO: c enumerated exactly",
               guide_needs=("chooses_component", "enumerable"), enumerates=True),
+    Objective("stratified", StratifiedELBO, "stratified ELBO: one draw per mixture component, the "
+              "weights as factors (Morningstar et al. 2021)", guide_needs=("stratifiable",)),
     Objective("iwae", RenyiELBO, "importance-weighted bound, RenyiELBO(alpha=0) (Burda et al. 2016)",
               Config=IWAEConfig, options={"alpha": 0.0}, guide_needs=("reparameterized",)),
+    Objective(AUTO, None, "the guide's preferred objective: stratified for guide=marginal_mixture "
+                          "with prior=mixture, trace otherwise"),
 )}
 """Objective name -> :class:`Objective`."""
+
+
+def resolve_name(name: str, guide_cls, guide_options: Mapping, prior_cls) -> str:
+    """``auto`` -> ``guide_cls.preferred_objective(guide_options, prior_cls)``; any other name
+    unchanged."""
+    return guide_cls.preferred_objective(guide_options, prior_cls) if name == AUTO else name
+
+
+def resolve_for(name: str, vae) -> str:
+    """:func:`resolve_name` for a built VAE (its guide's options from ``vae.spec``)."""
+    return resolve_name(name, type(vae.encoder), (vae.spec or {}).get("guide", {}), type(vae.prior))
 
 
 def check_pairing(vae, name: str, num_particles: int = 1) -> None:
@@ -98,11 +121,17 @@ def build_objective(name: str, num_particles: int = 1, vae=None) -> ELBO:
     enumeration on (off for the others). Every site sits in the one ``"data"`` plate:
     ``max_plate_nesting=1``.
 
+    ``name="auto"`` needs ``vae``: it builds the guide's preferred objective (:func:`resolve_for`).
+
     Raises:
         UnknownNameError: for an unregistered name (the message lists the valid ones).
-        ConfigError: for ``num_particles < 1``.
+        ConfigError: for ``num_particles < 1``, or ``auto`` without ``vae``.
         PairingError: see :func:`check_pairing`.
     """
+    if name == AUTO:
+        if vae is None:
+            raise ConfigError("objective 'auto' is the guide's preferred objective: give the vae, or name one")
+        name = resolve_for(name, vae)
     objective = lookup(OBJECTIVES, "objective", name)
     objective.Config(num_particles=num_particles)
     if vae is not None:

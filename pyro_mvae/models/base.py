@@ -20,6 +20,8 @@ CAPABILITIES = {
     "chooses_component": "the guide samples the mixture component at a \"c\" site",
     "enumerable": "TraceEnum_ELBO can sum over the guide's discrete c (a whole-vector mixture "
                   "has C values per image; the factorized prior's N^d joint choices cannot be summed)",
+    "stratifiable": "the guide's q(z | x) is a whole-vector mixture with one draw per component "
+                    "(strata), so the stratified ELBO can sum the component out of the expectation",
     "analytic_kl": "KL(q ‖ p) has a closed form (the standard prior with the Gaussian guide)",
     "has_components": "the prior is a mixture whose component a guide can choose (its `layout`)",
     "has_base_posterior": "the guide has a Gaussian q(z | x) the VampPrior can mix",
@@ -30,11 +32,14 @@ CAPABILITIES = {
 
 
 class Component(nn.Module):
-    """A configurable part of the model: ``name`` (its registry key) and ``Config``."""
+    """A configurable part of the model: ``name`` (its registry key) and ``Config``;
+    ``capable_when``: for a capability flag that is a property, the settings that make it true
+    (named in pairing errors)."""
 
     GROUP: ClassVar[str] = ""
     name: ClassVar[str] = ""
     Config: ClassVar[type[Settings]]
+    capable_when: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def configure(cls, options: Mapping) -> Settings:
@@ -81,7 +86,8 @@ class Guide(Component):
     """q(z[, c] | x). Subclasses implement ``sample_sites(x, tau)``, ``posterior(x)`` and ``mean(x)``.
 
     Flags (class attributes or properties, defaults here): ``reparameterized`` (True),
-    ``chooses_component`` (False: no "c" site), ``enumerable`` (False), ``analytic_kl`` (False),
+    ``chooses_component`` (False: no "c" site), ``enumerable`` (False), ``stratifiable`` (False),
+    ``analytic_kl`` (False),
     ``has_base_posterior`` (False), ``elbo_bounds_discrete_model`` (True: the ELBO bounds the
     discrete mixture's log p(x)), ``prior_needs`` (none), ``objective_needs`` (none; with
     ``why_objective_needs``, the setting that needs it), ``max_particles`` (None: no limit; with
@@ -92,6 +98,7 @@ class Guide(Component):
     reparameterized = True
     chooses_component = False
     enumerable = False
+    stratifiable = False
     analytic_kl = False
     has_base_posterior: ClassVar[bool] = False
     elbo_bounds_discrete_model = True
@@ -104,6 +111,13 @@ class Guide(Component):
     def posterior_per_dim(self, x):
         """Each q(z_j | x) (batch ``(B, d)``), or None when the guide has none (a flow)."""
         return None
+
+    @classmethod
+    def preferred_objective(cls, options: Mapping, prior_cls) -> str:
+        """The objective ``objective=auto`` means for this guide with ``options`` and a prior of
+        class ``prior_cls`` (read before anything is built, so that run names can say it):
+        ``trace`` unless the guide says otherwise."""
+        return "trace"
 
     def base_posterior(self, x):
         """The Gaussian q(z | x) a VampPrior mixes (``has_base_posterior`` guides)."""
@@ -122,8 +136,12 @@ class Guide(Component):
 
 
 def holders(classes: Mapping, capability: str) -> list[str]:
-    """Registry names whose class declares ``capability`` True (class flags only)."""
-    return sorted(name for name, cls in classes.items() if getattr(cls, capability, False) is True)
+    """Registry names whose class declares ``capability`` True, then those whose flag is a
+    property, with the settings that make it true (``capable_when``)."""
+    flags = {name: getattr(cls, capability, False) for name, cls in classes.items()}
+    return (sorted(name for name, flag in flags.items() if flag is True)
+            + sorted(f"{name} (with {classes[name].capable_when.get(capability, 'some settings')})"
+                     for name, flag in flags.items() if isinstance(flag, property)))
 
 
 def missing(component, needs) -> list[str]:

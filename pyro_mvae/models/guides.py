@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from pyro_mvae.config import Settings, option
+from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, pairing_error
 from pyro_mvae.models.nets import MLP, encoder_net, positive
 
@@ -191,28 +192,9 @@ class RelaxedMixtureGuide(MixtureGuide):
         return pyro.sample("z", self.layout.conditional(c, loc, scale))
 
 
-class MarginalMixtureGuide(MixtureGuide):
-    """q(z | x) = Σ_c q(c | x) q(z | c, x), the component summed out, z drawn with pathwise gradients.
-
-    No ``"c"`` site: the model uses the prior's exact marginal, and the ELBO bounds the discrete
-    mixture's log p(x) with no relaxation and no score function. Per-dimension layout
-    (``factorized_mixture``): each z_j from a scalar mixture with implicit reparameterisation
-    gradients (Figurnov et al. 2018); whole-vector layout (``mixture``): the implicit gradient
-    of the sequential distributional transform (Graves 2016), exact in expectation but heavy-tailed
-    when d is large and the components are far apart.
-    """
-
-    name = "marginal_mixture"
-    chooses_component = False
-
-    def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
-        """Site ``"z"`` ~ q(z | x), the mixture itself; returns z ``(B, d)``. τ is unused."""
-        return pyro.sample("z", self.layout.reparameterized_marginal(*self.component_params(x)))
-
-
 @dataclass
-class DiscreteMixtureConfig(GuideConfig):
-    """Options of the discrete (score function or enumeration) mixture guide."""
+class BaselineConfig(GuideConfig):
+    """Options of a guide whose gradient has a score-function term: its baseline."""
 
     baseline: str = option("none", "none | decaying_average | neural (TraceGraph_ELBO only)")
     baseline_beta: float = option(0.9, "decay of the decaying-average baseline, in (0, 1)")
@@ -224,33 +206,15 @@ class DiscreteMixtureConfig(GuideConfig):
         self.each_at_least("baseline_hidden", 1)
 
 
-class DiscreteMixtureGuide(MixtureGuide):
-    """q(c, z | x) = Categorical(c; logits_φ(x)) · N(z; μ_φ(x)_c, diag σ_φ(x)_c²); c not reparameterised.
+class ScoreBaselines:
+    """What a guide with a score-function term shares: Pyro's baselines for its site (``"none"``,
+    ``"decaying_average"`` with β = ``baseline_beta``, or ``"neural"``, a small MLP of x; Mnih &
+    Gregor 2014), which act only under an objective with ``score_baselines`` (TraceGraph_ELBO)."""
 
-    Its gradients come from the score function (TraceGraph_ELBO, with a ``baseline`` to reduce
-    their variance: ``"none"``, ``"decaying_average"`` (β = ``baseline_beta``) or ``"neural"``, a
-    small MLP of x; Mnih & Gregor 2014) or from enumerating c (TraceEnum_ELBO, ``mixture`` only).
-    The model's matching ``"c"`` site is Categorical(π).
-
-    Raises:
-        ConfigError: for an unknown baseline.
-    """
-
-    name = "discrete_mixture"
-    Config = DiscreteMixtureConfig
-    reparameterized = False
-
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
-                 **options):
-        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+    def init_baseline(self, data_dim: int) -> None:
         self.baseline = self.config.baseline
         self.baseline_beta = self.config.baseline_beta
-        self.enumerate = False  # set by use_enumeration (TraceEnum_ELBO)
         self.baseline_net = MLP(data_dim, self.config.baseline_hidden, 1) if self.baseline == "neural" else None
-
-    @property
-    def enumerable(self) -> bool:
-        return self.layout.enumerable
 
     @property
     def objective_needs(self) -> tuple[str, ...]:
@@ -268,6 +232,140 @@ class DiscreteMixtureGuide(MixtureGuide):
 
     why_max_particles = "guide.baseline=neural predicts one cost per image; use baseline=decaying_average"
 
+    def baseline_infer(self, x: torch.Tensor) -> dict:
+        """The site's ``infer`` dictionary for Pyro's baselines (empty without one)."""
+        if self.baseline == "decaying_average":
+            return {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": self.baseline_beta}}
+        if self.baseline == "neural":
+            return {"baseline": {"nn_baseline": _Squeeze(self.baseline_net), "nn_baseline_input": x}}
+        return {}
+
+
+@dataclass
+class MarginalMixtureConfig(BaselineConfig):
+    """Options of the marginal-mixture guide."""
+
+    estimator: str = option("auto", "auto (score_weights for prior=mixture, implicit for "
+                                    "factorized_mixture) | score_weights (pathwise given the component, "
+                                    "the weights by their bounded score) | implicit (implicit "
+                                    "reparameterisation gradients)")
+
+    def check(self):
+        super().check()
+        self.one_of("estimator", ("auto", "score_weights", "implicit"))
+
+
+class MarginalMixtureGuide(ScoreBaselines, MixtureGuide):
+    """q(z | x) = Σ_c q(c | x) q(z | c, x), the component summed out of the density.
+
+    No ``"c"`` site: the model uses the prior's exact marginal, and the ELBO bounds the discrete
+    mixture's log p(x) with no relaxation. Two gradient estimators, both exact in expectation:
+
+    - ``estimator="score_weights"`` (the default for the whole-vector ``mixture``): z = μ_c + σ_c ε
+      given a drawn c, pathwise in the locations and scales, and the weights' gradient the score
+      ∂ log q(z)/∂logit = r(z) − w ∈ [−1, 1] times the per-image cost
+      (:class:`~pyro_mvae.distributions.mixtures.ScoreWeightsDiagNormalMixture`, per dimension
+      :class:`~pyro_mvae.distributions.mixtures.ScoreWeightsNormalMixture`): finite variance
+      however far apart the components are. Under TraceGraph_ELBO a ``baseline`` centres the cost.
+    - ``estimator="implicit"`` (the default for the per-dimension ``factorized_mixture``): implicit
+      reparameterisation gradients (Figurnov et al. 2018), per dimension from the scalar
+      mixture's CDF, for whole vectors from the sequential distributional transform (Graves
+      2016). When components are several standard deviations apart, the weights' per-sample
+      gradient is heavy-tailed (Pareto k̂ > 0.8 in the tests; an average of 800,000 draws can
+      have the wrong sign): use it where they overlap, or for the ``iwae`` objective, which
+      needs every site reparameterised.
+
+    ``estimator="auto"`` is the layout's default.
+
+    Raises:
+        ConfigError: for an unknown estimator or baseline, or a baseline with ``implicit``.
+    """
+
+    name = "marginal_mixture"
+    Config = MarginalMixtureConfig
+    chooses_component = False
+    capable_when = {"reparameterized": "guide.estimator=implicit",
+                    "stratifiable": "prior=mixture and guide.estimator=auto or score_weights"}
+
+    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+                 **options):
+        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+        self.estimator = _layout_estimator(self.config, layout)
+        self.init_baseline(data_dim)
+
+    @property
+    def reparameterized(self) -> bool:
+        """Every gradient pathwise: with the implicit estimator, not with ``score_weights``."""
+        return self.estimator == "implicit"
+
+    @property
+    def stratifiable(self) -> bool:
+        """One draw per component (the stratified objective): whole vectors, ``score_weights``."""
+        return self.layout.stratifiable and self.estimator == "score_weights"
+
+    @classmethod
+    def preferred_objective(cls, options, prior_cls) -> str:
+        """``stratified`` where the guide is :attr:`stratifiable` (prior=mixture, the default
+        estimator), else ``trace``."""
+        layout = getattr(prior_cls, "LAYOUT", None)
+        if layout is None or not layout.stratifiable:
+            return "trace"
+        return "stratified" if _resolve(options.get("estimator", "auto"), layout) == "score_weights" else "trace"
+
+    def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
+        """Site ``"z"`` ~ q(z | x), the mixture itself; returns z ``(B, d)``. τ is unused."""
+        q = self.layout.reparameterized_marginal(*self.component_params(x), estimator=self.estimator)
+        return pyro.sample("z", q, infer=self.baseline_infer(x))
+
+
+def _resolve(estimator: str, layout) -> str:
+    """``auto`` -> the layout's default estimator; any other name unchanged."""
+    return layout.estimators[0] if estimator == "auto" else estimator
+
+
+def _layout_estimator(config: MarginalMixtureConfig, layout) -> str:
+    """The estimator ``config`` asks for, ``auto`` resolved to the layout's default; raises
+    ConfigError for a baseline without a score term."""
+    estimator = _resolve(config.estimator, layout)
+    if estimator == "implicit" and config.baseline != "none":
+        raise ConfigError(f"guide.baseline must be none with the implicit estimator (a pathwise "
+                          f"gradient has no score-function term for a baseline to act on), got "
+                          f"{config.baseline!r}; use prior=mixture with guide.estimator=score_weights")
+    return estimator
+
+
+@dataclass
+class DiscreteMixtureConfig(BaselineConfig):
+    """Options of the discrete (score function or enumeration) mixture guide."""
+
+
+class DiscreteMixtureGuide(ScoreBaselines, MixtureGuide):
+    """q(c, z | x) = Categorical(c; logits_φ(x)) · N(z; μ_φ(x)_c, diag σ_φ(x)_c²); c not reparameterised.
+
+    Its gradients come from the score function (TraceGraph_ELBO, with a ``baseline`` to reduce
+    their variance: ``"none"``, ``"decaying_average"`` (β = ``baseline_beta``) or ``"neural"``, a
+    small MLP of x; Mnih & Gregor 2014) or from enumerating c (TraceEnum_ELBO, ``mixture`` only).
+    The model's matching ``"c"`` site is Categorical(π).
+
+    Raises:
+        ConfigError: for an unknown baseline.
+    """
+
+    name = "discrete_mixture"
+    Config = DiscreteMixtureConfig
+    reparameterized = False
+    capable_when = {"enumerable": "prior=mixture"}
+
+    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+                 **options):
+        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+        self.enumerate = False  # set by use_enumeration (TraceEnum_ELBO)
+        self.init_baseline(data_dim)
+
+    @property
+    def enumerable(self) -> bool:
+        return self.layout.enumerable
+
     def use_enumeration(self, on: bool) -> None:
         self.enumerate = on
 
@@ -279,13 +377,7 @@ class DiscreteMixtureGuide(MixtureGuide):
         return self.layout.one_hot(c)
 
     def _infer(self, x: torch.Tensor) -> dict:
-        if self.enumerate:
-            return {"enumerate": "parallel"}
-        if self.baseline == "decaying_average":
-            return {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": self.baseline_beta}}
-        if self.baseline == "neural":
-            return {"baseline": {"nn_baseline": _Squeeze(self.baseline_net), "nn_baseline_input": x}}
-        return {}
+        return {"enumerate": "parallel"} if self.enumerate else self.baseline_infer(x)
 
     def sample_sites(self, x: torch.Tensor, tau: float) -> torch.Tensor:
         """Sites ``"c"`` ~ Categorical(logits) and ``"z"`` ~ q(z | c, x); returns z ``(B, d)``

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from pyro_mvae.distributions.concrete import LogSpaceConcrete
 from pyro_mvae.distributions.gumbel_rao import GumbelRaoOneHotCategorical, OneHotCategoricalLinear
-from pyro_mvae.distributions.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
+from pyro_mvae.distributions.mixtures import (ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture,
+                                              ScoreWeightsDiagNormalMixture, ScoreWeightsNormalMixture)
 
 
 def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):
@@ -49,6 +50,8 @@ class WholeVectorLayout:
     """C components, each a full d-dimensional diagonal Gaussian."""
 
     enumerable = True  # C values per image: TraceEnum_ELBO can sum over them
+    estimators = ("score_weights", "implicit")  # of the marginal-mixture guide, the default first
+    stratifiable = True  # C strata per image: the stratified ELBO can sum over them
 
     def __init__(self, latent_dim: int, components: int):
         self.latent_dim = latent_dim
@@ -89,10 +92,13 @@ class WholeVectorLayout:
         components = dist.Normal(loc, scale).to_event(1)  # batch (..., C), event (d,)
         return dist.MixtureSameFamily(dist.Categorical(logits=logits), components)
 
-    def reparameterized_marginal(self, logits, loc, scale):
-        """The same mixture as :meth:`marginal`, z drawn with implicit reparameterisation
-        gradients (:class:`ReparameterizedDiagNormalMixture`); event shape ``(d,)``."""
-        return ReparameterizedDiagNormalMixture(logits, loc, scale)  # batch (...,), event (d,)
+    def reparameterized_marginal(self, logits, loc, scale, estimator: str = "score_weights"):
+        """The same mixture as :meth:`marginal` with a gradient estimator: ``score_weights``
+        (:class:`ScoreWeightsDiagNormalMixture`) or ``implicit``
+        (:class:`ReparameterizedDiagNormalMixture`); batch ``(...,)``, event shape ``(d,)``."""
+        if estimator == "implicit":
+            return ReparameterizedDiagNormalMixture(logits, loc, scale)
+        return ScoreWeightsDiagNormalMixture(logits, loc, scale)
 
     def marginal_per_dim(self, logits, loc, scale):
         """Each z_j's own marginal Σ_c π_c N(z_j; loc_cj, scale_cj²): batch ``(..., d)``, event ``()``."""
@@ -111,6 +117,8 @@ class PerDimensionLayout:
     """Every latent dimension j chooses one of N scalar Gaussians (the seed's matrix D)."""
 
     enumerable = False  # N^d joint choices per image
+    estimators = ("implicit", "score_weights")  # of the marginal-mixture guide, the default first
+    stratifiable = False  # N^d strata per image
 
     def __init__(self, latent_dim: int, components: int):
         self.latent_dim = latent_dim
@@ -150,9 +158,12 @@ class PerDimensionLayout:
         """Π_j Σ_n softmax(logits_j)_n N(z_j; loc_jn, scale_jn²); event shape ``(d,)``."""
         return self.marginal_per_dim(logits, loc, scale).to_event(1)  # batch (...,), event (d,)
 
-    def reparameterized_marginal(self, logits, loc, scale):
-        """The same distribution as :meth:`marginal`, each z_j drawn with implicit
-        reparameterisation gradients (:class:`ReparameterizedNormalMixture`); event ``(d,)``."""
+    def reparameterized_marginal(self, logits, loc, scale, estimator: str = "implicit"):
+        """The same distribution as :meth:`marginal` with a gradient estimator: ``implicit``, each
+        z_j drawn with implicit reparameterisation gradients (:class:`ReparameterizedNormalMixture`),
+        or ``score_weights`` (:class:`ScoreWeightsNormalMixture`); event ``(d,)``."""
+        if estimator == "score_weights":
+            return ScoreWeightsNormalMixture(logits, loc, scale)
         return ReparameterizedNormalMixture(logits, loc, scale).to_event(1)
 
     def marginal_per_dim(self, logits, loc, scale):

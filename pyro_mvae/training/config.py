@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from pyro_mvae.config import Settings, lookup, option, unknown_keys_message
 from pyro_mvae.errors import ConfigError
-from pyro_mvae.infer.objectives import OBJECTIVES
+from pyro_mvae.infer.objectives import OBJECTIVES, resolve_name
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae
 from pyro_mvae.training.datasets import DATASETS, build_dataset
@@ -129,6 +129,18 @@ def check_config(config: dict) -> None:
         name = "default" if group == "trainer" else values.pop("name")
         owner = "trainer" if group == "trainer" else f"{group} '{name}'"
         lookup(options, group, name).from_options(values, owner)
+
+
+def objective_name(config: dict) -> str:
+    """The objective ``config`` trains with: ``objective=auto`` is the guide's preferred one for the
+    chosen prior (:meth:`~pyro_mvae.models.base.Guide.preferred_objective`)."""
+    guide, prior = config["guide"], config["prior"]
+    return resolve_name(config["objective"]["name"], GUIDES[guide["name"]], guide, PRIORS[prior["name"]])
+
+
+def resolve_objective(config: dict) -> None:
+    """Replace ``objective=auto`` in ``config`` by :func:`objective_name`, in place."""
+    config["objective"]["name"] = objective_name(config)
 
 
 def describe_config(config: dict) -> str:

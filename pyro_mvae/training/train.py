@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, lookup, option
 from pyro_mvae.errors import Diverged, Interrupted, NonFiniteStep
-from pyro_mvae.infer.objectives import OBJECTIVES, build_objective
+from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
 from pyro_mvae.training import checkpoints
@@ -169,6 +169,8 @@ class Run:
         apply_threads(trainer.threads)
         self.vae, self.data, self.trainer = vae, data, trainer
         self.run_dir, self.seed, self.group = Path(run_dir), seed, group
+        objective = objective | {"name": resolve_for(objective["name"], vae)}  # objective=auto named
+        config = config | ({"objective": config["objective"] | objective} if "objective" in config else {})
         self.config = complete_config(config, vae, data, trainer, objective, self.run_dir, seed)
         elbo = build_objective(**objective, vae=vae)
         check_dataset(vae, data)

@@ -14,11 +14,12 @@ import pytest
 import torch
 from scipy import stats
 
-from pyro_mvae.errors import PairingError
+from pyro_mvae.errors import ConfigError, PairingError
 from pyro_mvae.models.layouts import WholeVectorLayout
 from pyro_mvae.distributions.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
-from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.infer.objectives import build_objective, resolve_for
 from pyro_mvae.models.registry import build_vae
+from pyro_mvae.training.config import compose_config, resolve_objective
 
 N = 3  # components
 
@@ -140,20 +141,68 @@ def test_whole_vector_guide_density_equals_scipys():
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5)
 
 
-def small_vae(prior: str, latent_dim: int = 4):
-    return build_vae(64, {"name": prior, "components": N}, {"name": "marginal_mixture"},
+def small_vae(prior: str, latent_dim: int = 4, **guide):
+    return build_vae(64, {"name": prior, "components": N}, {"name": "marginal_mixture", **guide},
                      {"name": "bernoulli"}, {"name": "mlp", "hidden": [16], "latent_dim": latent_dim})
 
 
-@pytest.mark.parametrize("prior", ["factorized_mixture", "mixture"])
-def test_guide_site_is_the_exact_mixture_posterior(prior):
-    """No "c" site; the guide's "z" density is the posterior that the IWAE estimator scores."""
-    vae = small_vae(prior)
+@pytest.mark.parametrize("prior,estimator,pathwise", [("factorized_mixture", "auto", True), ("mixture", "implicit", True),
+                                                       ("mixture", "auto", False), ("factorized_mixture", "score_weights", False)])
+def test_guide_site_is_the_exact_mixture_posterior(prior, estimator, pathwise):
+    """No "c" site; the guide's "z" density is the posterior that the IWAE estimator scores. The
+    implicit estimator is pathwise; score_weights (prior=mixture's default) hands Pyro a score
+    function for the weights."""
+    vae = small_vae(prior, estimator=estimator)
     x = torch.bernoulli(torch.full((6, 64), 0.3))
     trace = poutine.trace(vae.guide).get_trace(x)
-    assert "c" not in trace.nodes and trace.nodes["z"]["fn"].has_rsample
-    z = trace.nodes["z"]["value"]
-    torch.testing.assert_close(trace.nodes["z"]["fn"].log_prob(z), vae.encoder.posterior(x).log_prob(z))
+    site = trace.nodes["z"]
+    assert "c" not in trace.nodes and site["fn"].has_rsample == pathwise == vae.encoder.reparameterized
+    z = site["value"]
+    torch.testing.assert_close(site["fn"].log_prob(z), vae.encoder.posterior(x).log_prob(z))
+    score = site["fn"].score_parts(z).score_function
+    assert isinstance(score, int) if pathwise else score.shape == (6,)
+
+
+@pytest.mark.parametrize("prior,guide,objective", [
+    ("mixture", {}, "stratified"), ("mixture", {"estimator": "score_weights"}, "stratified"),
+    ("mixture", {"estimator": "implicit"}, "trace"), ("factorized_mixture", {}, "trace"),
+    ("factorized_mixture", {"estimator": "score_weights"}, "trace")])
+def test_auto_objective_is_stratified_for_the_whole_vector_mixture(prior, guide, objective):
+    vae = small_vae(prior, **guide)
+    assert resolve_for("auto", vae) == objective
+    assert type(build_objective("auto", vae=vae)).__name__ == {"stratified": "StratifiedELBO", "trace": "Trace_ELBO"}[objective]
+    config = compose_config([f"prior={prior}", "guide=marginal_mixture", *(f"guide.{k}={v}" for k, v in guide.items())])
+    resolve_objective(config)
+    assert config["objective"]["name"] == objective
+
+
+def test_gaussian_guide_keeps_trace_under_auto():
+    vae = build_vae(64, {"name": "mixture", "components": N}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"name": "mlp", "hidden": [16], "latent_dim": 4})
+    assert resolve_for("auto", vae) == "trace"
+
+
+@pytest.mark.parametrize("prior,guide,reason", [
+    ("factorized_mixture", {}, "guide with `stratifiable`.*guides with it: marginal_mixture"),
+    ("mixture", {"estimator": "implicit"}, "guide with `stratifiable`")])
+def test_stratified_objective_needs_one_draw_per_component(prior, guide, reason):
+    with pytest.raises(PairingError, match=reason):
+        build_objective("stratified", vae=small_vae(prior, **guide))
+
+
+def test_iwae_objective_needs_the_implicit_estimator():
+    with pytest.raises(PairingError, match="guide with `reparameterized`"):
+        build_objective("iwae", 5, vae=small_vae("mixture"))
+    build_objective("iwae", 5, vae=small_vae("mixture", estimator="implicit"))
+
+
+def test_baseline_needs_a_score_term_and_tracegraph():
+    with pytest.raises(ConfigError, match="guide.baseline must be none with the implicit estimator"):
+        small_vae("factorized_mixture", baseline="decaying_average")
+    vae = small_vae("mixture", baseline="neural")
+    with pytest.raises(PairingError, match="objectives with it: tracegraph"):
+        build_objective("trace", vae=vae)
+    build_objective("tracegraph", vae=vae)
 
 
 @pytest.mark.parametrize("objective,reason", [("enum", "guide with `chooses_component`"), ("meanfield", "guide with `analytic_kl`")])

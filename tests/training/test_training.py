@@ -43,7 +43,9 @@ ROUTES = [(p, g, {}, "trace") for p, g in PAIRS] + [
     ("mixture", "discrete_mixture", {"baseline": "neural"}, "tracegraph"),
     ("factorized_mixture", "discrete_mixture", {"baseline": "decaying_average"}, "tracegraph"),
     ("factorized_mixture", "relaxed_mixture", {}, "iwae"),
-    ("mixture", "marginal_mixture", {}, "iwae"),
+    ("mixture", "marginal_mixture", {"estimator": "implicit"}, "iwae"),
+    ("mixture", "marginal_mixture", {}, "stratified"),
+    ("mixture", "marginal_mixture", {"baseline": "decaying_average"}, "tracegraph"),
     ("factorized_mixture", "relaxed_mixture", {"estimator": "gumbel_rao"}, "trace"),
     ("standard", "gaussian", {}, "meanfield"),
 ]
