@@ -136,6 +136,7 @@ def load(path: Path, device=None, resume: bool = False, into=None) -> dict:
     if str(ckpt["version"]).split(".")[0] != __version__.split(".")[0]:
         raise RunError(f"checkpoint {path} was written by pyro_mvae {ckpt['version']}, this is "
                        f"{__version__}: install a {ckpt['version'].split('.')[0]}.x release to read it")
+    ckpt["config"] = as_trained(ckpt["config"])
     if into is not None:
         try:
             into.load_state_dict(ckpt["model"])
@@ -143,6 +144,15 @@ def load(path: Path, device=None, resume: bool = False, into=None) -> dict:
             raise RunError(f"checkpoint {path} does not match the model of its config: {err}") from err
         into.beta, into.tau = 1.0, ckpt["tau"]
     return ckpt
+
+
+def as_trained(config: dict) -> dict:
+    """``config`` with the settings added after it was written set to what its run trained with:
+    a marginal-mixture guide without ``estimator`` (0.1.0) used the implicit gradient."""
+    guide = config.get("guide", {})
+    if guide.get("name") == "marginal_mixture" and "estimator" not in guide:
+        return config | {"guide": guide | {"estimator": "implicit"}}
+    return config
 
 
 def _read(path: Path, device):

@@ -46,3 +46,15 @@ def test_a_release_run_resumes(tmp_path, capsys):
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [0, 1, 2]
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 3
+
+
+def test_a_marginal_mixture_run_of_0_1_0_keeps_its_implicit_gradient(tmp_path):
+    """0.1.0 had one estimator for guide=marginal_mixture; its configs name none, and such a run
+    must resume with the gradient it trained with, not the newer default."""
+    from pyro_mvae.training import checkpoints
+
+    ckpt = torch.load(FIXTURE / "best.pt", weights_only=True)
+    ckpt["config"]["guide"] = {"name": "marginal_mixture"}
+    torch.save(ckpt, tmp_path / "best.pt")
+    assert checkpoints.load(tmp_path / "best.pt")["config"]["guide"]["estimator"] == "implicit"
+    assert checkpoints.as_trained({"guide": {"name": "marginal_mixture", "estimator": "auto"}})["guide"]["estimator"] == "auto"
