@@ -330,7 +330,7 @@ def _layout_estimator(config: MarginalMixtureConfig, layout) -> str:
     if estimator == "implicit" and config.baseline != "none":
         raise ConfigError(f"guide.baseline must be none with the implicit estimator (a pathwise "
                           f"gradient has no score-function term for a baseline to act on), got "
-                          f"{config.baseline!r}; use prior=mixture with guide.estimator=score_weights")
+                          f"{config.baseline!r}; use guide.estimator=score_weights with objective=tracegraph")
     return estimator
 
 
