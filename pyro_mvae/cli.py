@@ -18,17 +18,19 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
-from pyro_mvae.errors import ConfigError, Diverged, Interrupted
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.config import (build_from_config, check_config, compose_config, describe_config, groups,
                                        objective_name, resolve_objective, trainer_settings)
+from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import apply_threads, fit
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | --cfg job]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
+       pyro-mvae train -m key=a,b,c ... [hydra/launcher=joblib] [hydra/sweeper=optuna] [hydra.sweep.dir=DIR]
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
                           [--estimator ais [--ais-steps 500] [--ais-chains 16]] [--bdmc N [--bdmc-steps 10,100,1000]]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
@@ -40,6 +42,8 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | -
   pyro-mvae train trainer.devices=2                 one model, two processes (DistributedDataParallel)
 
   pyro-mvae train experiment=mnist_core data.root=PATH prior=mixture   the README's MNIST protocol
+  pyro-mvae train -m prior=standard,mixture guide=gaussian,marginal_mixture seed=0,1 skip_invalid=true
+  pyro-mvae train -m experiment=search_digits hydra/sweeper=optuna      a search (pip install "pyro_mvae[sweeps]")
 """
 
 
@@ -70,6 +74,10 @@ def train(overrides: list[str]) -> dict:
     ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
     ranks here (see :mod:`pyro_mvae.training.distributed`)."""
+    if {"-m", "--multirun"} & set(overrides):
+        from pyro_mvae.sweeps.app import multirun
+
+        return multirun([o for o in overrides if o not in ("-m", "--multirun")])
     config = compose_config([o for o in overrides if o not in HELP_FLAGS])
     check_config(config)
     resolve_objective(config)
@@ -86,18 +94,18 @@ def train(overrides: list[str]) -> dict:
         check_config(config)  # the checkpoint's own configuration is checked as well
     trainer = trainer_settings(config)
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
-    if resume is None and Path(config["run_dir"]).exists():
-        raise FileExistsError(f"run directory {config['run_dir']} already exists: choose another "
+    if resume is None and holds_run(Path(config["run_dir"])):
+        raise FileExistsError(f"run directory {config['run_dir']} already holds a run: choose another "
                               f"run_dir, or continue it with resume={config['run_dir']}")
     group = distributed.from_environment()
     if group is None and trainer.devices > 1:
         _preflight(config)
-        distributed.spawn(_train_rank, trainer.devices, config, resume)
+        distributed.spawn(train_rank, trainer.devices, config, resume)
         return json.loads((Path(config["run_dir"]) / "report.json").read_text())
     if group is None:
-        return _train_rank(distributed.SINGLE, config, resume)
+        return train_rank(distributed.SINGLE, config, resume)
     try:
-        return _train_rank(group, config, resume)
+        return train_rank(group, config, resume)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -153,7 +161,9 @@ def _preflight(config: dict) -> None:
     build_objective(**config["objective"], vae=vae)
 
 
-def _train_rank(group, config: dict, resume: str | None = None) -> dict:
+def train_rank(group, config: dict, resume: str | None = None) -> dict:
+    """Train the run ``config`` describes (resumed from the checkpoint ``resume``) as one rank of
+    ``group``, write its figures, print its summary line; returns the report."""
     device = distributed.device_for(group, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
     data, vae = build_from_config(config, device)
@@ -346,6 +356,9 @@ def main(argv=None) -> int:
         return 128 + stop.signum
     except Diverged as err:
         print(f"pyro-mvae: training diverged: {err}", file=sys.stderr)
+        return 1
+    except JobsFailed as err:
+        print(f"pyro-mvae: {err}", file=sys.stderr)
         return 1
     except (ValueError, FileExistsError, HydraException, OmegaConfBaseException) as err:
         print(f"pyro-mvae: error: {err}", file=sys.stderr)

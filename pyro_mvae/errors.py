@@ -2,7 +2,7 @@
 
 The command line maps them to exit codes: the :class:`UserError` family (a bad setting, data,
 run directory or pairing) to 2 with the message alone, :class:`Interrupted` to 128 + signal,
-:class:`Diverged` to 1.
+:class:`Diverged` and :class:`JobsFailed` to 1.
 """
 
 
@@ -46,6 +46,10 @@ class NonFiniteStep(FloatingPointError):
 
 class Diverged(FloatingPointError):
     """Training stopped at a step whose loss or gradient was not finite."""
+
+
+class JobsFailed(Exception):
+    """A sweep whose launcher returned with jobs failed or not run; its record names them."""
 
 
 class Interrupted(Exception):

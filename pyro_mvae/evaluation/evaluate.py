@@ -7,6 +7,7 @@ paired comparisons between models) and ``figures/*.png``.
 
 import csv
 import io
+import json
 import math
 import time
 from pathlib import Path
@@ -65,26 +66,61 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     if memory_mib is not None:
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
     tic = time.perf_counter()
-    scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
+    scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress)
     iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
-    report = _summary(vae, x, labels, scores, num_samples, data.data_dim)
     if ais is not None:
         scores["ais"], report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
     if bdmc:
         report["bdmc"] = bdmc_section(vae, bdmc, bdmc_steps, ais or AISSettings(), progress)
+    report.update(run_dir=str(run_dir), split=split, n_split=len(part), epoch=ckpt["epoch"], tau=ckpt["tau"],
+                  chunk_size=chunk_size, data=config["data"]["name"], prior=config["prior"]["name"],
+                  guide=config["guide"]["name"])
+    if make_figures:
+        report["figures"] = _figures(vae, run_dir, x, labels, data.image_shape, report, scores["khat"])
+    write_evaluation(run_dir, labels, scores, report, data)
+    return report
+
+
+def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_size: int = 100,
+                 progress: bool = False) -> tuple[dict, dict]:
+    """Score images x ``(N, D)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
+    the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
+    and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities)."""
+    scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
+    report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
+    report["density"] = density_note(vae)
+    return scores, report
+
+
+def write_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) -> None:
+    """Write ``per_datapoint_<split>.csv`` and ``eval.json`` into ``run_dir`` (atomically).
+
+    The sections of an earlier evaluation of the same images that this one did not compute
+    (``ais``, ``bdmc``) are kept: a second ``pyro-mvae evaluate`` with another estimator adds
+    its section instead of replacing the first one's."""
+    run_dir = Path(run_dir)
+    _keep_earlier_sections(run_dir, scores, report)
     if data.levels:
         report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
         report["units"] = (f"nats per image of the density on [0, 1]^D of dequantised {data.levels}-level "
                            "images; bits per dimension of that density, and (…_discrete) of the "
                            f"{data.levels}-level images themselves (an upper bound)")
-    report.update(run_dir=str(run_dir), split=split, epoch=ckpt["epoch"], tau=ckpt["tau"], chunk_size=chunk_size,
-                  data=config["data"]["name"], prior=config["prior"]["name"],
-                  guide=config["guide"]["name"], density=density_note(vae))
-    _write_per_datapoint(run_dir / f"per_datapoint_{split}.csv", labels, scores)
-    if make_figures:
-        report["figures"] = _figures(vae, run_dir, x, labels, data.image_shape, report, scores["khat"])
+    _write_per_datapoint(run_dir / f"per_datapoint_{report['split']}.csv", labels, scores)
     write_json_atomic(run_dir / "eval.json", report)
-    return report
+
+
+def _keep_earlier_sections(run_dir: Path, scores: dict, report: dict) -> None:
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    if "bdmc" in earlier and "bdmc" not in report:  # simulated images: whatever was scored here
+        report["bdmc"] = earlier["bdmc"]
+    same_images = (earlier.get("split"), earlier.get("n")) == (report["split"], report["n"])
+    if "ais" in earlier and "ais" not in report and same_images:
+        with open(run_dir / f"per_datapoint_{report['split']}.csv") as f:
+            scores["ais"] = np.array([float(row["ais"]) for row in csv.DictReader(f)])  # (N,)
+        report["ais"] = earlier["ais"]
 
 
 @torch.no_grad()

@@ -164,3 +164,13 @@ def _read(path: Path, device):
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise RunError(f"checkpoint {path} is corrupted or not a pyro_mvae checkpoint ({err}); "
                        "restore it or train again") from err
+
+
+RUN_FILES = ("config.yaml", "best.pt", "last.pt")
+"""A directory holding any of these holds a run."""
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run (any of :data:`RUN_FILES`): a new run may start in a
+    directory that does not exist or holds none (a sweep's launcher creates each job's)."""
+    return any((Path(run_dir) / name).exists() for name in RUN_FILES)

@@ -30,9 +30,15 @@ class RunSettings(Settings):
     run_dir: str | None = option(None, "default: runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>")
     resume: str | None = option(None, "RUN_DIR: continue that run from its last.pt (only trainer.epochs, "
                                        "trainer.progress, trainer.threads and trainer.eval_* may change)")
+    skip_invalid: bool = option(False, "train -m: skip the jobs whose prior/guide/objective pairing is refused "
+                                       "(listed in the sweep's record) instead of refusing the whole sweep")
+    search_metric: str = option("best_val_elbo", "train -m: what each job returns to the sweeper, higher is better: "
+                                                 "best_val_elbo | val_iwae (IWAE with trainer.eval_samples on the "
+                                                 "first trainer.eval_limit validation images, best epoch)")
 
     def check(self):
         self.one_of("device", ("cpu", "cuda", "auto"))
+        self.one_of("search_metric", ("best_val_elbo", "val_iwae"))
 
 
 def groups() -> dict:

@@ -6,6 +6,7 @@ import torch
 
 from pyro_mvae.errors import RunError
 from pyro_mvae.training import checkpoints
+from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import build_from_config
 
 
@@ -30,7 +31,7 @@ def check_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is not a directory: give the run directory that pyro-mvae train "
                        "wrote (printed at its end, or its run_dir=...)")
-    if not any((run_dir / name).exists() for name in ("config.yaml", "best.pt", "last.pt")):
+    if not holds_run(run_dir):
         raise RunError(f"{run_dir} is not a pyro_mvae run directory (no config.yaml, best.pt or "
                        "last.pt): give the directory that pyro-mvae train wrote")
 

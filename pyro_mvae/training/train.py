@@ -148,7 +148,8 @@ class Run:
 
     ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
     :mod:`pyro_mvae.infer.objectives`). ``config``, completed by :func:`complete_config`, is
-    written to ``config.yaml`` and stored in every checkpoint. A new run's ``run_dir`` must not exist yet; it is created only after the
+    written to ``config.yaml`` and stored in every checkpoint. A new run's ``run_dir`` must not hold
+    a run yet (:func:`~pyro_mvae.training.runs.holds_run`); it is created only after the
     data, the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
     ``run_dir`` (:func:`pyro_mvae.training.checkpoints.load`) to continue from,
     bit-identically on CPU. ``group``: this process's rank among several training one model
@@ -157,7 +158,7 @@ class Run:
     Raises:
         pyro_mvae.errors.DataError: data the model cannot score (nothing is written).
         pyro_mvae.errors.PairingError: an objective that makes no valid bound with the model.
-        FileExistsError: a new run's ``run_dir`` already exists.
+        FileExistsError: a new run's ``run_dir`` already holds a run.
         ValueError: a multi-process run with an objective that has no differentiable loss.
         pyro_mvae.errors.Interrupted: SIGINT or SIGTERM; ``last.pt`` holds the step reached.
         pyro_mvae.errors.Diverged: a non-finite step with ``trainer.on_nonfinite="stop"``.
@@ -203,7 +204,7 @@ class Run:
             if self.stop:  # a signal after the last step: training is complete and saved
                 raise Interrupted(self.stop.signum, note)
             self.restore_best()
-            report = final_report(self.vae, self.data, self.trainer, self.progress, self.group)
+            report = final_report(self.vae, self.data, self.trainer, self.progress, self.group, self.config)
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
                       environment=environment(self.device, self.group.world))
@@ -220,7 +221,9 @@ class Run:
         if resume is None:
             checkpoints.set_baseline_state({})
             if self.group.is_main:
-                self.run_dir.mkdir(parents=True, exist_ok=False)
+                if checkpoints.holds_run(self.run_dir):
+                    raise FileExistsError(f"{self.run_dir} already holds a run: give a new run_dir")
+                self.run_dir.mkdir(parents=True, exist_ok=True)
                 self._write_config()
                 write_json_atomic(self.run_dir / "environment.json", environment(self.device, self.group.world))
             return Progress()

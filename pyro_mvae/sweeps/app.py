@@ -1,0 +1,176 @@
+"""``pyro-mvae train -m``: many runs on Hydra's multirun, its launchers and its sweepers.
+
+The command checks every job first (:mod:`pyro_mvae.sweeps.grid`), writes the sweep's record,
+then hands the overrides to Hydra's own ``--multirun``: the launcher (``hydra/launcher=basic``,
+``joblib``, ``submitit_local``, ``submitit_slurm``) runs :func:`run_job` once per job, the sweeper
+(basic grid, ``optuna``) decides the jobs. Each job is an ordinary run directory
+``hydra.sweep.dir/<its overrides>``; running the same command again skips the jobs that
+finished, resumes those that stopped and starts the rest.
+"""
+
+import json
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from pyro_mvae.errors import ConfigError, JobsFailed, PairingError
+from pyro_mvae.infer.iwae import iwae_log_likelihood
+from pyro_mvae.sweeps.grid import check_jobs, plan
+from pyro_mvae.sweeps.record import finish_record, start_record, summary, write_job_state
+from pyro_mvae.training.checkpoints import holds_run
+from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
+from pyro_mvae.training.runs import load_run, resolve_device
+
+
+def multirun(overrides: list[str]) -> dict:
+    """Run the sweep ``overrides`` describe; returns its record (``sweep.json``).
+
+    Raises:
+        ConfigError: a job that cannot run (every such job named; nothing is written), a missing
+            plugin, or a search told to minimise.
+        JobsFailed: when the launcher returns with jobs failed or not run (the record says which).
+    """
+    if not any(o.startswith("trainer.progress=") for o in overrides):
+        overrides = [*overrides, "trainer.progress=false"]  # side-by-side jobs share a terminal
+    sweep = plan(overrides)
+    skipped = check_jobs(sweep, compose_config(sweep.jobs[0])["skip_invalid"])
+    sweep_dir = _sweep_dir(sweep)
+    launch = [*overrides, f"hydra.sweep.dir={_quoted(sweep_dir)}", *_naming(sweep, overrides),
+              *_search_settings(sweep, overrides)]
+    command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
+    record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
+    print(f"sweep: {len(record['jobs']) or 'a search of'} jobs in {sweep_dir}"
+          + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
+    hydra_code = _launch(launch)
+    record = finish_record(sweep_dir, record, sweep.varying_keys())
+    text, complete = summary(record)
+    print(text)
+    if not complete or hydra_code:
+        raise JobsFailed(f"not every job of the sweep is done; its record is {sweep_dir / 'sweep.json'}; "
+                         "run the same command again to resume the stopped jobs and retry the failed ones")
+    return record
+
+
+def _sweep_dir(sweep) -> Path:
+    """``hydra.sweep.dir`` resolved once here, so that the record and the jobs share it."""
+    register_configs()
+    with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
+        config = compose(config_name="config", overrides=sweep.jobs[0] + sweep.hydra_overrides,
+                         return_hydra_config=True)
+        return Path(OmegaConf.select(config, "hydra.sweep.dir"))
+
+
+def _quoted(path: Path) -> str:
+    text = str(path)
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("'", "\\'") + "'"
+
+
+def _naming(sweep, overrides: list[str]) -> list[str]:
+    """Name each job's directory by the overrides that vary (Hydra's ``override_dirname`` with
+    the constant keys excluded); a sweep of one job writes into ``run``."""
+    if any(o.startswith(("hydra.sweep.subdir=", "hydra.job.config.override_dirname.")) for o in overrides):
+        return []
+    if not sweep.grid:
+        return ["hydra.sweep.subdir=run"]
+    constant = sorted({o.split("=", 1)[0].lstrip("+~") for o in sweep.jobs[0]} - set(sweep.grid))
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(repr(k) for k in constant)}]"]
+
+
+def _search_settings(sweep, overrides: list[str]) -> list[str]:
+    """A search maximises the job's ``search_metric`` and goes on past failed trials."""
+    if not sweep.search:
+        return []
+    given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if "=" in o}
+    if given.get("hydra.sweeper.direction", "maximize") != "maximize":
+        raise ConfigError("every job returns its search_metric, higher is better: the search must "
+                          "maximise it; drop hydra.sweeper.direction or set it to maximize")
+    extra = [] if "hydra.sweeper.direction" in given else ["hydra.sweeper.direction=maximize"]
+    return extra + ([] if "hydra.sweeper.max_failure_rate" in given else ["hydra.sweeper.max_failure_rate=1.0"])
+
+
+@hydra.main(config_path="pkg://pyro_mvae.conf", config_name="config", version_base=None)
+def _hydra_main(config) -> float | None:
+    return run_job(config)
+
+
+def _launch(overrides: list[str]) -> int:
+    """Hydra's ``--multirun`` with these overrides; its exit code (Hydra exits 1 when a job raised)."""
+    register_configs()
+    argv, sys.argv = sys.argv, ["pyro-mvae", "--multirun", *overrides]
+    try:
+        _hydra_main()
+    except SystemExit as stop:
+        return 1 if stop.code else 0
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def run_job(config) -> float | None:
+    """One job of a sweep, run by the launcher in its own directory: train it (or resume it from
+    ``last.pt``, or read the report of an earlier launch) and return its ``search_metric``.
+
+    A job whose pairing is refused returns None and leaves no directory when ``skip_invalid``
+    is set. A failed job records the reason in its ``job.json`` and re-raises, for the launcher.
+    """
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = list(HydraConfig.get().overrides.task)
+    config = OmegaConf.to_container(config, resolve=True)
+    if (job_dir / "report.json").exists():  # finished in an earlier launch of the sweep
+        return _finish(job_dir, overrides, config, json.loads((job_dir / "report.json").read_text()))
+    write_job_state(job_dir, overrides, "running")
+    try:
+        report = _train(config, job_dir)
+    except PairingError:
+        if not config["skip_invalid"] or holds_run(job_dir):
+            raise
+        shutil.rmtree(job_dir)
+        return None
+    except BaseException as err:
+        write_job_state(job_dir, overrides, "failed", reason=f"{type(err).__name__}: {err}")
+        raise
+    return _finish(job_dir, overrides, config, report)
+
+
+def _train(config: dict, job_dir: Path) -> dict:
+    from pyro_mvae.cli import resumed_config, train_rank  # the command line's own training path
+    from pyro_mvae.training.distributed import SINGLE
+
+    resume = None
+    if (job_dir / "last.pt").exists():
+        config, resume = resumed_config(config | {"resume": str(job_dir)}, [])
+    else:
+        resolve_objective(config)
+        config["run_dir"] = str(job_dir)
+    check_config(config)
+    return train_rank(SINGLE, config, resume)
+
+
+def _finish(job_dir: Path, overrides: list[str], config: dict, report: dict) -> float:
+    state = job_dir / "job.json"
+    earlier = json.loads(state.read_text()) if state.exists() else {}
+    metric = earlier.get("metric")
+    if earlier.get("state") != "done" or metric["name"] != config["search_metric"]:
+        metric = {"name": config["search_metric"], "value": _metric(config, job_dir, report)}
+        write_job_state(job_dir, overrides, "done", metric=metric)
+    return metric["value"]
+
+
+def _metric(config: dict, job_dir: Path, report: dict) -> float:
+    """The job's ``search_metric`` in nats per image: the best validation ELBO, or the IWAE
+    estimate (K = ``trainer.eval_samples``) of the first ``trainer.eval_limit`` validation images
+    at the best epoch."""
+    if config["search_metric"] == "best_val_elbo":
+        return report["best_val_elbo"]
+    vae, run_config, _, data = load_run(job_dir, resolve_device(config["device"]))
+    trainer = run_config["trainer"]
+    x = data.val.x[:trainer["eval_limit"]]  # (N, D)
+    ll = iwae_log_likelihood(vae, x, trainer["eval_samples"], trainer["eval_chunk_size"], trainer["eval_batch_size"])
+    return ll.mean().item()
