@@ -34,7 +34,7 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | -
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
                           [--estimator ais [--ais-steps 500] [--ais-chains 16]] [--bdmc N [--bdmc-steps 10,100,1000]]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
-       pyro-mvae compare RUN_DIR [RUN_DIR ...]
+       pyro-mvae compare RUN_OR_SWEEP_DIR ... [--baseline OVERRIDES] [--format markdown|csv|latex]
 
   pyro-mvae train                                   the seed's factorized mixture prior on digits
   pyro-mvae train prior=mixture guide=gaussian data=mnist trainer.epochs=100
@@ -327,11 +327,17 @@ def sample_command(args: list[str]) -> None:
 
 
 def compare_command(args: list[str]) -> None:
-    from pyro_mvae.evaluation.compare import compare_table
+    from pyro_mvae.evaluation.compare import FORMATS, compare_table
 
-    parser = argparse.ArgumentParser(prog="pyro-mvae compare", description="one table of evaluated runs")
-    parser.add_argument("run_dirs", type=Path, nargs="+")
-    print(compare_table(parser.parse_args(args).run_dirs))
+    parser = argparse.ArgumentParser(prog="pyro-mvae compare",
+                                     description="one table of evaluated runs: rows by what differs, seeds aggregated")
+    parser.add_argument("paths", type=Path, nargs="+", help="run directories and sweep directories")
+    parser.add_argument("--baseline", default=None, metavar="OVERRIDES",
+                        help="the row of the paired Δ, by its overrides, e.g. 'route=standard_gaussian' "
+                             "(default: the first row)")
+    parser.add_argument("--format", default="markdown", choices=FORMATS)
+    opts = parser.parse_args(args)
+    print(compare_table(opts.paths, opts.baseline, opts.format))
 
 
 COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_command,
@@ -354,6 +360,9 @@ def main(argv=None) -> int:
     except Interrupted as stop:
         print(f"pyro-mvae: {stop}", file=sys.stderr)
         return 128 + stop.signum
+    except KeyboardInterrupt:  # before any training started: nothing to save
+        print("pyro-mvae: interrupted", file=sys.stderr)
+        return 130
     except Diverged as err:
         print(f"pyro-mvae: training diverged: {err}", file=sys.stderr)
         return 1

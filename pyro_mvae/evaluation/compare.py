@@ -1,26 +1,140 @@
-"""``pyro-mvae compare RUN_DIR...``: one table of evaluated runs, and paired differences against the first."""
+"""``pyro-mvae compare PATH...``: one table from any set of evaluated runs.
+
+A path is a run directory or a sweep directory (every run under it). Runs are grouped into rows
+by what differs between them: the overrides Hydra recorded for each job of a sweep
+(``.hydra/overrides.yaml``), or else the run configurations (a component's setting counts only
+between runs of the same component), the seed aside. A row's seeds are aggregated: its IWAE
+log-likelihood is the mean over seeds with the standard error over images (of the per-image
+mean over seeds) and over seeds; the paired per-image Δ is taken against the baseline row.
+Every run of a table must have been scored on the same images.
+"""
 
 import csv
+import io
 import json
 import math
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from pyro_mvae.errors import RunError
+from pyro_mvae.training.checkpoints import holds_run
+
+NOT_A_DIFFERENCE = ("seed", "run_dir", "resume", "device", "skip_invalid", "search_metric", "trainer.progress",
+                    "trainer.threads", "trainer.logger", "trainer.eval_chunk_size", "trainer.eval_batch_size",
+                    "trainer.eval_samples", "trainer.eval_limit",
+                    "data.root", "data.download")
+"""Settings that change neither the model nor its training (or are the seed, which is
+aggregated, or what was scored, which must be the same for every run)."""
+
+FORMATS = ("markdown", "csv", "latex")
 
 
-def _load(run_dir: Path) -> tuple[dict, dict, np.ndarray]:
-    eval_path = run_dir / "eval.json"
+@dataclass
+class EvaluatedRun:
+    """One run directory's configuration (flattened ``key -> value``), the overrides of its sweep
+    job (or None), ``eval.json``, ``report.json`` (``{}`` if absent), its per-image IWAE estimates
+    ``(N,)`` in nats and its median seconds per training epoch (None if unknown)."""
+
+    path: Path
+    config: dict
+    overrides: list[str] | None
+    evaluation: dict
+    report: dict
+    per_image: np.ndarray
+    epoch_seconds: float | None
+
+    @property
+    def images(self) -> tuple:
+        """What was scored: data set, split, number of images, of how many in the split."""
+        ev = self.evaluation
+        return ev["data"], ev["split"], ev["n"], ev.get("n_split")
+
+
+def run_dirs(paths) -> list[Path]:
+    """The run directories of ``paths``: each one that holds a run, and every run under a sweep
+    directory (one level down, sorted by name).
+
+    Raises:
+        RunError: a path that is neither.
+    """
+    found = []
+    for path in map(Path, paths):
+        runs = [path] if holds_run(path) else sorted(p for p in path.glob("*") if p.is_dir() and holds_run(p))
+        if not runs:
+            raise RunError(f"{path} is neither a run directory nor a sweep directory holding runs")
+        found += runs
+    return found
+
+
+def load_run(path: Path) -> EvaluatedRun:
+    """Read what :func:`compare_table` needs from one run directory.
+
+    Raises:
+        RunError: a run without ``eval.json`` (it names the command that makes one).
+    """
+    eval_path = path / "eval.json"
     if not eval_path.is_file():
-        raise RunError(f"{run_dir} has no eval.json: run `pyro-mvae evaluate {run_dir}` first")
+        raise RunError(f"{path} has no eval.json (its training has not finished, or it predates 0.2.0): "
+                       f"run `pyro-mvae evaluate {path}` first")
     evaluation = json.loads(eval_path.read_text())
-    report_path = run_dir / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    with open(run_dir / f"per_datapoint_{evaluation['split']}.csv") as f:
-        rows = list(csv.DictReader(f))
-    per_image = np.array([float(r[f"iwae_{evaluation['K']}"]) for r in rows])  # (N,)
-    return evaluation, report, per_image
+    report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
+    with open(path / f"per_datapoint_{evaluation['split']}.csv") as f:
+        per_image = np.array([float(r[f"iwae_{evaluation['K']}"]) for r in csv.DictReader(f)])  # (N,)
+    overrides = path / ".hydra" / "overrides.yaml"
+    return EvaluatedRun(path, _flatten(_yaml(path / "config.yaml")), _yaml(overrides) if overrides.is_file() else None,
+                        evaluation, report, per_image, _epoch_seconds(path))
+
+
+def _yaml(path: Path):
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        out |= _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
+def _epoch_seconds(path: Path) -> float | None:
+    timings = path / "timings.jsonl"
+    if not timings.is_file():
+        return None
+    seconds = [json.loads(line)["seconds"] for line in timings.read_text().splitlines() if line]
+    return statistics.median(seconds) if seconds else None
+
+
+def _ignored(key: str) -> bool:
+    return key in NOT_A_DIFFERENCE or key.startswith("hydra")
+
+
+def labels(runs: list[EvaluatedRun]) -> list[str]:
+    """Each run's row label: the overrides in which the runs differ (when every run is a job of
+    a sweep with the same keys overridden), or else the settings, seed aside."""
+    overrides = [None if run.overrides is None else {o.split("=", 1)[0].lstrip("+~"): o for o in run.overrides}
+                 for run in runs]
+    if None not in overrides and len({tuple(sorted(item)) for item in overrides}) == 1:
+        items = overrides
+    else:
+        items = [{k: f"{k.removesuffix('.name')}={v}" for k, v in run.config.items()} for run in runs]
+    keys = sorted({k for item in items for k in item if not _ignored(k)})
+    differ = [k for k in keys if _differs(k, items, runs)]
+    return [" ".join(item[k] for k in differ if k in item) or "(all runs alike)" for item in items]
+
+
+def _differs(key: str, items: list[dict], runs: list[EvaluatedRun]) -> bool:
+    """A component's setting differs only between runs of the same component."""
+    if "." not in key or key.endswith(".name"):  # a component, or a top-level setting
+        return len({item.get(key) for item in items}) > 1
+    group = key.split(".", 1)[0]
+    by_component = {}
+    for item, run in zip(items, runs):
+        by_component.setdefault(run.config.get(f"{group}.name"), set()).add(item.get(key))
+    return any(len(values) > 1 for values in by_component.values())
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -29,29 +143,118 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size))
 
 
-def compare_table(run_dirs) -> str:
-    """A Markdown table of the runs; Δ is the paired IWAE difference against the first run.
+def _mean_se(values) -> tuple[float, float | None]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), (float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None)
+
+
+def rows(runs: list[EvaluatedRun], baseline: str | None = None) -> tuple[list[dict], str]:
+    """The table's rows (one per label, seeds aggregated; numbers, not text) and a sentence
+    saying which images every run was scored on.
 
     Raises:
-        pyro_mvae.training.runs.RunError: a run without ``eval.json``, or runs scored on different images.
+        RunError: runs scored on different images, or a ``baseline`` (space-separated
+            ``key=value``) that matches no row or several.
     """
-    loaded = [(Path(d), *_load(Path(d))) for d in run_dirs]
-    base_dir, base_eval, _, base_ll = loaded[0]
-    lines = ["| run | data | prior | guide | IWAE LL (nats) | ELBO | Δ vs first (paired) "
-             "| active units | k̂ > 0.7 | epochs | train min |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for run_dir, ev, report, ll in loaded:
-        if (ev["split"], ev["n"], ev["data"]) != (base_eval["split"], base_eval["n"], base_eval["data"]):
-            raise RunError(f"{run_dir} was scored on {ev['n']} {ev['data']} {ev['split']} images, "
-                           f"{base_dir} on {base_eval['n']} {base_eval['data']} {base_eval['split']}: "
-                           "evaluate both on the same split and number of images")
-        delta = "—" if run_dir == base_dir else "{:+.2f} ± {:.2f}".format(*paired_difference(ll, base_ll))
-        minutes = f"{report['train_seconds'] / 60:.1f}" if "train_seconds" in report else "?"
-        share = ev["khat_share_above_0.7"]  # None when K was too small for k̂
-        khat = "?" if share is None else f"{100 * share:.1f}%"
-        lines.append(
-            f"| {run_dir.name} | {ev['data']} | {ev['prior']} | {ev['guide']} "
-            f"| {ev['iwae_ll']:.2f} ± {ev['iwae_ll_se']:.2f} | {ev['elbo']:.2f} | {delta} "
-            f"| {ev['active_units']}/{ev['latent_dim']} | {khat} "
-            f"| {report.get('epochs_run', '?')} | {minutes} |")
-    return "\n".join(lines)
+    scored = {run.images[:3] + (run.evaluation["K"],): run.path for run in runs}  # one run of each kind
+    if len(scored) > 1:
+        raise RunError("the runs were scored on different images or with different K, so they cannot be "
+                       "paired: " + "; ".join(f"{n} {data} {split} images with K = {k} ({path}, ...)"
+                                             for (data, split, n, k), path in scored.items())
+                       + ". Evaluate them alike: pyro-mvae evaluate RUN -K 5000 [--limit N]")
+    grouped = {}
+    for run, label in zip(runs, labels(runs)):
+        grouped.setdefault(label, []).append(run)
+    out = [_row(label, members) for label, members in grouped.items()]
+    base = _baseline_row(out, baseline)
+    for row in out:
+        row["delta"] = None if row is base else paired_difference(row["per_image"], base["per_image"])
+    data, split, n, n_split = runs[0].images
+    scope = f"all {n} {split} images" if n == n_split else f"the first {n}{f' of {n_split}' if n_split else ''} {split} images"
+    return out, f"{data}, {scope}, K = {runs[0].evaluation['K']}; paired Δ against {base['label']}"
+
+
+def _row(label: str, members: list[EvaluatedRun]) -> dict:
+    per_image = np.mean([run.per_image for run in members], axis=0)  # (N,): the mean over seeds
+    def mean(key, source="evaluation"):
+        values = [getattr(run, source).get(key) for run in members]
+        return None if any(v is None for v in values) else float(np.mean(values))
+    seconds = [run.epoch_seconds for run in members]
+    return {"label": label, "seeds": ",".join(str(run.config.get("seed", "?")) for run in members),
+            "per_image": per_image,
+            "iwae": float(per_image.mean()), "iwae_se_images": _mean_se(per_image)[1],
+            "iwae_se_seeds": _mean_se([run.per_image.mean() for run in members])[1],
+            "elbo": mean("elbo"), "active_units": mean("active_units"), "latent_dim": members[0].evaluation["latent_dim"],
+            "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
+            "best_epoch": None if mean("best_epoch", "report") is None else mean("best_epoch", "report") + 1,
+            "epochs": mean("epochs_run", "report"),
+            "epoch_seconds": None if None in seconds else float(np.mean(seconds))}
+
+
+def _baseline_row(out: list[dict], baseline: str | None) -> dict:
+    if baseline is None:
+        return out[0]
+    wanted = set(baseline.split())
+    matches = [row for row in out if wanted <= set(row["label"].split())]
+    if len(matches) != 1:
+        raise RunError(f"--baseline {baseline!r} matches {len(matches)} rows; give overrides that pick one of: "
+                       + "; ".join(row["label"] for row in out))
+    return matches[0]
+
+
+COLUMNS = ("row", "seeds", "IWAE log p(x) (nats)", "s.e. over seeds", "paired Δ (nats)", "ELBO (nats)",
+           "active units", "k̂ > 0.7", "prior perplexity", "best epoch / epochs", "s per epoch")
+
+
+def _cells(row: dict) -> list[str]:
+    def num(value, spec):
+        return "—" if value is None else format(value, spec)
+    delta = "—" if row["delta"] is None else "{:+.2f} ± {:.2f}".format(*row["delta"])
+    return [row["label"], row["seeds"], f"{row['iwae']:.2f} ± {row['iwae_se_images']:.2f}",
+            num(row["iwae_se_seeds"], ".2f"), delta, num(row["elbo"], ".2f"),
+            f"{num(row['active_units'], '.3g')}/{row['latent_dim']}",
+            "—" if row["khat_share"] is None else f"{100 * row['khat_share']:.1f}%",
+            num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} / {num(row['epochs'], '.3g')}",
+            num(row["epoch_seconds"], ".1f")]
+
+
+def compare_table(paths, baseline: str | None = None, fmt: str = "markdown") -> str:
+    """The table of the runs under ``paths`` (run or sweep directories) in ``fmt``
+    (``markdown``, ``csv`` or ``latex``); see :func:`rows`. ``csv`` gives the numbers unrounded.
+
+    Raises:
+        RunError: see :func:`run_dirs`, :func:`load_run` and :func:`rows`.
+        ValueError: an unknown format.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    table, scope = rows([load_run(path) for path in run_dirs(paths)], baseline)
+    if fmt == "csv":
+        return _csv(table)
+    cells = [_cells(row) for row in table]
+    if fmt == "latex":
+        body = "\n".join(" & ".join(_latex(c) for c in line) + r" \\" for line in cells)
+        header = " & ".join(_latex(c) for c in COLUMNS) + r" \\"
+        return (f"% {scope}\n\\begin{{tabular}}{{l{'r' * (len(COLUMNS) - 1)}}}\n\\toprule\n{header}\n"
+                f"\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}")
+    lines = [f"Scored on {scope}.", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in cells])
+
+
+def _latex(text: str) -> str:
+    for old, new in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                     ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("k̂", r"$\hat{k}$"), ("—", "--"), ("−", "-")):
+        text = text.replace(old, new)
+    return text
+
+
+def _csv(table: list[dict]) -> str:
+    buffer = io.StringIO()
+    fields = ["label", "seeds", "iwae", "iwae_se_images", "iwae_se_seeds", "delta", "delta_se", "elbo",
+              "active_units", "latent_dim", "khat_share", "prior_perplexity", "best_epoch", "epochs", "epoch_seconds"]
+    writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        delta, delta_se = row["delta"] or (None, None)
+        writer.writerow(row | {"delta": delta, "delta_se": delta_se})
+    return buffer.getvalue().rstrip("\n")

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -20,12 +21,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from pyro_mvae.errors import ConfigError, JobsFailed, PairingError
+from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.sweeps.grid import check_jobs, plan
 from pyro_mvae.sweeps.record import finish_record, start_record, summary, write_job_state
 from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
+from pyro_mvae.training.config import check_config, register_configs, resolve_objective
 from pyro_mvae.training.runs import load_run, resolve_device
 
 
@@ -36,11 +37,12 @@ def multirun(overrides: list[str]) -> dict:
         ConfigError: a job that cannot run (every such job named; nothing is written), a missing
             plugin, or a search told to minimise.
         JobsFailed: when the launcher returns with jobs failed or not run (the record says which).
+        Interrupted: a job stopped by SIGINT or SIGTERM (the sweep stops; the record says where).
     """
     if not any(o.startswith("trainer.progress=") for o in overrides):
         overrides = [*overrides, "trainer.progress=false"]  # side-by-side jobs share a terminal
     sweep = plan(overrides)
-    skipped = check_jobs(sweep, compose_config(sweep.jobs[0])["skip_invalid"])
+    skipped = check_jobs(sweep)
     sweep_dir = _sweep_dir(sweep)
     launch = [*overrides, f"hydra.sweep.dir={_quoted(sweep_dir)}", *_naming(sweep, overrides),
               *_search_settings(sweep, overrides)]
@@ -52,6 +54,9 @@ def multirun(overrides: list[str]) -> dict:
     record = finish_record(sweep_dir, record, sweep.varying_keys())
     text, complete = summary(record)
     print(text)
+    if hydra_code > 128:
+        raise Interrupted(hydra_code - 128, f"the sweep was stopped; its record is {sweep_dir / 'sweep.json'}; "
+                                            "run the same command again to resume it")
     if not complete or hydra_code:
         raise JobsFailed(f"not every job of the sweep is done; its record is {sweep_dir / 'sweep.json'}; "
                          "run the same command again to resume the stopped jobs and retry the failed ones")
@@ -101,13 +106,14 @@ def _hydra_main(config) -> float | None:
 
 
 def _launch(overrides: list[str]) -> int:
-    """Hydra's ``--multirun`` with these overrides; its exit code (Hydra exits 1 when a job raised)."""
+    """Hydra's ``--multirun`` with these overrides; its exit code (1 when a job raised, 128 + the
+    signal when one was stopped by a signal)."""
     register_configs()
     argv, sys.argv = sys.argv, ["pyro-mvae", "--multirun", *overrides]
     try:
         _hydra_main()
     except SystemExit as stop:
-        return 1 if stop.code else 0
+        return stop.code if isinstance(stop.code, int) else 1
     finally:
         sys.argv = argv
     return 0
@@ -118,12 +124,15 @@ def run_job(config) -> float | None:
     ``last.pt``, or read the report of an earlier launch) and return its ``search_metric``.
 
     A job whose pairing is refused returns None and leaves no directory when ``skip_invalid``
-    is set. A failed job records the reason in its ``job.json`` and re-raises, for the launcher.
+    is set. A failed job records the reason in its ``job.json`` and re-raises, for the launcher;
+    a job stopped by SIGINT or SIGTERM (``last.pt`` written) stops the sweep with exit code
+    128 + the signal.
     """
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
     config = OmegaConf.to_container(config, resolve=True)
     if (job_dir / "report.json").exists():  # finished in an earlier launch of the sweep
+        print(f"{job_dir.name}: finished in an earlier launch (report.json), not trained again", flush=True)
         return _finish(job_dir, overrides, config, json.loads((job_dir / "report.json").read_text()))
     write_job_state(job_dir, overrides, "running")
     try:
@@ -133,6 +142,9 @@ def run_job(config) -> float | None:
             raise
         shutil.rmtree(job_dir)
         return None
+    except (Interrupted, KeyboardInterrupt) as stop:  # the sweep stops: Hydra's launchers go on past an Exception
+        write_job_state(job_dir, overrides, "interrupted", reason=str(stop) or "stopped by SIGINT")
+        raise SystemExit(128 + getattr(stop, "signum", signal.SIGINT)) from stop
     except BaseException as err:
         write_job_state(job_dir, overrides, "failed", reason=f"{type(err).__name__}: {err}")
         raise

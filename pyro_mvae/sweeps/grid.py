@@ -16,12 +16,13 @@ from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from pyro_mvae.errors import ConfigError, PairingError, UserError
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
+from pyro_mvae.training.config import SELECTIONS, check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.datasets import build_dataset
 from pyro_mvae.training.train import check_dataset
 
@@ -44,6 +45,7 @@ class Sweep:
     grid: dict[str, str]
     jobs: list[list[str]]
     search: bool
+    skip_invalid: bool
     hydra: dict = field(repr=False)
 
     def varying_keys(self) -> list[str]:
@@ -63,7 +65,7 @@ def plan(overrides: list[str]) -> Sweep:
     _check_plugins(hydra_overrides)
     parsed = OverridesParser.create().parse_overrides([o for o in overrides if o not in hydra_overrides])
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    hydra = _hydra_node(fixed + hydra_overrides)
+    hydra = _hydra_node([o for o in fixed if o.split("=", 1)[0].lstrip("+~") in SELECTIONS] + hydra_overrides)
     sweeper = hydra["sweeper"]
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     swept = OverridesParser.create().parse_overrides(params) + [o for o in parsed if o.is_sweep_override()]
@@ -71,7 +73,8 @@ def plan(overrides: list[str]) -> Sweep:
     search = sweeper["_target_"] != BASIC_SWEEPER
     everything = OverridesParser.create().parse_overrides(params + [o.input_line for o in parsed])
     jobs = _corners(everything) if search else BasicSweeper.split_arguments(everything, None)[0]
-    return Sweep(hydra_overrides, fixed, grid, jobs, search, hydra)
+    skip = [o.split("=", 1)[1].lower() == "true" for o in fixed if o.startswith("skip_invalid=")]
+    return Sweep(hydra_overrides, fixed, grid, jobs, search, bool(skip and skip[-1]), hydra)
 
 
 def _check_plugins(hydra_overrides: list[str]) -> None:
@@ -84,10 +87,17 @@ def _check_plugins(hydra_overrides: list[str]) -> None:
 
 
 def _hydra_node(overrides: list[str]) -> dict:
-    """The ``hydra`` node composed with these (non-sweep) overrides."""
+    """The ``hydra`` node composed with these overrides (the selections among the fixed ones, and
+    Hydra's own: a value override may fit only the swept selections)."""
     register_configs()
-    with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
-        config = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    try:
+        with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
+            config = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as err:  # e.g. an experiment that selects hydra/sweeper: optuna
+        if "hydra/launcher" in str(err) or "hydra/sweeper" in str(err):
+            raise ConfigError(f"{err}: Hydra's launcher and sweeper plugins come with "
+                              "pip install 'pyro_mvae[sweeps]'") from err
+        raise
     return OmegaConf.to_container(config.hydra, resolve=False)
 
 
@@ -112,15 +122,15 @@ def _extremes(override: Override) -> list[str]:
     return [override.get_value_element_as_str()]
 
 
-def check_jobs(sweep: Sweep, skip_invalid: bool) -> list[dict]:
+def check_jobs(sweep: Sweep) -> list[dict]:
     """Compose and check every job of ``sweep`` as ``pyro-mvae train`` would (settings, data,
-    pairing, objective); returns the jobs skipped for their pairing (``skip_invalid``), each
-    ``{"overrides": [...], "reason": str}``.
+    pairing, objective); returns the jobs skipped for their pairing (``skip_invalid=true``),
+    each ``{"overrides": [...], "reason": str}``.
 
     Raises:
         ConfigError: naming every job that cannot run, with its overrides and the reason.
     """
-    data_cache, refused, skipped = {}, [], []
+    data_cache, refused, skipped, skip_invalid = {}, [], [], sweep.skip_invalid
     for job in sweep.jobs:
         try:
             _check_job(job, data_cache)
@@ -145,6 +155,9 @@ def _check_job(overrides: list[str], data_cache: dict) -> None:
         if config[key]:
             raise ConfigError(f"{key} is not taken by a sweep: each job's run directory is "
                               "hydra.sweep.dir/<its overrides>, and running the same sweep again resumes it")
+    if config["trainer"]["devices"] > 1:
+        raise ConfigError("a sweep's job is one process: drop trainer.devices (a cluster launcher gives "
+                          "each job its own GPU, e.g. hydra.launcher.gpus_per_node=1 device=cuda)")
     resolve_objective(config)
     key = json.dumps(config["data"], sort_keys=True)
     if key not in data_cache:

@@ -57,9 +57,11 @@ def groups() -> dict:
 
 
 GROUP_NAMES = tuple(groups())
-SELECTIONS = (*GROUP_NAMES, "experiment")
-"""Keys that select a config file rather than set a value: the groups, and ``experiment``
-(``conf/experiment/*.yaml``, a named protocol that selects options and sets values)."""
+SELECTIONS = (*GROUP_NAMES, "route", "experiment")
+"""Keys that select a config file rather than set a value: the groups, ``route``
+(``conf/route/*.yaml``, a named prior/guide pairing of the studies) and ``experiment``
+(``conf/experiment/*.yaml``, a named protocol that selects options, sets values and may carry
+a sweep's grid)."""
 
 
 def register_configs() -> None:
