@@ -31,7 +31,8 @@ def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "IWAE log p(x) (K=30)" in out and f"figures in {run_dir / 'figures'}/" in out
     assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "environment.json", "metrics.jsonl",
-                                                  "timings.jsonl", "best.pt", "last.pt", "report.json", "figures"}
+                                                  "timings.jsonl", "best.pt", "last.pt", "report.json", "figures",
+                                                  "eval.json", "per_datapoint_test.csv"}
     assert {p.name for p in (run_dir / "figures").iterdir()} == {
         f"{name}.png" for name in ("samples", "reconstructions", "latent_map", "latent_marginals",
                                    "interpolations", "training_curves")}
@@ -100,10 +101,13 @@ def test_non_binary_and_nan_batches_are_refused():
         vae.check_data(torch.tensor([[0.0, 1.0, float("nan"), 1.0]]))
 
 
-def test_an_existing_run_directory_is_not_overwritten(tmp_path, capsys):
-    (tmp_path / "run").mkdir()
-    code, _ = run_cli(tmp_path)
-    assert code == 2 and "exists" in capsys.readouterr().err
+def test_a_run_directory_holding_a_run_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "run").mkdir()  # an empty directory (a sweep launcher makes each job's) is used
+    code, run_dir = run_cli(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert code == 0 and run_cli(tmp_path)[0] == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
 def test_version_help_and_cfg_job(tmp_path, capsys):
@@ -127,7 +131,7 @@ def test_evaluate_on_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
 
 
 def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monkeypatch):
-    from pyro_mvae.cli import default_run_dir
+    from pyro_mvae.session import default_run_dir
     from pyro_mvae.training.config import compose_config
 
     monkeypatch.chdir(tmp_path)

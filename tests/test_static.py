@@ -79,7 +79,8 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
             check(bad)
 
 
-LAYERS = ["errors", "config", "distributions", "models", "infer", "training", "evaluation", "cli"]
+LAYERS = ["errors", "config", "distributions", "models", "infer", "training", "evaluation", "session", "sweeps",
+          "cli"]
 """Each module of pyro_mvae may import only from its own layer and the layers before it."""
 
 

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from pyro_mvae.evaluation import diagnostics, figures
 from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
 from pyro_mvae.infer.ais import AISSettings
-from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.infer.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
+from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
 
@@ -90,6 +90,23 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_
     report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
     report["density"] = density_note(vae)
     return scores, report
+
+
+def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> dict:
+    """The final evaluation of a training run (``fit(..., evaluate=evaluate_final)``, as
+    ``pyro-mvae train`` runs it): score the test images ``test`` (a
+    :class:`~pyro_mvae.training.data.Split`) with ``trainer.eval_samples`` particles, write
+    ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
+    ``pyro-mvae evaluate`` would, and return the summary with the mean test KL (nats) added."""
+    scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, trainer.eval_chunk_size,
+                                   trainer.eval_batch_size, trainer.progress)
+    summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,
+                   tau=vae.tau, chunk_size=trainer.eval_chunk_size, data=config["data"]["name"],
+                   prior=config["prior"]["name"], guide=config["guide"]["name"])
+    write_evaluation(Path(config["run_dir"]), test.y, scores, summary, data)
+    with torch.no_grad():
+        kl = torch.cat([vae.elbo_terms(xb)[1] for xb in test.batches(trainer.eval_batch_size)])  # (N,)
+    return summary | {"kl": kl.mean().item()}
 
 
 def write_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) -> None:

@@ -23,10 +23,12 @@ from omegaconf import OmegaConf
 
 from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError
 from pyro_mvae.infer.iwae import iwae_log_likelihood
+from pyro_mvae.session import resumed_config, train_rank
 from pyro_mvae.sweeps.grid import check_jobs, plan
 from pyro_mvae.sweeps.record import finish_record, start_record, summary, write_job_state
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import check_config, register_configs, resolve_objective
+from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
 
 
@@ -152,9 +154,6 @@ def run_job(config) -> float | None:
 
 
 def _train(config: dict, job_dir: Path) -> dict:
-    from pyro_mvae.cli import resumed_config, train_rank  # the command line's own training path
-    from pyro_mvae.training.distributed import SINGLE
-
     resume = None
     if (job_dir / "last.pt").exists():
         config, resume = resumed_config(config | {"resume": str(job_dir)}, [])

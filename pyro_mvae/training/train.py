@@ -135,11 +135,12 @@ def complete_config(config: dict, vae, data: Dataset, trainer: TrainerConfig, ob
 
 
 def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
-        config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None) -> dict:
+        config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None,
+        evaluate=None) -> dict:
     """Train ``vae`` on ``data`` with SVI and Adam, then evaluate the best epoch on test:
     ``Run(...).fit()`` (see :class:`Run` for the arguments and errors). Returns the report
     also written to ``report.json``."""
-    return Run(vae, data, trainer, objective, run_dir, config, seed, group, resume).fit()
+    return Run(vae, data, trainer, objective, run_dir, config, seed, group, resume, evaluate).fit()
 
 
 class Run:
@@ -152,7 +153,9 @@ class Run:
     a run yet (:func:`~pyro_mvae.training.runs.holds_run`); it is created only after the
     data, the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
     ``run_dir`` (:func:`pyro_mvae.training.checkpoints.load`) to continue from,
-    bit-identically on CPU. ``group``: this process's rank among several training one model
+    bit-identically on CPU. ``evaluate``: the final evaluation on one process (see
+    :func:`~pyro_mvae.training.report.final_report`), e.g.
+    :func:`pyro_mvae.evaluation.evaluate.evaluate_final`, which also writes ``eval.json``. ``group``: this process's rank among several training one model
     (:mod:`pyro_mvae.training.distributed`); only rank 0 writes files.
 
     Raises:
@@ -165,11 +168,12 @@ class Run:
     """
 
     def __init__(self, vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
-                 config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None):
+                 config: dict, seed: int = 0, group: Group = SINGLE, resume: dict | None = None,
+                 evaluate=None):
         pyro.set_rng_seed(seed + group.rank)  # each rank draws its own noise
         apply_threads(trainer.threads)
         self.vae, self.data, self.trainer = vae, data, trainer
-        self.run_dir, self.seed, self.group = Path(run_dir), seed, group
+        self.run_dir, self.seed, self.group, self.evaluate = Path(run_dir), seed, group, evaluate
         objective = objective | {"name": resolve_for(objective["name"], vae)}  # objective=auto named
         config = config | ({"objective": config["objective"] | objective} if "objective" in config else {})
         self.config = complete_config(config, vae, data, trainer, objective, self.run_dir, seed)
@@ -204,7 +208,8 @@ class Run:
             if self.stop:  # a signal after the last step: training is complete and saved
                 raise Interrupted(self.stop.signum, note)
             self.restore_best()
-            report = final_report(self.vae, self.data, self.trainer, self.progress, self.group, self.config)
+            report = final_report(self.vae, self.data, self.trainer, self.progress, self.group, self.config,
+                                  self.evaluate)
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
                       environment=environment(self.device, self.group.world))

@@ -1,0 +1,156 @@
+"""One training run from a composed configuration: new, resumed, or one rank of several
+processes; what ``pyro-mvae train`` and each job of a sweep run."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from pyro_mvae.errors import ConfigError
+from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
+from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.training import checkpoints, distributed
+from pyro_mvae.training.checkpoints import holds_run
+from pyro_mvae.training.config import build_from_config, check_config, groups, objective_name, trainer_settings
+from pyro_mvae.training.runs import resolve_device
+from pyro_mvae.training.train import fit
+
+RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
+             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size")
+"""The only settings a resume may give: the rest is the run's own configuration."""
+
+
+def train_config(config: dict, overrides: list[str]) -> dict:
+    """Train the run a composed and checked ``config`` describes (``overrides``: the command
+    line's, which a resume checks); returns the report.
+
+    ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
+    1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
+    ranks here (see :mod:`pyro_mvae.training.distributed`).
+
+    Raises:
+        ConfigError: see :func:`resumed_config`.
+        FileExistsError: a new run's ``run_dir`` already holds a run.
+    """
+    resume = None
+    if config["resume"]:
+        config, resume = resumed_config(config, overrides)
+        check_config(config)  # the checkpoint's own configuration is checked as well
+    trainer = trainer_settings(config)
+    config["run_dir"] = config["run_dir"] or default_run_dir(config)
+    if resume is None and holds_run(Path(config["run_dir"])):
+        raise FileExistsError(f"run directory {config['run_dir']} already holds a run: choose another "
+                              f"run_dir, or continue it with resume={config['run_dir']}")
+    group = distributed.from_environment()
+    if group is None and trainer.devices > 1:
+        _preflight(config)
+        distributed.spawn(train_rank, trainer.devices, config, resume)
+        return json.loads((Path(config["run_dir"]) / "report.json").read_text())
+    if group is None:
+        return train_rank(distributed.SINGLE, config, resume)
+    try:
+        return train_rank(group, config, resume)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
+    """The configuration of the run ``config["resume"]`` (from its ``last.pt``) with only the
+    :data:`RESUMABLE` settings taken from ``config``; and the checkpoint's path. A run that
+    finished training but has no ``report.json`` (stopped in its final evaluation) resumes
+    straight into the evaluation.
+
+    Raises:
+        ConfigError: for any other override, a finished and reported run, or another number of
+            processes.
+        pyro_mvae.errors.RunError: for a missing or unreadable ``last.pt``.
+    """
+    given = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    others = [key for key in given if key not in RESUMABLE]
+    if others:
+        raise ConfigError(f"resume continues the run's own configuration; only "
+                          f"{', '.join(RESUMABLE[1:])} may be given with it, got {', '.join(others)}")
+    run_dir = Path(config["resume"])
+    ckpt = checkpoints.load(run_dir / "last.pt", resume=True)
+    resumed = ckpt["config"]
+    for key in RESUMABLE[1:]:
+        if key in given:
+            resumed["trainer"][key.split(".")[1]] = config["trainer"][key.split(".")[1]]
+    resumed.update(run_dir=str(run_dir), resume=None)
+    if (run_dir / "report.json").exists():  # else it stopped in or before its final evaluation
+        _refuse_finished(run_dir, ckpt["progress"], resumed["trainer"])
+    world = int(os.environ.get("WORLD_SIZE", resumed["trainer"]["devices"]))
+    if len(ckpt["rng"]) != world:
+        raise ConfigError(f"{run_dir} was trained on {len(ckpt['rng'])} processes; resume it on as "
+                          f"many (trainer.devices={len(ckpt['rng'])}), this is {world}")
+    return resumed, str(run_dir / "last.pt")
+
+
+def _refuse_finished(run_dir: Path, progress: dict, trainer: dict) -> None:
+    """Raises ConfigError for a run that trained all its epochs, or stopped early, and reported."""
+    epochs, patience = trainer["epochs"], trainer["patience"]
+    if progress["epoch"] >= epochs and progress["batch"] == 0:
+        raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
+                          f"N > {epochs} to train it further")
+    if progress["batch"] == 0 and (progress["epoch"] - 1) - progress["best_epoch"] >= patience:
+        raise ConfigError(f"{run_dir} stopped early: no better validation ELBO in the {patience} epochs "
+                          f"after epoch {progress['best_epoch']}; it is finished (its report.json holds "
+                          "the result), start a new run to train with other settings")
+
+
+def _preflight(config: dict) -> None:
+    """Build the data, the model and the objective once here, so that a bad setting is refused
+    before any process is spawned."""
+    _, vae = build_from_config(config, torch.device("cpu"))
+    build_objective(**config["objective"], vae=vae)
+
+
+def train_rank(group, config: dict, resume: str | None = None) -> dict:
+    """Train the run ``config`` describes (resumed from the checkpoint ``resume``) as one rank of
+    ``group``, write its figures, print its summary line; returns the report."""
+    device = distributed.device_for(group, resolve_device(config["device"]))
+    torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
+    data, vae = build_from_config(config, device)
+    checkpoint = None if resume is None else checkpoints.load(resume, device, resume=True)
+    run_dir = Path(config["run_dir"])
+    report = fit(vae, data, trainer_settings(config), config["objective"], run_dir, config, seed=config["seed"],
+                 group=group, resume=checkpoint, evaluate=evaluate_final)
+    if not group.is_main:
+        return report
+    line = summary(report, run_dir)
+    if config["trainer"].get("figures", True):
+        x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, D), (N,)
+        model_figures(vae, run_dir, x, labels, data.image_shape)
+        line += f"; figures in {run_dir / 'figures'}/"
+    print(line)
+    return report
+
+
+def default_run_dir(config: dict) -> str:
+    """``runs/<date>-<time>_<data>_<prior>_<guide>[-<estimator>]_<objective>[-<n>]``: the guide's
+    estimator is its non-default gradient route (``gumbel_rao``, ``soft`` Concrete, a baseline);
+    ``-2``, ``-3``, ... when a run of the same kind already took the name in the same second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    guide = config["guide"]
+    estimator = groups()["guide"][guide["name"]].defaults().get("estimator")
+    route = [guide["estimator"]] if guide.get("estimator", estimator) != estimator else []
+    route += ["soft"] if guide.get("straight_through") is False else []
+    route += [guide["baseline"]] if guide.get("baseline", "none") != "none" else []
+    names = [config["data"]["name"], config["prior"]["name"], "-".join([guide["name"], *route]),
+             objective_name(config)]
+    base = f"runs/{stamp}_{'_'.join(names)}"
+    path, n = base, 1
+    while Path(path).exists():  # another run of the same kind started in the same second
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+def summary(report: dict, run_dir: Path) -> str:
+    return (f"{report['dataset']} test ({report['n_test']} images): "
+            f"IWAE log p(x) (K={report['K']}) = {report['test_iwae_ll']:.2f} ± "
+            f"{report['test_iwae_ll_se']:.2f} nats, ELBO = {report['test_elbo']:.2f} ± "
+            f"{report['test_elbo_se']:.2f} nats; best epoch {report['best_epoch']} of "
+            f"{report['epochs_run']}; run directory {run_dir}")
