@@ -3,7 +3,8 @@
     python experiments/bench_iwae.py RUN_DIR [--images 200] [-K 5000] [--chunks 100 500 2500]
 
 RUN_DIR must hold a trained run with the standard prior, the Gaussian guide and the Bernoulli
-likelihood (for example `runs/mnist_table/standard_gaussian` from experiments/core_table.sh):
+likelihood (for example `multirun/core_table_mnist/route=standard_gaussian` from
+`pyro-mvae train -m experiment=core_table data=mnist data.root=PATH`):
 the hand-written twin below implements exactly that model with the same networks.
 
 1. Agreement: both estimators score the same images; their means must agree within Monte Carlo

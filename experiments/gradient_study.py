@@ -3,7 +3,8 @@
     python experiments/gradient_study.py RUN_DIR [--images 100] [--draws 2000] [--out FIG.png]
 
 RUN_DIR holds a trained run with prior=mixture and guide=discrete_mixture (for example
-`runs/gradient_routes/enumeration` from experiments/gradient_routes.sh). At its parameters, every
+`multirun/gradient_routes_mnist/route=mix10_enum` from `pyro-mvae train -m experiment=gradient_routes`).
+At its parameters, every
 route estimates ∂(−ELBO)/∂b, where b are the biases of the encoder outputs that are the component
 logits (C of them), summed over a batch of test images:
 

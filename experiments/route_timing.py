@@ -3,7 +3,7 @@
     python experiments/route_timing.py [--data-root ../shared/data] [--steps 20] [--rounds 5]
                                        [--prior mixture|factorized_mixture] [--routes NAME ...]
 
-The routes of experiments/gradient_routes.sh and the marginal-mixture and Gumbel-Rao guides
+The routes of `experiment=gradient_routes` and the marginal-mixture and Gumbel-Rao guides
 (``--prior``: mixture, C = 10, or the factorized mixture, N = 3; 784-300-300-40 MLPs, MNIST at
 B = 100; routes the prior refuses, such as enumeration of N^d choices, are skipped), each built
 from the packaged config and stepped by the trainer's own step

@@ -1,0 +1,72 @@
+"""The README's studies are Hydra experiment configs with their grids (issue 22): each plans to
+its routes, every job checks out on any data set, one runs end to end on a user's array file,
+and nothing of our own schedules trainings."""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from pyro_mvae.cli import main
+from pyro_mvae.sweeps.grid import check_jobs, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = {
+    "core_table": ["standard_gaussian", "fm3_gaussian", "flow_gaussian", "mix10_marginal", "vamp_gaussian"],
+    "more_priors": ["vamp_gaussian", "flow_gaussian", "mix10_flow"],
+    "gradient_routes": ["mix10_concrete", "mix10_straight_through", "mix10_score", "mix10_score_average",
+                        "mix10_score_neural", "mix10_enum"],
+    "route_study": [p.stem for p in sorted((ROOT / "pyro_mvae/conf/route").glob("*.yaml"))
+                    if p.stem not in ("mix10_gaussian", "mix10_flow", "mix10_concrete", "mix10_score",
+                                      "mix10_score_average", "mix10_score_neural", "vamp_gaussian", "flow_gaussian")],
+}
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_each_study_plans_its_routes_and_every_job_checks_out(study):
+    sweep = plan([f"experiment={study}", "data=digits"])
+    assert sorted(sweep.grid["route"].split(",")) == sorted(STUDIES[study])
+    assert sorted(job[0] for job in sweep.jobs) == sorted(f"route={r}" for r in STUDIES[study])
+    assert check_jobs(sweep) == []  # every route is a valid pairing: nothing refused or skipped
+    assert plan([f"experiment={study}", "data=digits"]).hydra["sweep"]["dir"] == f"multirun/{study}_${{data.name}}"
+
+
+def test_a_study_runs_on_a_users_array_file(tmp_path, capsys):
+    images = tmp_path / "images.npy"
+    np.save(images, (load_digits().images[:400] * 255 / 16).round().astype(np.uint8))  # (400, 8, 8)
+    sweep_dir = tmp_path / "routes"
+    assert main(["train", "-m", "experiment=route_study", "route=standard_gaussian,fm3_gaussian", "data=arrays",
+                 f"data.path={images}", "trainer.epochs=1", "trainer.eval_samples=10", "trainer.eval_limit=20",
+                 "trainer.figures=false", "net.hidden=[16]", "net.latent_dim=4", f"hydra.sweep.dir={sweep_dir}"]) == 0
+    assert {json.loads(p.read_text())["dataset"] for p in sweep_dir.glob("*/report.json")} == {"arrays"}
+    capsys.readouterr()
+    assert main(["compare", str(sweep_dir), "--baseline", "route=standard_gaussian"]) == 0
+    out = capsys.readouterr().out
+    assert "| route=fm3_gaussian | 0 |" in out and "Scored on arrays, the first 20 of 40 test images, K = 10" in out
+
+
+RUNNERS = {"subprocess", "concurrent.futures", "multiprocessing", "torch.multiprocessing"}
+"""Modules that start processes or thread pools."""
+ALLOWED = {"pyro_mvae/training/provenance.py": "git rev-parse for the run's provenance",
+           "pyro_mvae/training/distributed.py": "DDP's spawn, several processes for one model",
+           "experiments/bench_threads.py": "times processes side by side, the thing it measures",
+           "experiments/bench_sweep.py": "times the runs started by hand against Hydra's launcher",
+           "experiments/bench_iwae.py": "measures peak memory in a child process",
+           "experiments/bench_ais.py": "measures peak memory in a child process",
+           "experiments/bench_scaling.py": "times DistributedDataParallel on several processes"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+
+def test_nothing_of_our_own_schedules_trainings():
+    files = [*ROOT.glob("pyro_mvae/**/*.py"), *ROOT.glob("experiments/*.py")]
+    runners = {str(p.relative_to(ROOT)) for p in files if _imports(p) & RUNNERS}
+    assert runners <= set(ALLOWED), sorted(runners - set(ALLOWED))
+    assert not list(ROOT.glob("experiments/*.sh"))
