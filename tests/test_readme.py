@@ -70,6 +70,8 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     args = [str(run) if a in ("RUN_A", "RUN_B", "RUN_C") else a for a in args]
     if "device=cuda" in args and not torch.cuda.is_available():
         return None
+    if "-m" in args or any(a.startswith(("multirun/", "SWEEP_DIR")) for a in args):
+        return None  # sweeps: tests/sweeps runs these grids and plans every study's
     if args[0] == "evaluate":
         given = [a for a, b in zip(args, [None, *args]) if a not in EVALUATE and b not in EVALUATE]
         return given + [v for pair in EVALUATE.items() for v in pair] + ["--no-figures"]
@@ -112,5 +114,5 @@ def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch
         assert main(_tiny("pyro-mvae train", root, run) + [f"run_dir={run}"]) == 0
     args = _tiny(command, root, run)
     if args is None:
-        pytest.skip("needs a GPU, or a run the README's previous step left running")
+        pytest.skip("needs a GPU, a sweep (tests/sweeps), or a run the README's previous step left running")
     assert main(args) == 0, (args, capsys.readouterr().err)

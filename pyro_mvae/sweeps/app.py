@@ -50,8 +50,8 @@ def multirun(overrides: list[str]) -> dict:
               *_search_settings(sweep, overrides)]
     command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
     record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
-    print(f"sweep: {len(record['jobs']) or 'a search of'} jobs in {sweep_dir}"
-          + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
+    jobs = f"a search of {sweep.hydra['sweeper'].get('n_trials', '?')} trials" if sweep.search else f"{len(record['jobs'])} jobs"
+    print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
     hydra_code = _launch(launch)
     record = finish_record(sweep_dir, record, sweep.varying_keys())
     text, complete = summary(record)

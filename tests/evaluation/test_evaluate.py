@@ -83,7 +83,10 @@ def test_compare_gives_paired_differences(trained_runs, capsys):
     capsys.readouterr()
     assert main(["compare", str(trained_runs["mixture"]), str(trained_runs["factorized"])]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == 4 and "—" in table[2] and "±" in table[3].split("|")[7]
+    assert table[0] == "Scored on digits, all 297 test images, K = 50; paired Δ against prior=mixture."
+    base, other = table[4].split("|"), table[5].split("|")
+    assert len(table) == 6 and base[1].strip() == "prior=mixture" and other[1].strip() == "prior=factorized_mixture"
+    assert base[5].strip() == "—" and "±" in other[5]
 
 
 def test_missing_or_corrupted_checkpoints_are_refused(trained_runs, tmp_path, capsys):
@@ -122,10 +125,11 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
     """AIS and IWAE estimate the same log p(x) of the same images: their paired difference is
     small; BDMC's bounds close as T grows (the oracle tests are in tests/infer/test_ais.py)."""
     run = trained_runs["factorized"]
-    assert main(["evaluate", str(run), "-K", "500", "--limit", "30", "--estimator", "ais", "--ais-steps", "100",
-                 "--ais-chains", "4", "--bdmc", "10", "--bdmc-steps", "5,100", "--no-figures"]) == 0
-    out = capsys.readouterr().out
-    assert "AIS log p(x) (T=100, S=4, L=10)" in out and "BDMC on 10 simulated images" in out
+    scored = ["evaluate", str(run), "-K", "500", "--limit", "30", "--no-figures"]
+    assert main([*scored, "--estimator", "ais", "--ais-steps", "100", "--ais-chains", "4"]) == 0
+    assert "AIS log p(x) (T=100, S=4, L=10)" in capsys.readouterr().out
+    assert main([*scored, "--bdmc", "10", "--bdmc-steps", "5,100"]) == 0  # adds its section, keeps AIS's
+    assert "BDMC on 10 simulated images" in capsys.readouterr().out
     report = json.loads((run / "eval.json").read_text())
     ais = report["ais"]
     assert abs(ais["minus_iwae"]) < 4 * ais["minus_iwae_se"] + 0.3, ais
@@ -135,6 +139,10 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
     bdmc = report["bdmc"]["by_steps"]
     assert set(bdmc) == {"5", "100"} and bdmc["100"]["gap"] < bdmc["5"]["gap"]
     assert bdmc["100"]["lower"] <= bdmc["100"]["upper"] + 4 * bdmc["100"]["gap_se"]
+    assert main(["evaluate", str(run), "-K", "50", "--limit", "20", "--no-figures"]) == 0  # other images
+    report = json.loads((run / "eval.json").read_text())
+    assert "ais" not in report and report["bdmc"]["by_steps"] == bdmc  # AIS scored other images; BDMC stays
+    assert "ais" not in (run / "per_datapoint_test.csv").read_text().splitlines()[0]
 
 
 @pytest.mark.parametrize("args,needle", [(["--estimator", "ais", "--ais-chains", "0"], "ais.chains"),
