@@ -34,6 +34,15 @@ def test_each_study_plans_its_routes_and_every_job_checks_out(study):
     assert plan([f"experiment={study}", "data=digits"]).hydra["sweep"]["dir"] == f"multirun/{study}_${{data.name}}"
 
 
+def test_the_worked_search_plans_its_space_and_checks_out():
+    sweep = plan(["experiment=search_digits"])
+    assert sweep.search and sweep.hydra["sweeper"]["direction"] == "maximize"
+    assert set(sweep.grid) == {"trainer.lr", "trainer.warmup_epochs", "trainer.tau_end", "prior.components"}
+    corner = ["trainer.lr=0.0001", "trainer.warmup_epochs=0", "trainer.tau_end=0.1", "prior.components=3"]
+    assert corner + ["experiment=search_digits"] in sweep.jobs
+    assert len(sweep.jobs) == 1 + 1 + 3 + 1 + 2 and check_jobs(sweep) == []  # each end, each choice
+
+
 def test_a_study_runs_on_a_users_array_file(tmp_path, capsys):
     images = tmp_path / "images.npy"
     np.save(images, (load_digits().images[:400] * 255 / 16).round().astype(np.uint8))  # (400, 8, 8)
