@@ -78,8 +78,8 @@ def load_run(path: Path) -> EvaluatedRun:
     """
     eval_path = path / "eval.json"
     if not eval_path.is_file():
-        raise RunError(f"{path} has no eval.json (its training has not finished, or it predates 0.2.0): "
-                       f"run `pyro-mvae evaluate {path}` first")
+        raise RunError(f"{path} has no eval.json (its training has not finished, or a release that did not "
+                       f"write one trained it): run `pyro-mvae evaluate {path}` first")
     evaluation = json.loads(eval_path.read_text())
     report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
     with open(path / f"per_datapoint_{evaluation['split']}.csv") as f:
@@ -170,7 +170,8 @@ def rows(runs: list[EvaluatedRun], baseline: str | None = None) -> tuple[list[di
     for row in out:
         row["delta"] = None if row is base else paired_difference(row["per_image"], base["per_image"])
     data, split, n, n_split = runs[0].images
-    scope = f"all {n} {split} images" if n == n_split else f"the first {n}{f' of {n_split}' if n_split else ''} {split} images"
+    of = f" of {n_split}" if n_split else ""
+    scope = f"all {n} {split} images" if n == n_split else f"the first {n}{of} {split} images"
     return out, f"{data}, {scope}, K = {runs[0].evaluation['K']}; paired Δ against {base['label']}"
 
 
@@ -184,7 +185,8 @@ def _row(label: str, members: list[EvaluatedRun]) -> dict:
             "per_image": per_image,
             "iwae": float(per_image.mean()), "iwae_se_images": _mean_se(per_image)[1],
             "iwae_se_seeds": _mean_se([run.per_image.mean() for run in members])[1],
-            "elbo": mean("elbo"), "active_units": mean("active_units"), "latent_dim": members[0].evaluation["latent_dim"],
+            "elbo": mean("elbo"), "active_units": mean("active_units"),
+            "latent_dim": members[0].evaluation["latent_dim"],
             "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
             "best_epoch": None if mean("best_epoch", "report") is None else mean("best_epoch", "report") + 1,
             "epochs": mean("epochs_run", "report"),

@@ -50,7 +50,8 @@ def multirun(overrides: list[str]) -> dict:
               *_search_settings(sweep, overrides)]
     command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
     record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
-    jobs = f"a search of {sweep.hydra['sweeper'].get('n_trials', '?')} trials" if sweep.search else f"{len(record['jobs'])} jobs"
+    trials = sweep.hydra["sweeper"].get("n_trials", "?")
+    jobs = f"a search of {trials} trials" if sweep.search else f"{len(record['jobs'])} jobs"
     print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
     hydra_code = _launch(launch)
     record = finish_record(sweep_dir, record, sweep.varying_keys())
@@ -138,19 +139,16 @@ def run_job(config) -> float | None:
         return _finish(job_dir, overrides, config, json.loads((job_dir / "report.json").read_text()))
     write_job_state(job_dir, overrides, "running")
     try:
-        report = _train(config, job_dir)
-    except PairingError:
-        if not config["skip_invalid"] or holds_run(job_dir):
-            raise
-        shutil.rmtree(job_dir)
-        return None
-    except (Interrupted, KeyboardInterrupt) as stop:  # the sweep stops: Hydra's launchers go on past an Exception
+        return _finish(job_dir, overrides, config, _train(config, job_dir))
+    except (Interrupted, KeyboardInterrupt) as stop:  # stop the sweep: a launcher goes on past an Exception
         write_job_state(job_dir, overrides, "interrupted", reason=str(stop) or "stopped by SIGINT")
         raise SystemExit(128 + getattr(stop, "signum", signal.SIGINT)) from stop
     except BaseException as err:
+        if isinstance(err, PairingError) and config["skip_invalid"] and not holds_run(job_dir):
+            shutil.rmtree(job_dir)  # listed as skipped in the sweep's record
+            return None
         write_job_state(job_dir, overrides, "failed", reason=f"{type(err).__name__}: {err}")
         raise
-    return _finish(job_dir, overrides, config, report)
 
 
 def _train(config: dict, job_dir: Path) -> dict:

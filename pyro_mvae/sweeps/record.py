@@ -73,7 +73,8 @@ def summary(record: dict) -> tuple[str, bool]:
              + (f", {len(record['skipped'])} skipped" if record["skipped"] else "")]
     for job in record["jobs"]:
         if job["state"] != "done":
-            lines.append(f"  {job['state']}: {' '.join(job['overrides'])}" + (f": {job['reason']}" if "reason" in job else ""))
+            reason = f": {job['reason']}" if "reason" in job else ""
+            lines.append(f"  {job['state']}: {' '.join(job['overrides'])}{reason}")
     for job in record["skipped"]:
         lines.append(f"  skipped: {' '.join(job['overrides'])}: {job['reason']}")
     if "best" in record:
