@@ -72,6 +72,8 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
         return None
     if "-m" in args or any(a.startswith(("multirun/", "SWEEP_DIR")) for a in args):
         return None  # sweeps: tests/sweeps runs these grids and plans every study's
+    if args[0] == "compare":  # the runs of a results section: the step's own run stands in
+        args = [str(run) if a.startswith("runs/") else a for a in args]
     if args[0] == "evaluate":
         given = [a for a, b in zip(args, [None, *args]) if a not in EVALUATE and b not in EVALUATE]
         return given + [v for pair in EVALUATE.items() for v in pair] + ["--no-figures"]
