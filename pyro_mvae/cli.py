@@ -37,16 +37,19 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | -
 
   pyro-mvae train experiment=mnist_core data.root=PATH prior=mixture   the README's MNIST protocol
   pyro-mvae train -m prior=standard,mixture guide=gaussian,marginal_mixture seed=0,1 skip_invalid=true
-  pyro-mvae train -m experiment=search_digits hydra/sweeper=optuna      a search (pip install "pyro_mvae[sweeps]")
+  pyro-mvae train -m experiment=search_digits       an Optuna search (pip install "pyro_mvae[sweeps]")
 """
 
 
 
 def usage() -> str:
-    """The usage text, with the config groups and their options read from the registries."""
+    """The usage text, with the config groups and their options read from the registries, and
+    the packaged routes and experiments."""
     options = "; ".join(f"{group} ({', '.join(names)})" for group, names in groups().items())
-    experiments = ", ".join(sorted(f.stem for f in (Path(__file__).parent / "conf" / "experiment").glob("*.yaml")))
-    return (f"{USAGE}\nconfig groups: {options}; experiment ({experiments}).\n"
+    conf = Path(__file__).parent / "conf"
+    routes, experiments = (", ".join(sorted(f.stem for f in (conf / folder).glob("*.yaml")))
+                           for folder in ("route", "experiment"))
+    return (f"{USAGE}\nconfig groups: {options}; route ({routes}); experiment ({experiments}).\n"
             "A key the chosen component lacks is refused with the component's keys.")
 
 

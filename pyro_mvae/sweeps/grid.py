@@ -57,9 +57,9 @@ def plan(overrides: list[str]) -> Sweep:
     """Read a ``pyro-mvae train -m`` command's overrides into a :class:`Sweep`.
 
     Raises:
-        ConfigError: a launcher or sweeper plugin that is not installed (naming the extra), or a
-            sweep syntax the sweeper does not take.
-        hydra.errors.HydraException: overrides Hydra cannot parse.
+        ConfigError: a launcher or sweeper plugin that is not installed (naming the extra).
+        hydra.errors.HydraException: overrides Hydra cannot parse, or a sweep the basic sweeper
+            does not take (``interval(...)`` in a grid).
     """
     hydra_overrides = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
     _check_plugins(hydra_overrides)
