@@ -145,7 +145,7 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path, capsys):
 
 def test_a_stopped_sweep_resumes_when_run_again(tmp_path, capsys):
     sweep_dir = tmp_path / "grid"
-    command = ["train", "-m", "seed=0,1", "trainer.epochs=40", *TINY[1:], f"hydra.sweep.dir={sweep_dir}"]
+    command = ["train", "-m", "seed=0,1", "trainer.epochs=15", *TINY[1:], f"hydra.sweep.dir={sweep_dir}"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(["pyro-mvae", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = sweep_dir / "seed=0"
