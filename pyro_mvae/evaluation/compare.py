@@ -54,20 +54,27 @@ class EvaluatedRun:
         return ev["data"], ev["split"], ev["n"], ev.get("n_split")
 
 
-def run_dirs(paths) -> list[Path]:
-    """The run directories of ``paths``: each one that holds a run, and every run under a sweep
-    directory (one level down, sorted by name).
+def run_dirs(paths) -> tuple[list[Path], list[Path]]:
+    """The run directories of ``paths`` to compare: each one that holds a run, and every
+    evaluated run under a sweep directory (one level down, sorted by name); and the runs of the
+    sweeps that have no ``eval.json`` yet (still training, or failed), left out.
 
     Raises:
         RunError: a path that is neither.
     """
-    found = []
+    found, pending = [], []
     for path in map(Path, paths):
-        runs = [path] if holds_run(path) else sorted(p for p in path.glob("*") if p.is_dir() and holds_run(p))
+        if holds_run(path):
+            found.append(path)
+            continue
+        runs = sorted(p for p in path.glob("*") if p.is_dir() and holds_run(p))
         if not runs:
             raise RunError(f"{path} is neither a run directory nor a sweep directory holding runs")
-        found += runs
-    return found
+        found += [run for run in runs if (run / "eval.json").is_file()]
+        pending += [run for run in runs if not (run / "eval.json").is_file()]
+    if not found:
+        raise RunError(f"no run of {', '.join(map(str, paths))} has been evaluated yet")
+    return found, pending
 
 
 def load_run(path: Path) -> EvaluatedRun:
@@ -227,12 +234,17 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown") -> 
     Raises:
         RunError: see :func:`run_dirs`, :func:`load_run` and :func:`rows`.
         ValueError: an unknown format.
+
+    The runs of a sweep without ``eval.json`` yet are left out, and the table says which.
     """
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    table, scope = rows([load_run(path) for path in run_dirs(paths)], baseline)
+    found, pending = run_dirs(paths)
+    table, scope = rows([load_run(path) for path in found], baseline)
     if fmt == "csv":
         return _csv(table)
+    if pending:
+        scope += f" (not evaluated yet, left out: {', '.join(p.name for p in pending)})"
     cells = [_cells(row) for row in table]
     if fmt == "latex":
         body = "\n".join(" & ".join(_latex(c) for c in line) + r" \\" for line in cells)

@@ -141,6 +141,10 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path, capsys):
     assert done["state"] == "done" and done["dir"] == "trainer.lr=0.001"
     assert failed["state"] == "failed" and "Diverged" in failed["reason"] and "lr=1e" in failed["dir"]
     assert f"failed: {' '.join(failed['overrides'])}" in capsys.readouterr().out
+    assert main(["compare", str(sweep_dir)]) == 0  # the evaluated job; the failed one is named
+    out = capsys.readouterr().out
+    assert f"(not evaluated yet, left out: {failed['dir']})" in out
+    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 2  # the header and one row
 
 
 def test_a_stopped_sweep_resumes_when_run_again(tmp_path, capsys):
