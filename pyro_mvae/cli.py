@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
-from pyro_mvae.errors import Diverged, Interrupted, JobsFailed
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.session import train_config
 from pyro_mvae.training.config import check_config, compose_config, describe_config, groups, resolve_objective
@@ -69,6 +69,8 @@ def train(overrides: list[str]) -> dict:
     if {"-m", "--multirun"} & set(overrides):
         from pyro_mvae.sweeps.app import multirun
 
+        if set(HELP_FLAGS) & set(overrides):
+            raise ConfigError("--help and --cfg describe one job: give one job's overrides without -m")
         return multirun([o for o in overrides if o not in ("-m", "--multirun")])
     config = compose_config([o for o in overrides if o not in HELP_FLAGS])
     check_config(config)
