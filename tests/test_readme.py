@@ -42,6 +42,7 @@ def test_the_config_snippet_trains_and_loads_back(tmp_path, monkeypatch):
     exec(compile(_python_block("`compose_config` gives the command line's"), "README", "exec"), namespace)
     assert namespace["checkpoint"]["config"]["prior"]["name"] == "mixture"
     assert namespace["vae"].beta == 1.0 and (tmp_path / "runs" / "example2" / "report.json").exists()
+    assert (tmp_path / "runs" / "example2" / "eval.json").exists()  # evaluate=evaluate_final
 
 
 def _commands() -> list[str]:

@@ -150,12 +150,13 @@ class Run:
     ``objective``: ``{"name": <objective name>, "num_particles": int}`` (see
     :mod:`pyro_mvae.infer.objectives`). ``config``, completed by :func:`complete_config`, is
     written to ``config.yaml`` and stored in every checkpoint. A new run's ``run_dir`` must not hold
-    a run yet (:func:`~pyro_mvae.training.runs.holds_run`); it is created only after the
+    a run yet (:func:`~pyro_mvae.training.checkpoints.holds_run`); it is created only after the
     data, the pairing and the settings are checked. ``resume``: the ``last.pt`` checkpoint of
     ``run_dir`` (:func:`pyro_mvae.training.checkpoints.load`) to continue from,
     bit-identically on CPU. ``evaluate``: the final evaluation on one process (see
     :func:`~pyro_mvae.training.report.final_report`), e.g.
-    :func:`pyro_mvae.evaluation.evaluate.evaluate_final`, which also writes ``eval.json``. ``group``: this process's rank among several training one model
+    :func:`pyro_mvae.evaluation.evaluate.evaluate_final`, which also writes ``eval.json``.
+    ``group``: this process's rank among several training one model
     (:mod:`pyro_mvae.training.distributed`); only rank 0 writes files.
 
     Raises:
