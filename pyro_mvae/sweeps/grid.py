@@ -65,7 +65,8 @@ def plan(overrides: list[str]) -> Sweep:
     _check_plugins(hydra_overrides)
     parsed = OverridesParser.create().parse_overrides([o for o in overrides if o not in hydra_overrides])
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    hydra = _hydra_node([o for o in fixed if o.split("=", 1)[0].lstrip("+~") in SELECTIONS] + hydra_overrides)
+    hydra, skip_invalid = _hydra_node([o for o in fixed if o.split("=", 1)[0].lstrip("+~") in SELECTIONS]
+                                      + hydra_overrides)
     sweeper = hydra["sweeper"]
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     swept = OverridesParser.create().parse_overrides(params) + [o for o in parsed if o.is_sweep_override()]
@@ -73,8 +74,8 @@ def plan(overrides: list[str]) -> Sweep:
     search = sweeper["_target_"] != BASIC_SWEEPER
     everything = OverridesParser.create().parse_overrides(params + [o.input_line for o in parsed])
     jobs = _corners(everything) if search else BasicSweeper.split_arguments(everything, None)[0]
-    skip = [o.split("=", 1)[1].lower() == "true" for o in fixed if o.startswith("skip_invalid=")]
-    return Sweep(hydra_overrides, fixed, grid, jobs, search, bool(skip and skip[-1]), hydra)
+    given = [o.split("=", 1)[1].lower() == "true" for o in fixed if o.startswith("skip_invalid=")]
+    return Sweep(hydra_overrides, fixed, grid, jobs, search, given[-1] if given else skip_invalid, hydra)
 
 
 def _check_plugins(hydra_overrides: list[str]) -> None:
@@ -86,9 +87,10 @@ def _check_plugins(hydra_overrides: list[str]) -> None:
                               "not installed: pip install 'pyro_mvae[sweeps]'")
 
 
-def _hydra_node(overrides: list[str]) -> dict:
+def _hydra_node(overrides: list[str]) -> tuple[dict, bool]:
     """The ``hydra`` node composed with these overrides (the selections among the fixed ones, and
-    Hydra's own: a value override may fit only the swept selections)."""
+    Hydra's own: a value override may fit only the swept selections), and ``skip_invalid`` as an
+    experiment sets it."""
     register_configs()
     try:
         with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
@@ -98,7 +100,7 @@ def _hydra_node(overrides: list[str]) -> dict:
             raise ConfigError(f"{err}: Hydra's launcher and sweeper plugins come with "
                               "pip install 'pyro_mvae[sweeps]'") from err
         raise
-    return OmegaConf.to_container(config.hydra, resolve=False)
+    return OmegaConf.to_container(config.hydra, resolve=False), bool(config.skip_invalid)
 
 
 def _corners(overrides: list[Override]) -> list[list[str]]:
