@@ -6,8 +6,9 @@ parameter store), so two models in one process never share parameters and a plai
 
 Layers, each importing only the ones above it in this list: :mod:`pyro_mvae.errors` and
 :mod:`pyro_mvae.config`; :mod:`pyro_mvae.distributions`; :mod:`pyro_mvae.models`;
-:mod:`pyro_mvae.infer`; :mod:`pyro_mvae.training`; :mod:`pyro_mvae.evaluation`; the command
-line (:mod:`pyro_mvae.cli`). The names below are the public API.
+:mod:`pyro_mvae.infer`; :mod:`pyro_mvae.training`; :mod:`pyro_mvae.evaluation`;
+:mod:`pyro_mvae.session` (one training run from a configuration); :mod:`pyro_mvae.sweeps` (many,
+on Hydra's multirun); the command line (:mod:`pyro_mvae.cli`). The names below are the public API.
 """
 
 __version__ = "0.1.0"
