@@ -4,6 +4,7 @@ and nothing of our own schedules trainings."""
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,16 @@ def test_the_worked_search_plans_its_space_and_checks_out():
     corner = ["trainer.lr=0.0001", "trainer.warmup_epochs=0", "trainer.tau_end=0.1", "prior.components=3"]
     assert corner + ["experiment=search_digits"] in sweep.jobs
     assert len(sweep.jobs) == 1 + 1 + 3 + 1 + 2 and check_jobs(sweep) == []  # each end, each choice
+
+
+def test_the_readme_slurm_example_composes_with_hydras_submitit_plugin():
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```text\n(.*?)```", readme, re.S) if "submitit_slurm" in b)
+    args = block.replace("\\\n", " ").split()[3:]  # after `pyro-mvae train -m`
+    sweep = plan(args)
+    launcher = sweep.hydra["launcher"]
+    assert launcher["_target_"].endswith("SlurmLauncher") and len(sweep.jobs) == len(STUDIES["route_study"])
+    assert (launcher["partition"], launcher["gpus_per_node"], launcher["timeout_min"]) == ("gpu", 1, 240)
 
 
 def test_a_study_runs_on_a_users_array_file(tmp_path, capsys):
