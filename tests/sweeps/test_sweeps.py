@@ -173,10 +173,11 @@ def test_a_stopped_sweep_resumes_when_run_again(tmp_path, capsys):
     assert {p: p.read_bytes() for p in sweep_dir.glob("*/report.json")} == reports
 
 
-def test_an_optuna_search_maximises_the_metric_the_jobs_report(tmp_path):
+def test_an_optuna_search_maximises_the_metric_the_jobs_report(tmp_path, capsys):
     sweep_dir = tmp_path / "search"
-    assert _sweep(sweep_dir, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
-                  "trainer.lr=tag(log,interval(1e-4,1e-2))", "prior.components=choice(2,3)") == 0
+    search = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
+              "trainer.lr=tag(log,interval(1e-4,1e-2))", "prior.components=choice(2,3)"]
+    assert _sweep(sweep_dir, *search) == 0
     record = _record(sweep_dir)
     assert record["kind"] == "search" and len(record["jobs"]) == 3
     values = {}
@@ -187,6 +188,9 @@ def test_an_optuna_search_maximises_the_metric_the_jobs_report(tmp_path):
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert best["best_value"] == max(values.values()) == record["best"]["metric"]["value"]
     assert record["best"]["dir"] == max(values, key=values.get)
+    capsys.readouterr()
+    assert _sweep(sweep_dir, *search) == 0  # the same seed draws the same trials: nothing trains again
+    assert capsys.readouterr().out.count("finished in an earlier launch") == 3
 
 
 def test_a_search_refuses_to_minimise_and_checks_its_range(tmp_path, capsys):
