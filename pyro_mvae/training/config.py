@@ -18,6 +18,7 @@ from pyro_mvae.infer.objectives import OBJECTIVES, resolve_name
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae
 from pyro_mvae.training.datasets import DATASETS, build_dataset
+from pyro_mvae.training.plugins import load_installed
 from pyro_mvae.training.train import TrainerConfig
 
 
@@ -43,8 +44,10 @@ class RunSettings(Settings):
 
 def groups() -> dict:
     """Config group -> option -> its typed config, read from the registries at each call (so a
-    component registered at run time is a group option at once). The trainer group's node has
-    no ``name``."""
+    component registered at run time is a group option at once; installed packages' entry
+    points are loaded first, :func:`~pyro_mvae.training.plugins.load_installed`). The trainer
+    group's node has no ``name``."""
+    load_installed()
     return {
         "data": {name: source.Config for name, source in DATASETS.items()},
         "prior": {name: cls.Config for name, cls in PRIORS.items()},
@@ -178,6 +181,7 @@ def build_from_config(config: dict, device) -> tuple:
         ConfigError, PairingError, DataError: see :func:`~pyro_mvae.models.registry.build_vae`
             and :func:`~pyro_mvae.training.datasets.build_dataset`.
     """
+    load_installed()
     data = build_dataset(config["data"], device)
     vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
     return data, vae.to(device)

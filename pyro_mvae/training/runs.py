@@ -1,10 +1,11 @@
 """Rebuild a trained model from its run directory: saved config plus best checkpoint, nothing else."""
 
+import json
 from pathlib import Path
 
 import torch
 
-from pyro_mvae.errors import RunError
+from pyro_mvae.errors import RunError, UnknownNameError
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import build_from_config
@@ -36,6 +37,19 @@ def check_run_dir(run_dir: Path) -> None:
                        "last.pt): give the directory that pyro-mvae train wrote")
 
 
+def _missing_plugin(run_dir: Path, err: UnknownNameError) -> Exception:
+    """The error for a run whose component is not registered here: with the package that
+    provided it, when the run's ``environment.json`` recorded one."""
+    record = run_dir / "environment.json"
+    plugins = json.loads(record.read_text()).get("plugins", {}) if record.is_file() else {}
+    for key, package in plugins.items():
+        kind, name = key.split(":", 1)
+        if f"{kind} '{name}'" in str(err):
+            return RunError(f"{run_dir} was trained with {kind} '{name}' from the package {package}, which is "
+                            f"not installed here: pip install {package.split()[0]}")
+    return err
+
+
 def load_run(run_dir: Path, device="cpu"):
     """The model of a run at its best checkpoint, with its config, checkpoint and dataset.
 
@@ -46,10 +60,15 @@ def load_run(run_dir: Path, device="cpu"):
         pyro_mvae.errors.RunError: for a directory that is not a run, and see
             :func:`pyro_mvae.training.checkpoints.load`.
         pyro_mvae.errors.DataError: when the run's dataset cannot be loaded.
+        pyro_mvae.errors.RunError: a component that is not registered here, naming the package
+            that provided it when the run recorded one (else ``UnknownNameError``).
     """
     check_run_dir(Path(run_dir))
     path = Path(run_dir) / "best.pt"
     config = checkpoints.load(path, device)["config"]
-    data, vae = build_from_config(config, device)
+    try:
+        data, vae = build_from_config(config, device)
+    except UnknownNameError as err:
+        raise _missing_plugin(Path(run_dir), err) from err
     ckpt = checkpoints.load(path, device, into=vae)
     return vae, config, ckpt, data

@@ -31,6 +31,7 @@ from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
 from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
+from pyro_mvae.training.plugins import providers
 from pyro_mvae.training.provenance import environment
 from pyro_mvae.training.report import evaluate_elbo, final_report
 from pyro_mvae.training.signals import catch_stop_signals, interrupt_on_stop_signals
@@ -231,7 +232,8 @@ class Run:
                     raise FileExistsError(f"{self.run_dir} already holds a run: give a new run_dir")
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 self._write_config()
-                write_json_atomic(self.run_dir / "environment.json", environment(self.device, self.group.world))
+                record = environment(self.device, self.group.world) | {"plugins": providers(self.config)}
+                write_json_atomic(self.run_dir / "environment.json", record)
             return Progress()
         self.vae.load_state_dict(resume["model"])
         self.step.optimizer.load_state_dict(resume["optimizer"])

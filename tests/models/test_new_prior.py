@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
+from pyro_mvae import register
 from pyro_mvae.cli import main
 from pyro_mvae.models import registry
 
@@ -17,13 +18,14 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
-def student_t(monkeypatch):
+def student_t():
     """The README's module, executed, and its prior registered (for this test only)."""
     block = re.search(r"<!-- new-prior-example -->\n```python\n(.*?)```", README.read_text(), re.S).group(1)
     module = types.ModuleType("student_t")
     exec(compile(block, "README:student_t", "exec"), module.__dict__)
-    monkeypatch.setitem(registry.PRIORS, "student_t", module.StudentTPrior)
-    return module.StudentTPrior
+    register("prior", "student_t", module.StudentTPrior)  # the README's one line
+    yield module.StudentTPrior
+    registry.PRIORS.pop("student_t")
 
 
 def test_its_density_is_scipys(student_t):
