@@ -151,11 +151,17 @@ def run_job(config) -> float | None:
         raise
 
 
+STARTED = ("config.yaml", "environment.json", "metrics.jsonl", "timings.jsonl")
+"""What a run writes before its first checkpoint (``last.pt``, written at the end of each epoch)."""
+
+
 def _train(config: dict, job_dir: Path) -> dict:
     resume = None
     if (job_dir / "last.pt").exists():
         config, resume = resumed_config(config | {"resume": str(job_dir)}, [])
-    else:
+    else:  # a new job, or one that failed before its first checkpoint: start it afresh
+        for name in STARTED:
+            (job_dir / name).unlink(missing_ok=True)
         resolve_objective(config)
         config["run_dir"] = str(job_dir)
     check_config(config)

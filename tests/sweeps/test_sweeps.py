@@ -144,6 +144,9 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path, capsys):
     assert main(["compare", str(sweep_dir)]) == 0  # the evaluated job; the failed one is named
     out = capsys.readouterr().out
     assert f"(not evaluated yet, left out: {failed['dir']})" in out
+    assert _sweep(sweep_dir, "trainer.lr=0.001,1e30", "trainer.on_nonfinite=stop") == 1  # retried, fails alike
+    retried = _record(sweep_dir)["jobs"][1]
+    assert retried["state"] == "failed" and "Diverged" in retried["reason"] and retried["time"] >= failed["time"]
     assert len([line for line in out.splitlines() if line.startswith("| ")]) == 2  # the header and one row
 
 
