@@ -1,6 +1,6 @@
 """The VampPrior: a mixture of the guide's own posteriors at learned pseudo-inputs.
 
-    p(z) = (1/C) Σ_c q_φ(z | u_c),    u_c = sigmoid(w_c) ∈ (0, 1)^D
+    p(z) = (1/C) Σ_c q_φ(z | u_c),    u_c = sigmoid(w_c) ∈ (0, 1)^(C×H×W), the data's shape
 
 (Tomczak & Welling 2018, eq. 9). The encoder is shared with the guide, so the prior changes
 whenever the encoder does; the pseudo-inputs are trained with everything else and stay in the
@@ -34,8 +34,8 @@ class VampPrior(Prior):
     uniform mixture of the encoder's Gaussians ``base_posterior(u_c)`` (batch ``(C,)``, event
     ``(d,)``).
 
-    The pseudo-inputs exist once :meth:`attach` has given the prior its encoder and D
-    (:func:`pyro_mvae.models.registry.build_vae` does this).
+    The pseudo-inputs exist once :meth:`attach` has given the prior its encoder and the data's
+    event shape (:func:`pyro_mvae.models.registry.build_vae` does this).
 
     It needs a guide that ``has_base_posterior`` (gaussian, flow).
 
@@ -52,16 +52,16 @@ class VampPrior(Prior):
         self.latent_dim, self.components = latent_dim, self.configure(options).components
         self.__dict__["_encoder"] = None  # shared with the VAE, not a submodule of the prior
 
-    def attach(self, guide, data_dim: int) -> None:
-        """Share ``guide``'s encoder and create the C pseudo-inputs ``(C, D)``, initialised as
-        sigmoid(N(0, 1)) (spread over (0.27, 0.73) at ±1σ).
+    def attach(self, guide, event_shape: tuple[int, ...]) -> None:
+        """Share ``guide``'s encoder and create the C pseudo-inputs ``(C, *event)`` (images
+        ``(C, channels, H, W)``), initialised as sigmoid(N(0, 1)) (spread over (0.27, 0.73) at ±1σ).
         """
         self.__dict__["_encoder"] = guide
-        self.pseudo_logits = nn.Parameter(torch.randn(self.components, data_dim))  # device: moved with the VAE
+        self.pseudo_logits = nn.Parameter(torch.randn(self.components, *event_shape))  # device: moved with the VAE
 
     @property
     def pseudo_inputs(self) -> torch.Tensor:
-        """u ``(C, D)``, each value in (0, 1)."""
+        """u ``(C, *event)``, each value in (0, 1)."""
         return torch.sigmoid(self.pseudo_logits)
 
     def _components(self):
