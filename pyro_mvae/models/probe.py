@@ -25,7 +25,9 @@ def _evaluating(module: nn.Module):
 
 
 def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters(), torch.empty(0)).device
+    """The device of ``module``'s first parameter (the CPU for a module without any)."""
+    first = next(module.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def _shape(shape) -> str:

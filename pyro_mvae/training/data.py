@@ -138,8 +138,9 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
                  device, dequantize_levels: int | None = None) -> Dataset:
     """Split ``train_pool = (x, y)`` into train and its last ``val_size`` images as validation.
 
-    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1], ``image_shape`` ``(H, W)`` (grey)
-    or ``(C, H, W)``; the splits hold them as ``(N, C, H, W)`` (:func:`event_shape_of`). With ``binarize`` the training
+    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1], ``image_shape`` ``(H, W)`` (grey),
+    ``(C, H, W)`` or ``(D,)`` (vectors); the splits hold them as ``(N, *event)``, ``(N, C, H, W)``
+    for images (:func:`event_shape_of`). With ``binarize`` the training
     split is dynamic and validation/test are binarised once; with ``dequantize_levels`` = L the
     training split is dequantised afresh every batch and validation/test once (fixed seed);
     with neither all keep their grey levels.
@@ -164,7 +165,7 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
     event_shape = event_shape_of(image_shape)
 
     def flat(a):
-        x = tensor(a).reshape(len(a), *event_shape)  # (N, C, H, W)
+        x = tensor(a).reshape(len(a), *event_shape)  # (N, *event)
         check_intensities(x, name)
         return x
 
@@ -194,13 +195,16 @@ def take_first(pair, limit):
     return pair if limit is None else (pair[0][:limit], pair[1][:limit])
 
 
-def event_shape_of(image_shape) -> tuple[int, int, int]:
-    """``(C, H, W)`` of images of shape ``(H, W)`` (C = 1), ``(C, H, W)``, or flat ``(D,)`` (a 1 × D strip)."""
+def event_shape_of(image_shape) -> tuple[int, ...]:
+    """The event shape of data of shape ``image_shape``: ``(C, H, W)`` for images ``(H, W)``
+    (C = 1) or ``(C, H, W)``; ``(D,)`` for vectors ``(D,)``."""
     shape = tuple(int(n) for n in image_shape)
-    return shape if len(shape) == 3 else (1, *shape) if len(shape) == 2 else (1, 1, *shape)
+    return (1, *shape) if len(shape) == 2 else shape
 
 
 def as_image_batch(images: torch.Tensor, event_shape) -> torch.Tensor:
-    """Images ``(N, *event)`` (or flattened ``(N, D)``) -> ``(N, C, H, W)`` on the CPU, clamped to
-    [0, 1], for drawing; ``event_shape`` as :func:`event_shape_of` takes it."""
-    return images.detach().float().cpu().clamp(0, 1).reshape(-1, *event_shape_of(event_shape))
+    """Data ``(N, *event)`` (or flattened ``(N, D)``) -> images ``(N, C, H, W)`` on the CPU, clamped
+    to [0, 1], for drawing; vectors ``(D,)`` are drawn as 1 × D strips."""
+    shape = event_shape_of(event_shape)
+    image = shape if len(shape) == 3 else (1, 1, *shape)  # a vector (D,) as a 1 × D strip
+    return images.detach().float().cpu().clamp(0, 1).reshape(-1, *image)

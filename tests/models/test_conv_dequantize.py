@@ -13,7 +13,6 @@ from pyro_mvae.cli import main
 from pyro_mvae.errors import DataError
 from pyro_mvae.training.data import dequantized_bits_per_dim
 from pyro_mvae.training.datasets import load_digits
-from pyro_mvae.models.registry import build_vae
 
 
 def test_conv_vae_trains_on_mnist_images(tmp_path):
