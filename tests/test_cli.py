@@ -118,6 +118,7 @@ def test_version_help_and_cfg_job(tmp_path, capsys):
     assert main(["train", "prior=mixture", "prior.components=4", "--help", f"run_dir={tmp_path / 'r'}"]) == 0
     out = capsys.readouterr().out
     assert "components: 4" in out and "the number of components" in out and "guide:" in out
+    assert "  hidden: [300, 300]" in out  # a list on its key's line, with its documentation
     assert main(["train", "guide=relaxed_mixture", "--cfg", "job"]) == 0
     expected = compose_config(["guide=relaxed_mixture"])
     expected["objective"]["name"] = "trace"  # objective=auto, named

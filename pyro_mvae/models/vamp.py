@@ -8,6 +8,7 @@ data range by construction. With C = 500 the mixture's log-density is computed b
 products, not broadcasting (DESIGN.md §2; :mod:`pyro_mvae.distributions.mixtures`).
 """
 
+import math
 from dataclasses import dataclass
 
 import pyro.distributions as dist
@@ -53,16 +54,17 @@ class VampPrior(Prior):
         self.__dict__["_encoder"] = None  # shared with the VAE, not a submodule of the prior
 
     def attach(self, guide, event_shape: tuple[int, ...]) -> None:
-        """Share ``guide``'s encoder and create the C pseudo-inputs ``(C, *event)`` (images
-        ``(C, channels, H, W)``), initialised as sigmoid(N(0, 1)) (spread over (0.27, 0.73) at ±1σ).
-        """
+        """Share ``guide``'s encoder and create the C pseudo-inputs, initialised as sigmoid(N(0, 1))
+        (spread over (0.27, 0.73) at ±1σ). Their logits are stored flat, ``(C, D)``, as 0.1.0
+        saved them, so its checkpoints and optimiser states still load."""
         self.__dict__["_encoder"] = guide
-        self.pseudo_logits = nn.Parameter(torch.randn(self.components, *event_shape))  # device: moved with the VAE
+        self.event_shape = tuple(event_shape)
+        self.pseudo_logits = nn.Parameter(torch.randn(self.components, math.prod(event_shape)))  # device: moved with the VAE
 
     @property
     def pseudo_inputs(self) -> torch.Tensor:
-        """u ``(C, *event)``, each value in (0, 1)."""
-        return torch.sigmoid(self.pseudo_logits)
+        """u ``(C, *event)`` (images ``(C, channels, H, W)``), each value in (0, 1)."""
+        return torch.sigmoid(self.pseudo_logits).unflatten(-1, self.event_shape)  # (C, D) -> (C, *event)
 
     def _components(self):
         return self._encoder.base_posterior(self.pseudo_inputs)  # batch (C,), event (d,)

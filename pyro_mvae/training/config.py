@@ -157,7 +157,8 @@ def resolve_objective(config: dict) -> None:
 def describe_config(config: dict) -> str:
     """The composed ``config`` as YAML, every key with its documentation as a comment."""
     def line(indent: str, key: str, value, doc: str) -> str:
-        text = OmegaConf.to_yaml({key: value}).strip()
+        text = f"{key}: [{', '.join(map(str, value))}]" if isinstance(value, list) \
+            else OmegaConf.to_yaml({key: value}).strip()  # a list on its key's line: hidden: [300, 300]
         return f"{indent}{text:<40} # {doc}" if doc else f"{indent}{text}"
 
     lines = [line("", key, config[key], doc) for key, doc in _docs(RunSettings).items()]

@@ -169,7 +169,7 @@ def test_own_networks_are_scored_by_iwae():
     x = rgb_patches(4, 8)
     vae = build_vae((3, 8, 8), {"name": "vamp", "components": 4}, {"name": "gaussian"}, BERNOULLI,
                     {"latent_dim": LATENT}, encoder=SmallCNN(3, 8), decoder=own_decoder((3, 8, 8)))
-    assert vae.prior.pseudo_logits.shape == (4, 3, 8, 8)
+    assert vae.prior.pseudo_inputs.shape == (4, 3, 8, 8)
     ll = iwae_log_likelihood(vae, x, num_samples=20)
     assert ll.shape == (4,) and torch.isfinite(ll).all() and (ll < 0).all()
 

@@ -1,5 +1,5 @@
 """A run on the user's own encoder body and decoder (issue 23, item 3): `fit` writes it, the
-config names no code, `load_run`, `evaluate_run` and a resume take the same modules again."""
+config names no code, `load_run`, `evaluate_run` (IWAE, AIS, BDMC, figures) and a resume take the same modules again."""
 
 import json
 
@@ -12,6 +12,7 @@ from torch import nn
 from pyro_mvae import TrainerConfig, build_from_config, build_vae, evaluate_run, fit, load_run
 from pyro_mvae.cli import main
 from pyro_mvae.errors import ConfigError
+from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.config import trainer_settings
 from pyro_mvae.training.datasets import load_arrays
@@ -49,8 +50,10 @@ def test_an_own_network_run_loads_evaluates_and_resumes(rgb_file, tmp_path, caps
     loaded, _, _, _ = load_run(run, **modules())  # fresh modules take the checkpoint's weights
     x = data.test.x[:5]
     torch.testing.assert_close(loaded.encoder.encode(x), vae.encoder.encode(x))
-    result = evaluate_run(run, num_samples=20, progress=False, make_figures=True, **modules())
+    result = evaluate_run(run, num_samples=20, progress=False, make_figures=True, bdmc=2,
+                          bdmc_steps=(2,), ais=AISSettings(steps=5, chains=2, leapfrog=2), **modules())
     assert np.isfinite(result["iwae_ll"]) and (run / "figures" / "samples.png").stat().st_size > 0
+    assert np.isfinite(result["ais"]["ll"]) and result["bdmc"]
     assert result["iwae_ll"] == pytest.approx(report["test_iwae_ll"], abs=5 * result["iwae_ll_se"] + 1)
 
     with pytest.raises(ConfigError, match="pass the same modules again"):
