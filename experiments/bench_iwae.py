@@ -36,9 +36,9 @@ LOG_2PI = math.log(2 * math.pi)
 @torch.no_grad()
 def handwritten_iwae(vae, x: torch.Tensor, K: int, chunk: int, batch: int = 100) -> torch.Tensor:
     """Plain-PyTorch IWAE for N(0, I) prior, diagonal Gaussian guide, Bernoulli likelihood: ``(N,)``."""
-    encoder, decoder = vae.encoder.net, vae.decoder
+    encoder, decoder = vae.encoder.encode, vae.decode
     out = []
-    for xb in x.split(batch):  # (B, D)
+    for xb in x.split(batch):  # (B, *event)
         loc, raw = encoder(xb).chunk(2, dim=-1)  # (B, d) each
         scale = F.softplus(raw) + 1e-3
         total = torch.full((xb.shape[0],), -math.inf, device=x.device)
@@ -46,8 +46,9 @@ def handwritten_iwae(vae, x: torch.Tensor, K: int, chunk: int, batch: int = 100)
             k = min(chunk, K - start)
             eps = torch.randn(k, *loc.shape, device=x.device)  # (k, B, d)
             z = loc + scale * eps
-            logits = decoder(z)  # (k, B, D)
-            log_px = -F.binary_cross_entropy_with_logits(logits, xb.expand_as(logits), reduction="none").sum(-1)
+            logits = decoder(z).flatten(2)  # (k, B, D)
+            target = xb.flatten(1).expand_as(logits)  # (k, B, D)
+            log_px = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
             log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(-1)
             log_qz = -0.5 * (eps ** 2 + LOG_2PI).sum(-1) - scale.log().sum(-1)
             total = torch.logaddexp(total, torch.logsumexp(log_px + log_pz - log_qz, 0))

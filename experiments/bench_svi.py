@@ -1,9 +1,10 @@
 """Training-step speed: the package's SVI step against a hand-written plain-PyTorch ELBO step.
 
     python experiments/bench_svi.py [--data-root ../shared/data] [--batch-sizes 100 1000]
-                                    [--steps 20] [--rounds 5] [--levers]
+                                    [--steps 20] [--rounds 5] [--levers] [--net mlp|conv]
 
-Same networks (784-300-300-40 MLPs, copied weights), same prior, same binarised MNIST batches,
+Same networks (``--net mlp``: 784-300-300-40 MLPs; ``--net conv``: the convolutional nets of
+``net=conv`` at their defaults; copied weights), same prior, same binarised MNIST batches,
 one process, after a warm-up; the variants run in turn, ``--steps`` steps each, for ``--rounds``
 rounds, and the steps per second of each variant over all rounds are printed with the ratio
 package / plain PyTorch (time per step; 1.00 = as fast as hand-written, above 1 = slower).
@@ -62,23 +63,28 @@ def exp_concrete_log_prob(s, logits, tau):
     return score + math.lgamma(n) + (n - 1) * math.log(tau)
 
 
+def bernoulli_log_prob(vae, z, x):
+    """log p(x | z) per datapoint, nats: x ``(B, 1, 28, 28)``, z ``(B, d)`` -> ``(B,)``."""
+    return -F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="none").flatten(1).sum(-1)
+
+
 def standard_loss(vae, x):
-    """−ELBO summed over x ``(B, D)`` for N(0, I) prior, Gaussian guide, Bernoulli likelihood."""
-    loc, raw = vae.encoder.net(x).chunk(2, dim=-1)  # (B, d) each
+    """−ELBO summed over x ``(B, 1, 28, 28)`` for N(0, I) prior, Gaussian guide, Bernoulli likelihood."""
+    loc, raw = vae.encoder.encode(x).chunk(2, dim=-1)  # (B, d) each
     scale = positive(raw)
     eps = torch.randn_like(loc)
     z = loc + scale * eps
-    log_px = -F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="none").sum(-1)
+    log_px = bernoulli_log_prob(vae, z, x)
     log_pz = (-0.5 * (z ** 2 + LOG_2PI)).sum(-1)
     log_qz = normal_log_prob(z, loc, scale).sum(-1)
     return -(log_px + log_pz - log_qz).sum()
 
 
 def factorized_loss(vae, x):
-    """−ELBO summed over x ``(B, D)``: factorized mixture prior, straight-through relaxed guide."""
+    """−ELBO summed over x ``(B, 1, 28, 28)``: factorized mixture prior, straight-through relaxed guide."""
     B, prior = x.shape[0], vae.prior
     d, n = prior.logits.shape
-    logits, loc, raw = vae.encoder.net(x).split(d * n, dim=-1)  # 3 × (B, d·N)
+    logits, loc, raw = vae.encoder.encode(x).split(d * n, dim=-1)  # 3 × (B, d·N)
     logits, loc, scale = logits.reshape(B, d, n), loc.reshape(B, d, n), positive(raw).reshape(B, d, n)
     gumbel = -torch.log(-torch.log(clamp_probs(torch.rand_like(logits))))
     s = torch.log_softmax((logits + gumbel) / TAU, dim=-1)  # log of the relaxed sample (B, d, N)
@@ -88,7 +94,7 @@ def factorized_loss(vae, x):
     q_loc, q_scale = (c * loc).sum(-1), (c * scale).sum(-1)  # (B, d)
     z = q_loc + q_scale * torch.randn_like(q_loc)
     p_loc, p_scale = (c * prior.loc).sum(-1), (c * prior.scale).sum(-1)
-    log_px = -F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="none").sum(-1)
+    log_px = bernoulli_log_prob(vae, z, x)
     log_p = exp_concrete_log_prob(s, prior.logits, TAU).sum(-1) + normal_log_prob(z, p_loc, p_scale).sum(-1)
     log_q = exp_concrete_log_prob(s, logits, TAU).sum(-1) + normal_log_prob(z, q_loc, q_scale).sum(-1)
     return -(log_px + log_p - log_q).sum()
@@ -129,11 +135,13 @@ LEVERS = {
 }
 
 
-def variants(model: str, data_dim: int, levers: bool) -> dict:
+NETS = {"mlp": {"name": "mlp", "hidden": [300, 300], "latent_dim": 40}, "conv": {"name": "conv"}}
+
+
+def variants(model: str, event_shape, net: str, levers: bool) -> dict:
     torch.manual_seed(0)
     prior, guide = MODELS[model]
-    base = build_vae(data_dim, prior, guide, {"name": "bernoulli"},
-                     {"name": "mlp", "hidden": [300, 300], "latent_dim": 40})
+    base = build_vae(event_shape, prior, guide, {"name": "bernoulli"}, NETS[net])
     out = {"plain PyTorch": TwinStep(copy.deepcopy(base), TWINS[model]),
            "plain PyTorch, fused Adam": TwinStep(copy.deepcopy(base), TWINS[model], fused=True),
            "package": package_step(copy.deepcopy(base))}
@@ -182,20 +190,22 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--levers", action="store_true", help="also time the levers (see above)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--net", default="mlp", choices=list(NETS))
     args = parser.parse_args()
     device = torch.device(args.device)
     data = load_mnist(args.data_root, download=False, device=device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"pyro {pyro.__version__}; {args.rounds} rounds × {args.steps} steps per variant")
+          f"pyro {pyro.__version__}; net {args.net}; {args.rounds} rounds × {args.steps} steps per variant")
     print("| model | batch | variant | steps/s | samples/s | time per step / plain PyTorch |")
     print("|---|---|---|---|---|---|")
     for model in args.models:
         for B in args.batch_sizes:
             pyro.set_rng_seed(0)
-            batches = [data.train.x[i * B:(i + 1) * B].bernoulli() for i in range(args.steps)]  # (B, D)
+            batches = [data.train.x[i * B:(i + 1) * B].bernoulli() for i in range(args.steps)]  # (B, 1, 28, 28)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            steps_of = {name: _to(step, device) for name, step in variants(model, data.data_dim, args.levers).items()}
+            built = variants(model, data.event_shape, args.net, args.levers)
+            steps_of = {name: _to(step, device) for name, step in built.items()}
             failed = warm_up(steps_of, batches)
             per_step = bench({k: v for k, v in steps_of.items() if k not in failed}, batches, args.rounds)
             plain = per_step["plain PyTorch"]

@@ -55,7 +55,7 @@ def route_vae(config, data_dim, state, guide: dict, tau: float):
 def draw_gradients(vae, objective, x, draws, particles, warmup=0):
     """``(draws // particles, C)`` estimates, each the mean of ``particles`` vectorised draws."""
     elbo = build_objective(objective, particles, vae=vae)
-    head = vae.encoder.net[-1]
+    head = vae.encoder.head
     C = vae.prior.layout.components
     baseline = getattr(vae.encoder, "baseline_net", None)
     opt = None if baseline is None else torch.optim.Adam(baseline.parameters(), lr=1e-3)

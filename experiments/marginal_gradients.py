@@ -41,11 +41,11 @@ ROUTES = {  # name -> (estimator, baseline, objective)
 
 def groups(vae) -> dict[str, list[tuple[torch.Tensor, slice]]]:
     """Parameter group -> (tensor, rows) pairs: the encoder's last layer split by output."""
-    head = vae.encoder.net[-1]
+    head = vae.encoder.head
     n_logits, n_table = vae.encoder._n_logits, vae.encoder._n_table
     rows = {"encoder logits head": slice(0, n_logits), "encoder loc head": slice(n_logits, n_logits + n_table),
             "encoder scale head": slice(n_logits + n_table, None)}
-    trunk = [p for name, p in vae.encoder.net.named_parameters() if not name.startswith(str(len(vae.encoder.net) - 1))]
+    trunk = list(vae.encoder.body.parameters())
     out = {name: [(head.weight, r), (head.bias, r)] for name, r in rows.items()}
     out["encoder trunk"] = [(p, slice(None)) for p in trunk]
     out["decoder"] = [(p, slice(None)) for p in vae.decoder.parameters()]

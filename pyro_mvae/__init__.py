@@ -18,6 +18,7 @@ from pyro_mvae.evaluation.evaluate import evaluate_run  # noqa: E402
 from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective  # noqa: E402
 from pyro_mvae.models.base import Guide, Prior  # noqa: E402
+from pyro_mvae.models.nets import NetKind  # noqa: E402
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # noqa: E402
 from pyro_mvae.models.vae import VAE  # noqa: E402
 from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
@@ -26,7 +27,7 @@ from pyro_mvae.training.plugins import load_installed, register  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 
-__all__ = ["VAE", "Prior", "Guide", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
+__all__ = ["VAE", "Prior", "Guide", "NetKind", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
            "DataSource", "register", "load_installed", "build_vae", "build_dataset", "build_objective", "build_from_config", "compose_config",
            "Run", "TrainerConfig", "fit", "load_run", "evaluate_run", "iwae_log_likelihood",
            "ConfigError", "DataError", "PairingError", "RunError", "UserError", "__version__"]

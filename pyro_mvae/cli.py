@@ -195,7 +195,7 @@ def sample_command(args: list[str]) -> None:
     vae, _, _, data = load_run(opts.run_dir, resolve_device(opts.device))
     torch.manual_seed(opts.seed)
     out = opts.out or opts.run_dir / "samples.png"
-    image_grid(vae.sample(opts.n), data.image_shape, out)
+    image_grid(vae.sample(opts.n), data.event_shape, out)
     print(f"wrote {opts.n} samples to {out}")
 
 

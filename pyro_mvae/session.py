@@ -121,8 +121,8 @@ def train_rank(group, config: dict, resume: str | None = None) -> dict:
         return report
     line = summary(report, run_dir)
     if config["trainer"].get("figures", True):
-        x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, D), (N,)
-        model_figures(vae, run_dir, x, labels, data.image_shape)
+        x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, *event), (N,)
+        model_figures(vae, run_dir, x, labels, data.event_shape)
         line += f"; figures in {run_dir / 'figures'}/"
     print(line)
     return report

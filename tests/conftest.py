@@ -12,7 +12,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def _seed_and_validation():
     pyro.set_rng_seed(0)
     pyro.enable_validation(True)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # one torch thread per pytest-xdist worker (the workers share the cores), else up to 2
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
     yield
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from pyro_mvae.models.guides import GaussianGuide, RelaxedMixtureGuide
 from pyro_mvae.models.likelihoods import GaussianLikelihood
+from pyro_mvae.models.nets import MLPBody
 from pyro_mvae.models.vae import VAE
 from pyro_mvae.models.priors import MixturePrior, StandardPrior
 
@@ -27,8 +28,13 @@ def linear_decoder(seed: int = 1) -> nn.Linear:
     return dec
 
 
+def mlp_guide(cls, hidden=(), **options):
+    """A guide of class ``cls`` on an MLP body of x ``(B, D)`` (features: x itself without ``hidden``)."""
+    return cls(MLPBody((D,), hidden), hidden[-1] if hidden else D, d, **options)
+
+
 def standard_vae(guide_hidden=()) -> VAE:
-    return VAE(StandardPrior(d), GaussianGuide(D, d, hidden=guide_hidden), GaussianLikelihood(scale=SIGMA),
+    return VAE(StandardPrior(d), mlp_guide(GaussianGuide, guide_hidden), GaussianLikelihood(scale=SIGMA),
                linear_decoder(), D)
 
 
@@ -39,9 +45,9 @@ def mixture_vae(guide: str = "gaussian", straight_through: bool = True) -> VAE:
         prior.loc.copy_(torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]]))
         prior.scale_raw.copy_(torch.tensor([[0.0, -0.5], [0.3, 0.0], [-1.0, 0.2]]))
     if guide == "gaussian":
-        q = GaussianGuide(D, d, hidden=(16,))
+        q = mlp_guide(GaussianGuide, (16,))
     else:
-        q = RelaxedMixtureGuide(D, d, hidden=(16,), layout=prior.layout, straight_through=straight_through)
+        q = mlp_guide(RelaxedMixtureGuide, (16,), layout=prior.layout, straight_through=straight_through)
     return VAE(prior, q, GaussianLikelihood(scale=SIGMA), linear_decoder(), D)
 
 
@@ -68,7 +74,7 @@ def sample_data(vae, n: int, seed: int = 2) -> torch.Tensor:
     torch.manual_seed(seed)
     with torch.no_grad():
         z = vae.prior.marginal().sample((n,))
-        return vae.likelihood(vae.decoder(z)).sample()
+        return vae.likelihood(vae.decode(z)).sample()
 
 
 def fit_guide(vae, x: torch.Tensor, steps: int = 400, lr: float = 0.02) -> None:
@@ -99,7 +105,7 @@ def orthogonal_standard_vae_with_exact_guide() -> VAE:
     gain = post_var[:, None] * W.T / SIGMA ** 2  # (d, D)
     with torch.no_grad():
         vae.decoder.weight.copy_(W)
-        head = vae.encoder.net[0]  # Linear(D, 2d): rows [loc; scale_raw]
+        head = vae.encoder.head  # Linear(D, 2d) on x itself: rows [loc; scale_raw]
         head.weight.zero_()
         head.weight[:d] = gain
         head.bias[:d] = -gain @ vae.decoder.bias

@@ -86,7 +86,7 @@ def test_unknown_names_list_the_valid_ones():
 def test_wrong_image_size_is_refused_before_writing(tmp_path):
     vae = build_vae(784, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
                     {"name": "mlp", "hidden": [8], "latent_dim": 2})
-    with pytest.raises(DataError, match=r"\(B, 784\)"):
+    with pytest.raises(DataError, match=r"expected data of shape \(B, 784\), got \(\d+, 1, 8, 8\)"):
         fit(vae, load_digits(), TrainerConfig(epochs=1, progress=False), {"name": "trace"},
             tmp_path / "run", {})
     assert not (tmp_path / "run").exists()
@@ -118,6 +118,7 @@ def test_version_help_and_cfg_job(tmp_path, capsys):
     assert main(["train", "prior=mixture", "prior.components=4", "--help", f"run_dir={tmp_path / 'r'}"]) == 0
     out = capsys.readouterr().out
     assert "components: 4" in out and "the number of components" in out and "guide:" in out
+    assert "  hidden: [300, 300]" in out  # a list on its key's line, with its documentation
     assert main(["train", "guide=relaxed_mixture", "--cfg", "job"]) == 0
     expected = compose_config(["guide=relaxed_mixture"])
     expected["objective"]["name"] = "trace"  # objective=auto, named

@@ -15,7 +15,7 @@ from pyro_mvae.infer.iwae import mean_and_stderr
 
 def ais_section(vae, x: torch.Tensor, settings: AISSettings, iwae: np.ndarray, iwae_seconds: float,
                 progress: bool) -> tuple[np.ndarray, dict]:
-    """AIS log p(x) of images x ``(N, D)``: per-image estimates ``(N,)`` (nats) and the
+    """AIS log p(x) of images x ``(N, *event)``: per-image estimates ``(N,)`` (nats) and the
     ``eval.json`` entry: mean ± s.e., the paired difference AIS − IWAE ± s.e. (``iwae`` the
     per-image IWAE estimates), seconds per image of each and their ratio, acceptance rate, step
     sizes and the settings."""

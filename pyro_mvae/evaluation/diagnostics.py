@@ -1,6 +1,6 @@
 """Diagnostics of a trained VAE: PSIS k̂, active units, KL per dimension, component usage, clustering.
 
-Everything here is computed on a split of images ``x (N, D)`` by :mod:`pyro_mvae.evaluation.evaluate`.
+Everything here is computed on a split of images ``x (N, *event)`` by :mod:`pyro_mvae.evaluation.evaluate`.
 """
 
 import importlib.util

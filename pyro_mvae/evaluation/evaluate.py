@@ -30,7 +30,8 @@ K_SWEEP = (1, 10, 100, 1000, 5000)
 def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,
                  chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
                  progress: bool = True, make_figures: bool = True, memory_mib: float | None = None,
-                 ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000)) -> dict:
+                 ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000),
+                 encoder=None, decoder=None) -> dict:
     """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
 
     ``ais``: also estimate log p(x) of the same images by annealed importance sampling with
@@ -45,6 +46,9 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     The K sweep uses nested subsets of the same K = ``num_samples`` draws per image (the first
     k weights for each k ≤ K in :data:`K_SWEEP`), so its points are correlated but consistent.
 
+    ``encoder``, ``decoder``: the user's own modules, for a run trained on them (``net: own``;
+    :func:`~pyro_mvae.training.runs.load_run`).
+
     Raises:
         pyro_mvae.training.runs.RunError: missing or corrupted checkpoint, other major version.
         ValueError: unknown split, or K, chunk or batch size below 1.
@@ -53,11 +57,11 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    vae, config, ckpt, data = load_run(run_dir, resolve_device(device))
+    vae, config, ckpt, data = load_run(run_dir, resolve_device(device), encoder, decoder)
     if split not in data.splits():
         raise ValueError(f"unknown split '{split}'; choose one of {', '.join(data.splits())}")
     part = data.splits()[split]
-    x, labels = part.x[:limit], part.y[:limit]  # (N, D), (N,)
+    x, labels = part.x[:limit], part.y[:limit]  # (N, *event), (N,)
     if part.dynamic:  # training images keep grey levels: score one fixed binarisation of them
         x = binarize_fixed(x)
     elif part.dequantize_levels:  # likewise one fixed dequantisation
@@ -76,14 +80,14 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
                   chunk_size=chunk_size, data=config["data"]["name"], prior=config["prior"]["name"],
                   guide=config["guide"]["name"])
     if make_figures:
-        report["figures"] = _figures(vae, run_dir, x, labels, data.image_shape, report, scores["khat"])
+        report["figures"] = _figures(vae, run_dir, x, labels, data.event_shape, report, scores["khat"])
     write_evaluation(run_dir, labels, scores, report, data)
     return report
 
 
 def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_size: int = 100,
                  progress: bool = False) -> tuple[dict, dict]:
-    """Score images x ``(N, D)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
+    """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
     the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
     and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities)."""
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
@@ -231,8 +235,8 @@ def _write_per_datapoint(path: Path, labels, scores) -> None:
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
-def _figures(vae, run_dir: Path, x, labels, image_shape, report, khat) -> dict:
-    paths = model_figures(vae, run_dir, x, labels, image_shape)
+def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat) -> dict:
+    paths = model_figures(vae, run_dir, x, labels, event_shape)
     out = run_dir / "figures"
     paths |= {"k_sweep": out / "k_sweep.png", "khat": out / "khat.png"}
     ks = [int(k) for k in report["k_sweep"]]
@@ -243,20 +247,20 @@ def _figures(vae, run_dir: Path, x, labels, image_shape, report, khat) -> dict:
 
 
 @torch.no_grad()
-def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, image_shape) -> dict:
+def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, event_shape) -> dict:
     """The figures of a trained model in ``run_dir/figures/``: samples, reconstructions, latent
     map, latent marginals, interpolations and (when the run has metrics) training curves, from
-    images x ``(N, D)`` with labels ``(N,)``. Written at the end of ``pyro-mvae train`` and by
+    images x ``(N, *event)`` with labels ``(N,)``. Written at the end of ``pyro-mvae train`` and by
     ``evaluate``; returns ``{name: path}``."""
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     paths = {name: out / f"{name}.png" for name in
              ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations")}
-    figures.samples(vae, image_shape, paths["samples"])
-    figures.reconstructions(vae, x, image_shape, paths["reconstructions"])
+    figures.samples(vae, event_shape, paths["samples"])
+    figures.reconstructions(vae, x, event_shape, paths["reconstructions"])
     figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
     figures.latent_marginals(vae, x, paths["latent_marginals"])
-    figures.interpolations(vae, x, labels, image_shape, paths["interpolations"])
+    figures.interpolations(vae, x, labels, event_shape, paths["interpolations"])
     if (Path(run_dir) / "metrics.jsonl").exists():
         paths["training_curves"] = out / "training_curves.png"
         figures.training_curves(Path(run_dir) / "metrics.jsonl", paths["training_curves"])

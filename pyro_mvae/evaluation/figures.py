@@ -19,12 +19,12 @@ from pyro_mvae.training.data import as_image_batch  # noqa: E402
 from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
 
 
-def image_grid(images: torch.Tensor, image_shape, path: Path, nrow: int = 8, title: str = "",
+def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, title: str = "",
                row_labels: list[str] | None = None) -> None:
-    """Save flattened images ``(N, D)`` with values in [0, 1] and ``image_shape`` (H, W) or
-    (C, H, W) as one PNG grid of ``nrow`` per row (torchvision's ``make_grid``), with a title and,
+    """Save images ``(N, *event)`` with values in [0, 1] and ``event_shape`` (C, H, W) (colour
+    when C = 3) as one PNG grid of ``nrow`` per row (torchvision's ``make_grid``), with a title and,
     when given, a label per row."""
-    batch = as_image_batch(images, image_shape)  # (N, C, H, W)
+    batch = as_image_batch(images, event_shape)  # (N, C, H, W)
     rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0)  # (H', W', 3) each
             for row in batch.split(nrow)]
     width = max(r.shape[1] for r in rows)
@@ -49,26 +49,26 @@ def _save(fig, path: Path) -> None:
 
 
 @torch.no_grad()
-def samples(vae, image_shape, path: Path, n: int = 64) -> None:
+def samples(vae, event_shape, path: Path, n: int = 64) -> None:
     """n images from the model (likelihood means at z ~ p(z)), in a grid."""
-    image_grid(vae.sample(n), image_shape, path, title="samples from the model: mean of p(x | z), z ~ p(z)")
+    image_grid(vae.sample(n), event_shape, path, title="samples from the model: mean of p(x | z), z ~ p(z)")
 
 
 @torch.no_grad()
-def reconstructions(vae, x: torch.Tensor, image_shape, path: Path, n: int = 32) -> None:
+def reconstructions(vae, x: torch.Tensor, event_shape, path: Path, n: int = 32) -> None:
     """Rows alternate, each labelled: test images ("data"), then their reconstructions (the
     likelihood's mean at the guide's posterior mean)."""
     width = min(8, len(x))
-    x = x[:max(width, min(n, len(x)) // width * width)]  # (n, D), n a multiple of the row width
-    rec = vae.reconstruct(x)  # (n, D)
+    x = x[:max(width, min(n, len(x)) // width * width)].flatten(1)  # (n, D), n a multiple of the row width
+    rec = vae.reconstruct(x.reshape(-1, *vae.event_shape)).flatten(1)  # (n, D)
     rows = torch.stack([x.reshape(-1, width, x.shape[-1]), rec.reshape(-1, width, x.shape[-1])], 1)  # (n/w, 2, w, D)
-    image_grid(rows.reshape(-1, x.shape[-1]), image_shape, path, nrow=width,
+    image_grid(rows.reshape(-1, x.shape[-1]), event_shape, path, nrow=width,
                title="test images and their reconstructions: mean of p(x | z), z = E_q[z | x]",
                row_labels=["data", "reconstruction"] * len(rows))
 
 
 @torch.no_grad()
-def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, image_shape, path: Path,
+def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, event_shape, path: Path,
                    pairs: int = 6, steps: int = 10) -> None:
     """Decoded straight lines between the posterior means of pairs of test images of different
     labels (digits), or of consecutive test images when the data has a single label (unlabelled)."""
@@ -80,9 +80,9 @@ def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, image_shape, path
     z = vae.encoder.mean(x[ends.flatten()]).reshape(len(ends), 2, -1)  # (P, 2, d)
     t = torch.linspace(0, 1, steps, device=x.device)[None, :, None]  # (1, S, 1)
     path_z = (1 - t) * z[:, :1] + t * z[:, 1:]  # (P, S, d)
-    images = vae.likelihood.mean(vae.decoder(path_z))  # (P, S, D)
+    images = vae.likelihood.mean(vae.decode(path_z))  # (P, S, *event)
     names = [f"{int(labels[a])} → {int(labels[b])}" for a, b in ends.tolist()]
-    image_grid(images.reshape(-1, images.shape[-1]), image_shape, path, nrow=steps, row_labels=names,
+    image_grid(images.flatten(0, 1), event_shape, path, nrow=steps, row_labels=names,
                title="decoded straight lines between the posterior means E_q[z | x] of two test images")
 
 

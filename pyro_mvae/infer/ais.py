@@ -88,7 +88,7 @@ class AISStats:
 
 
 class _Path:
-    """log q₀(z) and log p(x, z) of z ``(S, B, d)`` for images x ``(B, D)``, each ``(S, B)``,
+    """log q₀(z) and log p(x, z) of z ``(S, B, d)`` for images x ``(B, *event)``, each ``(S, B)``,
     and the potential energy U_β = −[log q₀ + β (log p(x, z) − log q₀)] of HMC at one β."""
 
     def __init__(self, vae, x: torch.Tensor, initial):
@@ -98,7 +98,7 @@ class _Path:
 
     def log_densities(self, z: torch.Tensor):
         log_q = self.initial.log_prob(z)  # (S, B)
-        log_joint = self.vae.likelihood(self.vae.decoder(z)).log_prob(self.x) + self.vae.prior.marginal().log_prob(z)
+        log_joint = self.vae.likelihood(self.vae.decode(z)).log_prob(self.x) + self.vae.prior.marginal().log_prob(z)
         return log_q, log_joint
 
     def potential(self, sites: dict) -> torch.Tensor:
@@ -132,7 +132,7 @@ def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, 
            bar=None) -> torch.Tensor:
     """Run S chains per image along ``betas`` and return their log-weights ``(S, B)``, nats.
 
-    x ``(B, D)``; z ``(S, B, d)`` the chains' start; ``initial`` is q₀ (batch ``(B,)`` or ``()``,
+    x ``(B, *event)``; z ``(S, B, d)`` the chains' start; ``initial`` is q₀ (batch ``(B,)`` or ``()``,
     event ``(d,)``). Increasing ``betas`` (0 → 1) is forward AIS; decreasing (1 → 0) the reverse
     chain of BDMC, whose log-weights estimate log 1/p(x). Each image's step size starts at
     ``step_size`` and is multiplied by 1.02 or 0.98 after every transition as its chains'
@@ -179,7 +179,7 @@ def initial_distribution(vae, x: torch.Tensor, init: str):
 
 def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "guide",
               step_size: float = 0.05, stats: AISStats | None = None, bar=None) -> torch.Tensor:
-    """Forward AIS estimates of log p(x) ``(B,)`` in nats for images x ``(B, D)``: S =
+    """Forward AIS estimates of log p(x) ``(B,)`` in nats for images x ``(B, *event)``: S =
     ``chains`` chains each, combined by log-mean-exp."""
     with torch.no_grad(), pyro.validation_enabled(False):
         initial = initial_distribution(vae, x, init)
@@ -191,7 +191,7 @@ def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
 def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16, leapfrog: int = 10,
                        init: str = "guide", step_size: float = 0.05, max_particles: int = 1600,
                        progress: bool = False) -> tuple[torch.Tensor, dict]:
-    """Per-datapoint AIS estimates of log p(x), ``(N,)`` in nats, for images x ``(N, D)``, and
+    """Per-datapoint AIS estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``, and
     the run's statistics (:meth:`AISStats.summary`, with the settings).
 
     T = ``steps`` annealing distributions on a sigmoid schedule, S = ``chains`` chains per

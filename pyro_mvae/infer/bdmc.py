@@ -16,17 +16,17 @@ from pyro_mvae.infer.iwae import mean_and_stderr
 
 @torch.no_grad()
 def simulate(vae, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n pairs from the model: z ~ p(z) ``(n, d)`` and x ~ p(x | z) ``(n, D)`` (a Bernoulli
+    """n pairs from the model: z ~ p(z) ``(n, d)`` and x ~ p(x | z) ``(n, *event)`` (a Bernoulli
     likelihood gives binary images, a Gaussian one continuous values)."""
     with pyro.validation_enabled(False):
         z = vae.prior.marginal().sample((n,))  # (n, d)
-        return z, vae.likelihood(vae.decoder(z)).sample()  # (n, D)
+        return z, vae.likelihood(vae.decode(z)).sample()  # (n, *event)
 
 
 def bounds(vae, x: torch.Tensor, z_true: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
            init: str = "guide", step_size: float = 0.05, bar=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds on log p(x), each ``(B,)`` in nats, for simulated images x
-    ``(B, D)`` with their true latents z_true ``(B, d)``: forward AIS over T = ``steps``
+    ``(B, *event)`` with their true latents z_true ``(B, d)``: forward AIS over T = ``steps``
     distributions, then the reverse chain from z_true over the same schedule with the step
     sizes the forward chain used (reversed), so the reverse transitions are fixed in advance."""
     betas = sigmoid_schedule(steps)
@@ -55,7 +55,7 @@ def bdmc(vae, n: int = 100, steps: tuple[int, ...] = (10, 100, 1000), chains: in
     """
     if n < 1 or chains < 1 or min(steps) < 1:
         raise ValueError(f"BDMC needs n, chains and every T >= 1, got n={n}, chains={chains}, steps={list(steps)}")
-    z_true, x = simulate(vae, n)  # (n, d), (n, D)
+    z_true, x = simulate(vae, n)  # (n, d), (n, *event)
     batch = max(1, max_particles // chains)
     out = {"n": n, "chains": chains, "leapfrog": leapfrog, "init": init, "by_steps": {}}
     with tqdm(total=2 * sum(steps) * math.ceil(n / batch), desc="BDMC", disable=not progress, leave=False) as bar:

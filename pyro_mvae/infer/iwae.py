@@ -18,18 +18,18 @@ from tqdm.auto import tqdm
 
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, k: int, posterior=None) -> torch.Tensor:
-    """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, D)`` -> ``(k, B)``, nats.
+    """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, *event)`` -> ``(k, B)``, nats.
 
     ``posterior`` is q(z | x) (batch ``(B,)``, event ``(d,)``) when the caller already encoded
     x; chunked callers pass it so the encoder runs once per batch, not once per chunk.
     Argument validation is off here: x is checked once by :func:`iwae_log_likelihood`, and
-    checking the support of every ``(k, B, D)`` broadcast again is pure overhead.
+    checking the support of every ``(k, B, *event)`` broadcast again is pure overhead.
     """
     with pyro.validation_enabled(False):
         if posterior is None:
             posterior = vae.encoder.posterior(x)
         z = posterior.sample((k,))  # (k, B, d)
-        log_lik = vae.likelihood(vae.decoder(z)).log_prob(x)  # (k, B)
+        log_lik = vae.likelihood(vae.decode(z)).log_prob(x)  # (k, B)
         return log_lik + vae.prior.marginal().log_prob(z) - posterior.log_prob(z)
 
 
@@ -43,7 +43,7 @@ def _chunks(vae, x: torch.Tensor, num_samples: int, chunk_size: int):
 
 @torch.no_grad()
 def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
-    """All K log importance weights of each image, drawn in chunks: x ``(B, D)`` -> ``(B, K)``.
+    """All K log importance weights of each image, drawn in chunks: x ``(B, *event)`` -> ``(B, K)``.
 
     Keeps K · B floats (for PSIS k̂ and K sweeps); :func:`iwae_batch` keeps only B.
     """
@@ -52,7 +52,7 @@ def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -
 
 @torch.no_grad()
 def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch.Tensor:
-    """IWAE log p(x) estimates ``(B,)`` in nats for one batch x ``(B, D)``, K = ``num_samples``."""
+    """IWAE log p(x) estimates ``(B,)`` in nats for one batch x ``(B, *event)``, K = ``num_samples``."""
     total = torch.full((x.shape[0],), -math.inf, device=x.device)  # running log Σ_k w_k, (B,)
     for log_w in _chunks(vae, x, num_samples, chunk_size):  # (k, B)
         total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
@@ -61,7 +61,7 @@ def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int) -> torch
 
 def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_size: int = 500,
                         batch_size: int = 100, progress: bool = False) -> torch.Tensor:
-    """Per-datapoint IWAE estimates of log p(x), ``(N,)`` in nats, for images x ``(N, D)``.
+    """Per-datapoint IWAE estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``.
 
     A stochastic lower bound on log p(x) whose expectation rises with K (Burda et al. 2016,
     Theorem 1); K = 5000 is the published protocol. Peak memory is about

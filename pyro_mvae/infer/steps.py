@@ -21,7 +21,7 @@ from pyro_mvae.errors import NonFiniteStep
 
 
 class ELBOLoss(nn.Module):
-    """``scale`` × −ELBO of ``vae.model`` and ``vae.guide`` on a batch x ``(B, D)``: a 0-dim
+    """``scale`` × −ELBO of ``vae.model`` and ``vae.guide`` on a batch x ``(B, *event)``: a 0-dim
     tensor in nats, summed over the batch, differentiable. Holds the VAE, so ``parameters()``
     are the VAE's. ``scale`` = W, the number of ranks, turns DistributedDataParallel's gradient
     average into the gradient of the global batch's sum."""
@@ -43,7 +43,7 @@ def has_differentiable_loss(elbo) -> bool:
 
 
 class Stepper:
-    """``step(x)`` zeroes the gradients, computes −ELBO on x ``(B, D)`` with its gradients, and
+    """``step(x)`` zeroes the gradients, computes −ELBO on x ``(B, *event)`` with its gradients, and
     steps the optimiser; returns the loss as a detached 0-dim tensor on the data's device (nats,
     summed over the batch).
 

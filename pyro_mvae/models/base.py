@@ -78,12 +78,18 @@ class Prior(Component):
         that is cheap to compute (a flow): the latent-marginals figure skips it then."""
         return None
 
-    def attach(self, guide, data_dim: int) -> None:
-        """Called once with the built guide (the VampPrior shares its encoder); default: nothing."""
+    def attach(self, guide, event_shape: tuple[int, ...]) -> None:
+        """Called once with the built guide and the data's event shape (``(C, H, W)`` or ``(D,)``;
+        the VampPrior shares the encoder and shapes its pseudo-inputs so); default: nothing."""
 
 
 class Guide(Component):
     """q(z[, c] | x). Subclasses implement ``sample_sites(x, tau)``, ``posterior(x)`` and ``mean(x)``.
+
+    Every guide is constructed as ``Guide(body, features, latent_dim, layout=None,
+    event_shape=(D,), **options)``: ``body`` an ``nn.Module`` x ``(B, *event)`` -> ``(B, F)``,
+    F = ``features``, on which the guide puts its own head (:meth:`init_encoder`); ``layout``
+    the prior's (mixture guides); ``options`` its ``Config``.
 
     Flags (class attributes or properties, defaults here): ``reparameterized`` (True),
     ``chooses_component`` (False: no "c" site), ``enumerable`` (False), ``stratifiable`` (False),
@@ -107,6 +113,17 @@ class Guide(Component):
     why_objective_needs = ""
     max_particles: int | None = None
     why_max_particles = ""
+
+    def init_encoder(self, body: nn.Module, features: int, out_dim: int) -> None:
+        """The guide's amortised encoder: ``body`` maps x ``(B, *event)`` to features ``(B, F)``,
+        F = ``features`` (built from ``net`` or the user's own module), and this guide's head, a
+        ``Linear(F, out_dim)``, maps them to its parameters (:meth:`encode`)."""
+        self.body = body
+        self.head = nn.Linear(features, out_dim)
+
+    def encode(self, x):
+        """x ``(B, *event)`` -> the head's output ``(B, out_dim)``."""
+        return self.head(self.body(x))
 
     def posterior_per_dim(self, x):
         """Each q(z_j | x) (batch ``(B, d)``), or None when the guide has none (a flow)."""

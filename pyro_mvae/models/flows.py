@@ -19,7 +19,7 @@ from pyro_mvae.config import option
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, Prior
 from pyro_mvae.models.guides import GuideConfig
-from pyro_mvae.models.nets import encoder_net, positive
+from pyro_mvae.models.nets import positive
 from pyro_mvae.models.priors import MixtureConfig, MixturePrior, StandardPrior
 
 
@@ -109,21 +109,21 @@ class FlowGuide(Guide):
     Config = FlowGuideConfig
     has_base_posterior = True
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
         super().__init__()
         cfg = self.configure(options)
         _check_splittable("guide", latent_dim)
         self.latent_dim, self.context_dim = latent_dim, cfg.context_dim
-        self.net = encoder_net(net, data_dim, hidden, 2 * latent_dim + cfg.context_dim)
+        self.init_encoder(body, features, 2 * latent_dim + cfg.context_dim)
         self.couplings = nn.ModuleList(
             T.conditional_affine_coupling(latent_dim, cfg.context_dim, hidden_dims=list(cfg.flow_hidden))
             for _ in range(cfg.layers))
         self.register_buffer("reversal", _reversal(latent_dim))
 
     def _encode(self, x: torch.Tensor):
-        """x ``(B, D)`` -> q0 = N(μ, diag σ²) (batch ``(B,)``, event ``(d,)``), context ``(B, c)``."""
-        loc, scale_raw, context = self.net(x).split([self.latent_dim, self.latent_dim, self.context_dim], -1)
+        """x ``(B, *event)`` -> q0 = N(μ, diag σ²) (batch ``(B,)``, event ``(d,)``), context ``(B, c)``."""
+        loc, scale_raw, context = self.encode(x).split([self.latent_dim, self.latent_dim, self.context_dim], -1)
         return dist.Normal(loc, positive(scale_raw)).to_event(1), context
 
     def base_posterior(self, x: torch.Tensor):

@@ -25,7 +25,7 @@ from torch import nn
 from pyro_mvae.config import Settings, option
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, pairing_error
-from pyro_mvae.models.nets import MLP, encoder_net, positive
+from pyro_mvae.models.nets import MLP, positive
 
 
 @dataclass
@@ -47,12 +47,12 @@ class GaussianGuide(Guide):
     analytic_kl = True  # with the standard prior: TraceMeanField_ELBO
     has_base_posterior = True
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
         super().__init__()
         self.configure(options)
         self.latent_dim = latent_dim
-        self.net = encoder_net(net, data_dim, hidden, 2 * latent_dim)
+        self.init_encoder(body, features, 2 * latent_dim)
 
     def base_posterior(self, x: torch.Tensor):
         """q(z | x) itself (the Gaussian the VampPrior mixes)."""
@@ -63,8 +63,8 @@ class GaussianGuide(Guide):
         return self.posterior(x).mean
 
     def posterior(self, x: torch.Tensor):
-        """x ``(B, D)`` -> N(μ, diag σ²) with batch ``(B,)``, event ``(d,)``."""
-        loc, scale_raw = self.net(x).split(self.latent_dim, dim=-1)  # 2 × (B, d)
+        """x ``(B, *event)`` -> N(μ, diag σ²) with batch ``(B,)``, event ``(d,)``."""
+        loc, scale_raw = self.encode(x).split(self.latent_dim, dim=-1)  # 2 × (B, d)
         return dist.Normal(loc, positive(scale_raw)).to_event(1)
 
     def posterior_per_dim(self, x: torch.Tensor):
@@ -86,7 +86,7 @@ class MixtureGuide(Guide):
     prior_needs = ("has_components",)
     Config = GuideConfig
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden, layout, net: str = "mlp", **options):
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout, event_shape=None, **options):
         super().__init__()
         self.config = self.configure(options)
         if layout is None:
@@ -96,12 +96,12 @@ class MixtureGuide(Guide):
         self.layout = layout
         self._n_logits = math.prod(layout.logits_shape)
         self._n_table = math.prod(layout.table_shape)
-        self.net = encoder_net(net, data_dim, hidden, self._n_logits + 2 * self._n_table)
+        self.init_encoder(body, features, self._n_logits + 2 * self._n_table)
 
     def component_params(self, x: torch.Tensor):
-        """x ``(B, D)`` -> logits ``(B, *logits_shape)``, loc and scale ``(B, *table_shape)``."""
+        """x ``(B, *event)`` -> logits ``(B, *logits_shape)``, loc and scale ``(B, *table_shape)``."""
         B = x.shape[0]
-        out = self.net(x)  # (B, n_logits + 2 n_table)
+        out = self.encode(x)  # (B, n_logits + 2 n_table)
         logits, loc, scale_raw = out.split([self._n_logits, self._n_table, self._n_table], -1)
         return (logits.reshape(B, *self.layout.logits_shape),
                 loc.reshape(B, *self.layout.table_shape),
@@ -162,9 +162,9 @@ class RelaxedMixtureGuide(MixtureGuide):
     name = "relaxed_mixture"
     Config = RelaxedMixtureConfig
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
-        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+        super().__init__(body, features, latent_dim, layout, event_shape, **options)
         self.straight_through = self.config.straight_through
         self.gumbel_rao = self.config.estimator == "gumbel_rao"
         self.rao_samples = self.config.rao_samples
@@ -211,10 +211,16 @@ class ScoreBaselines:
     ``"decaying_average"`` with β = ``baseline_beta``, or ``"neural"``, a small MLP of x; Mnih &
     Gregor 2014), which act only under an objective with ``score_baselines`` (TraceGraph_ELBO)."""
 
-    def init_baseline(self, data_dim: int) -> None:
+    def init_baseline(self, event_shape) -> None:
+        """The baseline of ``config``; the neural one is an MLP of the flattened x, D =
+        ∏ ``event_shape`` inputs (raises ConfigError without an ``event_shape``)."""
         self.baseline = self.config.baseline
         self.baseline_beta = self.config.baseline_beta
-        self.baseline_net = MLP(data_dim, self.config.baseline_hidden, 1) if self.baseline == "neural" else None
+        self.baseline_net = None
+        if self.baseline == "neural":
+            if event_shape is None:
+                raise ConfigError(f"guide '{self.name}' with baseline=neural needs the data's event_shape")
+            self.baseline_net = MLP(math.prod(event_shape), self.config.baseline_hidden, 1)
 
     @property
     def objective_needs(self) -> tuple[str, ...]:
@@ -237,7 +243,8 @@ class ScoreBaselines:
         if self.baseline == "decaying_average":
             return {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": self.baseline_beta}}
         if self.baseline == "neural":
-            return {"baseline": {"nn_baseline": _Squeeze(self.baseline_net), "nn_baseline_input": x}}
+            return {"baseline": {"nn_baseline": _Squeeze(self.baseline_net),
+                                 "nn_baseline_input": x.flatten(1)}}  # (B, D)
         return {}
 
 
@@ -287,11 +294,11 @@ class MarginalMixtureGuide(ScoreBaselines, MixtureGuide):
     capable_when = {"reparameterized": "guide.estimator=implicit",
                     "stratifiable": "prior=mixture and guide.estimator=auto or score_weights"}
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
-        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+        super().__init__(body, features, latent_dim, layout, event_shape, **options)
         self.estimator = _layout_estimator(self.config, layout)
-        self.init_baseline(data_dim)
+        self.init_baseline(event_shape)
 
     @property
     def reparameterized(self) -> bool:
@@ -356,11 +363,11 @@ class DiscreteMixtureGuide(ScoreBaselines, MixtureGuide):
     reparameterized = False
     capable_when = {"enumerable": "prior=mixture"}
 
-    def __init__(self, data_dim: int, latent_dim: int, hidden=(300, 300), layout=None, net: str = "mlp",
+    def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
-        super().__init__(data_dim, latent_dim, hidden, layout, net, **options)
+        super().__init__(body, features, latent_dim, layout, event_shape, **options)
         self.enumerate = False  # set by use_enumeration (TraceEnum_ELBO)
-        self.init_baseline(data_dim)
+        self.init_baseline(event_shape)
 
     @property
     def enumerable(self) -> bool:

@@ -1,11 +1,13 @@
 """Plain-PyTorch network bodies for encoders and decoders (no Pyro here)."""
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
 
 from pyro_mvae.config import Settings, option
+from pyro_mvae.errors import ConfigError
 
 
 class MLP(nn.Sequential):
@@ -36,54 +38,120 @@ def positive(raw):
     return nn.functional.softplus(raw) + MIN_SCALE
 
 
-IMAGE_SIDE = 28
-"""The convolutional networks are built for 28 × 28 images (MNIST)."""
-
-_CHANNELS, _GRID = 64, 7  # the conv body's output: 64 channels on a 7 × 7 grid (3136 values)
-
-
-def _check_image(data_dim: int) -> None:
-    if data_dim != IMAGE_SIDE ** 2:
-        raise ValueError(f"net=conv is built for {IMAGE_SIDE}×{IMAGE_SIDE} images (D = {IMAGE_SIDE ** 2}), "
-                         f"got D = {data_dim}: use net=mlp for these images")
+def event_size(event_shape) -> int:
+    """The number of values of one datapoint of ``event_shape``: D = C·H·W for images."""
+    return math.prod(event_shape)
 
 
-class ConvEncoder(nn.Module):
-    """x ``(..., 784)`` -> ``(..., out_dim)`` for 28 × 28 images.
+def _trunk(in_dim: int, hidden: Sequence[int]) -> nn.Module:
+    """``MLP(in_dim, hidden[:-1], hidden[-1])`` followed by a ReLU: ``(..., in_dim)`` -> features
+    ``(..., hidden[-1])``; nothing (the input itself) when ``hidden`` is empty."""
+    return nn.Sequential(*MLP(in_dim, hidden[:-1], hidden[-1]), nn.ReLU()) if hidden else nn.Identity()
 
-    (N, 1, 28, 28) -> Conv 4×4 stride 2 (32 ch.) -> (N, 32, 14, 14) -> ReLU -> Conv 4×4 stride 2
-    (64 ch.) -> (N, 64, 7, 7) -> ReLU -> flatten (N, 3136) -> MLP(3136, hidden, out_dim).
-    """
 
-    def __init__(self, data_dim: int, hidden: Sequence[int], out_dim: int):
+class MLPBody(nn.Module):
+    """Encoder body: x ``(..., *event)`` -> features ``(..., F)``: the flattened x (D values)
+    through ``MLP(D, hidden[:-1], hidden[-1])`` and a ReLU, F = ``hidden[-1]`` (F = D, the
+    flattened x itself, when ``hidden`` is empty)."""
+
+    def __init__(self, event_shape, hidden: Sequence[int]):
         super().__init__()
-        _check_image(data_dim)
-        self.body = nn.Sequential(nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.ReLU(),
-                                  nn.Conv2d(32, _CHANNELS, 4, stride=2, padding=1), nn.ReLU())
-        self.head = MLP(_CHANNELS * _GRID ** 2, hidden, out_dim)
+        self.event_dims = len(event_shape)
+        self.mlp = _trunk(event_size(event_shape), hidden)
 
     def forward(self, x):
-        lead = x.shape[:-1]
-        h = self.body(x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE))  # (N, 64, 7, 7)
-        return self.head(nn.functional.relu(h.flatten(1))).reshape(*lead, -1)
+        return self.mlp(x.flatten(-self.event_dims))  # (..., D) -> (..., F)
+
+
+class MLPDecoder(MLP):
+    """Decoder: z ``(..., d)`` -> ``MLP(d, hidden, D)`` -> the likelihood's parameters
+    ``(..., *event)``; linear last layer."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], event_shape):
+        super().__init__(latent_dim, hidden, event_size(event_shape))
+        self.event_shape = tuple(event_shape)
+
+    def forward(self, z):
+        return super().forward(z).unflatten(-1, self.event_shape)  # (..., D) -> (..., *event)
+
+
+def _image(event_shape, name: str) -> tuple[int, int, int]:
+    if len(event_shape) != 3:
+        raise ConfigError(f"net={name} needs images of shape (C, H, W), got data of shape "
+                          f"{tuple(event_shape)}: use net=mlp for vectors")
+    return tuple(event_shape)
+
+
+def conv_grids(event_shape, channels: Sequence[int], kernel: int, stride: int) -> list[tuple[int, int]]:
+    """(H, W) of the image and after each convolution of :class:`ConvBody` (``len(channels) + 1``
+    sizes; each convolution pads by ``(kernel − stride) // 2``).
+
+    Raises:
+        ConfigError: when a convolution would leave less than one pixel.
+    """
+    padding = (kernel - stride) // 2
+    grids = [tuple(event_shape[1:])]
+    for stage in range(len(channels)):
+        grid = tuple((side + 2 * padding - kernel) // stride + 1 for side in grids[-1])
+        if min(grid) < 1:
+            raise ConfigError(f"net.channels={list(channels)} with kernel {kernel} and stride {stride} leaves "
+                              f"no pixel of a {grids[0][0]}×{grids[0][1]} image after convolution {stage + 1}: "
+                              "use fewer net.channels stages or a smaller net.stride")
+        grids.append(grid)
+    return grids
+
+
+class ConvBody(nn.Module):
+    """Encoder body for images x ``(..., C, H, W)`` -> features ``(..., F)``.
+
+    One ``Conv2d(kernel, stride, padding=(kernel − stride) // 2)`` + ReLU per entry of
+    ``channels``, (N, C, H, W) -> (N, channels[-1], h, w); flattened (N, channels[-1]·h·w), then
+    :class:`MLPBody` with ``hidden``. With the defaults on MNIST (channels [32, 64], kernel 4,
+    stride 2, hidden [300]): 28 -> 14 -> 7, 3136 values, F = 300 (0.1.0's net).
+    """
+
+    def __init__(self, event_shape, channels: Sequence[int], kernel: int, stride: int, hidden: Sequence[int]):
+        super().__init__()
+        self.event_shape = _image(event_shape, "conv")
+        h, w = conv_grids(event_shape, channels, kernel, stride)[-1]
+        sizes = [event_shape[0], *channels]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Conv2d(a, b, kernel, stride=stride, padding=(kernel - stride) // 2), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.mlp = _trunk(sizes[-1] * h * w, hidden)
+
+    def forward(self, x):
+        lead = x.shape[:-3]
+        h = self.convs(x.reshape(-1, *self.event_shape))  # (N, C', h, w)
+        return self.mlp(h.flatten(1)).reshape(*lead, -1)  # (N, C'·h·w) -> (..., F)
 
 
 class ConvDecoder(nn.Module):
-    """z ``(..., d)`` -> ``(..., 784)``: MLP(d, hidden, 3136) -> ReLU -> (N, 64, 7, 7) ->
-    ConvTranspose 4×4 stride 2 (32 ch.) -> (N, 32, 14, 14) -> ReLU -> ConvTranspose 4×4 stride 2
-    (1 ch.) -> (N, 1, 28, 28) -> flatten (the likelihood's logits or means)."""
+    """Decoder mirroring :class:`ConvBody`: z ``(..., d)`` -> ``MLP(d, hidden, C'·h·w)`` -> ReLU ->
+    (N, C', h, w) -> one ``ConvTranspose2d`` per stage, back through the encoder's channels and
+    grid sizes to (N, C, H, W) (ReLU between them, none after the last) -> ``(..., C, H, W)``, the
+    likelihood's parameters."""
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int):
+    def __init__(self, latent_dim: int, event_shape, channels: Sequence[int], kernel: int, stride: int,
+                 hidden: Sequence[int]):
         super().__init__()
-        _check_image(data_dim)
-        self.head = MLP(latent_dim, hidden, _CHANNELS * _GRID ** 2)
-        self.body = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(_CHANNELS, 32, 4, stride=2, padding=1),
-                                  nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1))
+        self.event_shape = _image(event_shape, "conv")
+        self.grids = conv_grids(event_shape, channels, kernel, stride)[::-1]  # (h, w) ... (H, W)
+        sizes = [*channels[::-1], event_shape[0]]
+        self.head = MLP(latent_dim, hidden, sizes[0] * math.prod(self.grids[0]))
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.ReLU(), nn.ConvTranspose2d(a, b, kernel, stride=stride, padding=(kernel - stride) // 2)]
+        self.body = nn.Sequential(*layers)
 
     def forward(self, z):
         lead = z.shape[:-1]
-        h = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, _CHANNELS, _GRID, _GRID)
-        return self.body(h).reshape(*lead, IMAGE_SIDE ** 2)
+        h = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, self.body[1].in_channels, *self.grids[0])
+        for stage, layer in enumerate(self.body):
+            is_conv = isinstance(layer, nn.ConvTranspose2d)
+            h = layer(h, output_size=self.grids[stage // 2 + 1]) if is_conv else layer(h)
+        return h.reshape(*lead, *self.event_shape)  # (N, C, H, W) -> (..., C, H, W)
 
 
 @dataclass
@@ -101,30 +169,37 @@ class MLPConfig(Settings):
 
 @dataclass
 class ConvConfig(MLPConfig):
-    """Options of the convolutional nets (28 × 28 images only)."""
+    """Options of the convolutional nets (images (C, H, W) of any size)."""
 
     hidden: list[int] = option([300], "sizes of the MLP after the convolutions; the decoder mirrors the whole net")
+    channels: list[int] = option([32, 64], "output channels of each convolution stage")
+    kernel: int = option(4, "kernel size of every convolution (padding (kernel - stride) // 2)")
+    stride: int = option(2, "stride of every convolution")
+
+    def check(self):
+        super().check()
+        self.each_at_least("channels", 1)
+        self.at_least("stride", 1)
+        self.at_least("kernel", self.stride)
 
 
 @dataclass(frozen=True)
 class NetKind:
-    """A registered network kind: encoder and decoder classes, both ``(in_dim, hidden, out_dim)``."""
+    """A registered network kind: ``encoder(event_shape, cfg)`` builds the body, a module
+    x ``(B, *event)`` -> features ``(B, F)`` on which each guide puts its own heads;
+    ``decoder(event_shape, cfg)`` a module z ``(B, cfg.latent_dim)`` -> the likelihood's
+    parameters ``(B, *event)``. ``Config``: their typed options, with ``latent_dim``."""
 
     name: str
-    encoder: type
-    decoder: type
+    encoder: Callable
+    decoder: Callable
     Config: type[Settings]
 
 
-NETS = {k.name: k for k in (NetKind("mlp", MLP, MLP, MLPConfig), NetKind("conv", ConvEncoder, ConvDecoder, ConvConfig))}
+NETS = {k.name: k for k in (
+    NetKind("mlp", lambda shape, cfg: MLPBody(shape, cfg.hidden),
+            lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig),
+    NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
+            lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
+                                           cfg.hidden[::-1]), ConvConfig))}
 """Network kind -> :class:`NetKind`."""
-
-
-def encoder_net(kind: str, data_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Module:
-    """The encoder body of kind ``mlp`` or ``conv``: ``(..., D)`` -> ``(..., out_dim)``."""
-    return NETS[kind].encoder(data_dim, hidden, out_dim)
-
-
-def decoder_net(kind: str, latent_dim: int, hidden: Sequence[int], data_dim: int) -> nn.Module:
-    """The decoder of kind ``mlp`` or ``conv``: ``(..., d)`` -> ``(..., D)``."""
-    return NETS[kind].decoder(latent_dim, hidden, data_dim)

@@ -8,12 +8,16 @@ command line, Hydra's config group, validation and pairing checks follow from th
 from collections.abc import Mapping
 from dataclasses import asdict
 
+from torch import nn
+
 from pyro_mvae.config import lookup
+from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import holders, missing, pairing_error
 from pyro_mvae.models.flows import FlowGuide, FlowPrior
 from pyro_mvae.models.guides import DiscreteMixtureGuide, GaussianGuide, MarginalMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
-from pyro_mvae.models.nets import NETS, decoder_net
+from pyro_mvae.models.nets import NETS
+from pyro_mvae.models.probe import body_features, check_decoder
 from pyro_mvae.models.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
 from pyro_mvae.models.vae import VAE
 from pyro_mvae.models.vamp import VampPrior
@@ -42,40 +46,71 @@ def check_pair(prior, guide) -> None:
         raise pairing_error(f"guide '{guide.name}'", cap, "prior", f"prior '{prior.name}'", holders(PRIORS, cap))
 
 
-def build_vae(data_dim: int, prior: Mapping, guide: Mapping, likelihood: Mapping,
-              net: Mapping) -> VAE:
+OWN_NET = "own"
+"""The ``net`` name a VAE built on the user's own encoder body and decoder records."""
+
+
+def build_vae(data_shape, prior: Mapping, guide: Mapping, likelihood: Mapping, net: Mapping,
+              encoder: nn.Module | None = None, decoder: nn.Module | None = None,
+              features: int | None = None) -> VAE:
     """Build a :class:`VAE` from plain mappings, each ``{"name": <registry key>, **options}``.
 
-    ``net`` holds ``name``, ``hidden`` (hidden sizes of the encoder; the decoder mirrors them)
-    and ``latent_dim`` (d). Example::
+    ``data_shape``: one datapoint's shape, ``(C, H, W)`` for images (``(1, 28, 28)`` for MNIST) or
+    ``(D,)`` for vectors (an int D means ``(D,)``). ``net`` holds ``name`` (a registered net:
+    ``mlp``, ``conv``, or one installed), its options and ``latent_dim`` (d). Example::
 
-        build_vae(64, {"name": "mixture", "components": 10}, {"name": "gaussian"},
+        build_vae((1, 8, 8), {"name": "mixture", "components": 10}, {"name": "gaussian"},
                   {"name": "bernoulli"}, {"name": "mlp", "hidden": [300, 300], "latent_dim": 40})
+
+    Or the user's own networks: ``net={"latent_dim": d}`` with ``encoder``, a module mapping
+    x ``(B, *event)`` to features ``(B, F)`` (F found by a forward pass of a dummy batch, or
+    given as ``features``) on which the guide puts its own heads, and ``decoder``, a module
+    mapping z ``(B, d)`` to the likelihood's parameters ``(B, *event)``. Its ``net`` spec is then
+    ``{"name": "own", "latent_dim": d}``; :func:`~pyro_mvae.training.runs.load_run` takes the
+    same modules again.
 
     The VAE's ``spec`` holds the four mappings with every default filled in (the model part of a
     run's ``config.yaml``).
 
     Raises:
         pyro_mvae.errors.ConfigError: for an unregistered name, or an option the component does
-            not have or of the wrong type or range (the message lists its valid keys).
+            not have or of the wrong type or range (the message lists its valid keys); for an
+            encoder without a decoder or the other way round; for networks whose shapes do not
+            fit the data (:mod:`pyro_mvae.models.probe`).
         pyro_mvae.errors.PairingError: for a prior/guide pair that makes no valid bound.
     """
-    net_name, net_opts = _options(net)
-    net_cfg = lookup(NETS, "net", net_name).Config.from_options(net_opts, f"net '{net_name}'")
-    d, hidden = net_cfg.latent_dim, list(net_cfg.hidden)
+    event_shape = (data_shape,) if isinstance(data_shape, int) else tuple(data_shape)
     prior_cls, guide_cls = (lookup(PRIORS, "prior", prior["name"]), lookup(GUIDES, "guide", guide["name"]))
     lik_cls = lookup(LIKELIHOODS, "likelihood", likelihood["name"])
+    net_spec, body, decoder = _networks(event_shape, net, encoder, decoder)
     spec = {"prior": _spec(prior_cls, prior), "guide": _spec(guide_cls, guide),  # bad options before pairing
-            "likelihood": _spec(lik_cls, likelihood), "net": {"name": net_name, **asdict(net_cfg)}}
+            "likelihood": _spec(lik_cls, likelihood), "net": net_spec}
+    d = net_spec["latent_dim"]
+    check_decoder(decoder, d, event_shape)
     prior_mod = prior_cls(latent_dim=d, **_options(prior)[1])
     check_pair(prior_mod, guide_cls)
-    guide_mod = guide_cls(data_dim=data_dim, latent_dim=d, hidden=hidden, layout=prior_mod.layout,
-                          net=net_name, **_options(guide)[1])
-    prior_mod.attach(guide_mod, data_dim)
-    decoder = decoder_net(net_name, d, hidden[::-1], data_dim)
-    vae = VAE(prior_mod, guide_mod, lik_cls(**_options(likelihood)[1]), decoder, data_dim)
+    guide_mod = guide_cls(body, body_features(body, event_shape, features), d, layout=prior_mod.layout,
+                          event_shape=event_shape, **_options(guide)[1])
+    prior_mod.attach(guide_mod, event_shape)
+    vae = VAE(prior_mod, guide_mod, lik_cls(**_options(likelihood)[1]), decoder, event_shape)
     vae.spec = spec
     return vae
+
+
+def _networks(event_shape: tuple[int, ...], net: Mapping, encoder, decoder) -> tuple[dict, nn.Module, nn.Module]:
+    """The net's spec, encoder body and decoder: built from the registered ``net`` or the user's own."""
+    if (encoder is None) != (decoder is None):
+        raise ConfigError("give both encoder= and decoder= (your own networks), or neither (net= builds them)")
+    if encoder is None:
+        name, options = _options(net)
+        kind = lookup(NETS, "net", name)
+        cfg = kind.Config.from_options(options, f"net '{name}'")
+        return {"name": name, **asdict(cfg)}, kind.encoder(event_shape, cfg), kind.decoder(event_shape, cfg)
+    name, options = _options({"name": OWN_NET} | dict(net))
+    if name != OWN_NET or set(options) != {"latent_dim"}:
+        raise ConfigError(f"with your own encoder and decoder, net holds only latent_dim (d), got {dict(net)}: "
+                          "give net={'latent_dim': d}")
+    return {"name": OWN_NET, "latent_dim": int(options["latent_dim"])}, encoder, decoder
 
 
 def _spec(cls, options: Mapping) -> dict:

@@ -14,6 +14,7 @@ a ``param`` effect (about 1 ms per SVI step for the 784-300-300-40 MLPs, ~10% of
 """
 
 import contextlib
+import math
 import weakref
 
 import pyro
@@ -35,20 +36,23 @@ class VAE(nn.Module):
             ``choice`` and ``conditional``).
         guide: a :class:`~pyro_mvae.models.base.Guide`, built for the same prior.
         likelihood: a :class:`~pyro_mvae.models.likelihoods.Likelihood`.
-        decoder: a torch module mapping z ``(..., d)`` to the likelihood's input ``(..., D)``.
-        data_dim: D, the number of pixels of a flattened image.
+        decoder: a torch module mapping z ``(B, d)`` to the likelihood's parameters ``(B, *event)``
+            (called through :meth:`decode`, which takes any leading dimensions).
+        event_shape: the shape of one datapoint: ``(C, H, W)`` for images, ``(D,)`` for vectors
+            (an int D means ``(D,)``).
 
     Attributes ``beta`` (β, weight of the latent sites, i.e. of the KL; Higgins et al. 2017) and
     ``tau`` (τ, Concrete temperature) are set by the training schedules.
     """
 
-    def __init__(self, prior, guide, likelihood, decoder, data_dim: int):
+    def __init__(self, prior, guide, likelihood, decoder, event_shape):
         super().__init__()
         self.prior = prior
         self.encoder = guide
         self.likelihood = likelihood
         self.decoder = decoder
-        self.data_dim = data_dim
+        self.event_shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
+        likelihood.attach(self.event_shape)
         self.beta = 1.0
         self.tau = 1.0
         self.spec = None  # {"prior", "guide", "likelihood", "net"} mappings, set by build_vae
@@ -57,12 +61,23 @@ class VAE(nn.Module):
     def latent_dim(self) -> int:
         return self.encoder.latent_dim
 
+    @property
+    def data_dim(self) -> int:
+        """D, the number of values of one datapoint (C·H·W for images)."""
+        return math.prod(self.event_shape)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder on z ``(..., d)`` with any leading dimensions (K particles, C components):
+        ``(N, d)`` in, ``(N, *event)`` out, reshaped to ``(..., *event)``."""
+        lead = z.shape[:-1]
+        return self.decoder(z.reshape(-1, z.shape[-1])).reshape(*lead, *self.event_shape)
+
     def model(self, x: torch.Tensor) -> None:
-        """Generative model over a batch x ``(B, D)``; sites "c" (optional), "z", "x"."""
+        """Generative model over a batch x ``(B, *event)``; sites "c" (optional), "z", "x"."""
         with pyro.plate("data", x.shape[0]):
             with self._kl_weight():
                 z = self._prior_sites()  # (B, d)
-            pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+            pyro.sample("x", self.likelihood(self.decode(z)), obs=x)
 
     def _kl_weight(self):
         """β on the latent sites (``poutine.scale``); no messenger at all when β = 1."""
@@ -75,7 +90,7 @@ class VAE(nn.Module):
         return pyro.sample("z", self.prior.conditional(self.encoder.to_one_hot(c)))
 
     def guide(self, x: torch.Tensor) -> None:
-        """Guide over a batch x ``(B, D)``; sites "c" (optional) and "z"."""
+        """Guide over a batch x ``(B, *event)``; sites "c" (optional) and "z"."""
         with pyro.plate("data", x.shape[0]), self._kl_weight():
             self.encoder.sample_sites(x, self.tau)
 
@@ -116,11 +131,11 @@ class VAE(nn.Module):
         return log_lik, kl
 
     def check_data(self, x: torch.Tensor) -> None:
-        """Raises :class:`~pyro_mvae.models.likelihoods.DataError` unless x ``(B, D)`` can be scored."""
-        if x.dim() != 2 or x.shape[-1] != self.data_dim:
+        """Raises :class:`~pyro_mvae.models.likelihoods.DataError` unless x ``(B, *event)`` can be scored."""
+        if tuple(x.shape[1:]) != self.event_shape:
             raise DataError(
-                f"expected flattened images of shape (B, {self.data_dim}), got {tuple(x.shape)}: "
-                "the model was built for another image size; use data that matches it or "
+                f"expected data of shape (B, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}: "
+                "the model was built for another shape; use data that matches it or "
                 "train a model for this data")
         if not bool(torch.isfinite(x).all()):
             raise DataError(f"the data holds {int((~torch.isfinite(x)).sum())} NaN or infinite "
@@ -129,14 +144,14 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
-        """n images ``(n, D)`` from the model: the likelihood's mean at z ~ p(z)."""
+        """n images ``(n, *event)`` from the model: the likelihood's mean at z ~ p(z)."""
         z = self.prior.marginal().sample((n,))  # (n, d)
-        return self.likelihood.mean(self.decoder(z))
+        return self.likelihood.mean(self.decode(z))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Likelihood mean at the guide's posterior mean: x ``(B, D)`` -> ``(B, D)``."""
-        return self.likelihood.mean(self.decoder(self.encoder.mean(x)))
+        """Likelihood mean at the guide's posterior mean: x ``(B, *event)`` -> ``(B, *event)``."""
+        return self.likelihood.mean(self.decode(self.encoder.mean(x)))
 
 
 def _site_log_prob(trace, name: str, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The VampPrior: a mixture of the guide's own posteriors at learned pseudo-inputs.
 
-    p(z) = (1/C) Σ_c q_φ(z | u_c),    u_c = sigmoid(w_c) ∈ (0, 1)^D
+    p(z) = (1/C) Σ_c q_φ(z | u_c),    u_c = sigmoid(w_c) ∈ (0, 1)^(C×H×W), the data's shape
 
 (Tomczak & Welling 2018, eq. 9). The encoder is shared with the guide, so the prior changes
 whenever the encoder does; the pseudo-inputs are trained with everything else and stay in the
@@ -8,6 +8,7 @@ data range by construction. With C = 500 the mixture's log-density is computed b
 products, not broadcasting (DESIGN.md §2; :mod:`pyro_mvae.distributions.mixtures`).
 """
 
+import math
 from dataclasses import dataclass
 
 import pyro.distributions as dist
@@ -34,8 +35,8 @@ class VampPrior(Prior):
     uniform mixture of the encoder's Gaussians ``base_posterior(u_c)`` (batch ``(C,)``, event
     ``(d,)``).
 
-    The pseudo-inputs exist once :meth:`attach` has given the prior its encoder and D
-    (:func:`pyro_mvae.models.registry.build_vae` does this).
+    The pseudo-inputs exist once :meth:`attach` has given the prior its encoder and the data's
+    event shape (:func:`pyro_mvae.models.registry.build_vae` does this).
 
     It needs a guide that ``has_base_posterior`` (gaussian, flow).
 
@@ -52,17 +53,18 @@ class VampPrior(Prior):
         self.latent_dim, self.components = latent_dim, self.configure(options).components
         self.__dict__["_encoder"] = None  # shared with the VAE, not a submodule of the prior
 
-    def attach(self, guide, data_dim: int) -> None:
-        """Share ``guide``'s encoder and create the C pseudo-inputs ``(C, D)``, initialised as
-        sigmoid(N(0, 1)) (spread over (0.27, 0.73) at ±1σ).
-        """
+    def attach(self, guide, event_shape: tuple[int, ...]) -> None:
+        """Share ``guide``'s encoder and create the C pseudo-inputs, initialised as sigmoid(N(0, 1))
+        (spread over (0.27, 0.73) at ±1σ). Their logits are stored flat, ``(C, D)``, as 0.1.0
+        saved them, so its checkpoints and optimiser states still load."""
         self.__dict__["_encoder"] = guide
-        self.pseudo_logits = nn.Parameter(torch.randn(self.components, data_dim))  # device: moved with the VAE
+        self.event_shape = tuple(event_shape)
+        self.pseudo_logits = nn.Parameter(torch.randn(self.components, math.prod(event_shape)))  # device: moved with the VAE
 
     @property
     def pseudo_inputs(self) -> torch.Tensor:
-        """u ``(C, D)``, each value in (0, 1)."""
-        return torch.sigmoid(self.pseudo_logits)
+        """u ``(C, *event)`` (images ``(C, channels, H, W)``), each value in (0, 1)."""
+        return torch.sigmoid(self.pseudo_logits).unflatten(-1, self.event_shape)  # (C, D) -> (C, *event)
 
     def _components(self):
         return self._encoder.base_posterior(self.pseudo_inputs)  # batch (C,), event (d,)

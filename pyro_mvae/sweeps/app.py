@@ -186,6 +186,6 @@ def _metric(config: dict, job_dir: Path, report: dict) -> float:
         return report["best_val_elbo"]
     vae, run_config, _, data = load_run(job_dir, resolve_device(config["device"]))
     trainer = run_config["trainer"]
-    x = data.val.x[:trainer["eval_limit"]]  # (N, D)
+    x = data.val.x[:trainer["eval_limit"]]  # (N, *event)
     ll = iwae_log_likelihood(vae, x, trainer["eval_samples"], trainer["eval_chunk_size"], trainer["eval_batch_size"])
     return ll.mean().item()

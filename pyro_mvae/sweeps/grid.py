@@ -165,6 +165,6 @@ def _check_job(overrides: list[str], data_cache: dict) -> None:
     if key not in data_cache:
         data_cache[key] = build_dataset(config["data"], torch.device("cpu"))
     data = data_cache[key]
-    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
+    vae = build_vae(data.event_shape, config["prior"], config["guide"], config["likelihood"], config["net"])
     build_objective(**config["objective"], vae=vae)
     check_dataset(vae, data)

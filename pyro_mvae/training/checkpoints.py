@@ -22,8 +22,9 @@ from pyro_mvae import __version__
 from pyro_mvae.errors import RunError
 from pyro_mvae.training.storage import save_torch_atomic
 
-CHECKPOINT_FORMAT = 2
-"""1: best.pt only (0.1.0 before resume existed); 2: best.pt and last.pt."""
+CHECKPOINT_FORMAT = 3
+"""1: best.pt only (0.1.0 before resume existed); 2: best.pt and last.pt; 3: the guide's
+encoder split into ``body`` and ``head`` (read from 1 and 2 by :func:`upgrade_model`)."""
 
 CHECKPOINT_KEYS = {"format", "version", "epoch", "val_elbo", "beta", "tau", "config", "model", "optimizer"}
 RESUME_KEYS = {"progress", "rng", "baselines"}
@@ -137,6 +138,8 @@ def load(path: Path, device=None, resume: bool = False, into=None) -> dict:
         raise RunError(f"checkpoint {path} was written by pyro_mvae {ckpt['version']}, this is "
                        f"{__version__}: install a {ckpt['version'].split('.')[0]}.x release to read it")
     ckpt["config"] = as_trained(ckpt["config"])
+    if ckpt["format"] < 3:
+        ckpt["model"] = upgrade_model(ckpt["model"])
     if into is not None:
         try:
             into.load_state_dict(ckpt["model"])
@@ -153,6 +156,25 @@ def as_trained(config: dict) -> dict:
     if guide.get("name") == "marginal_mixture" and "estimator" not in guide:
         return config | {"guide": guide | {"estimator": "implicit"}}
     return config
+
+
+def upgrade_model(state: dict) -> dict:
+    """A model state of checkpoint formats 1 and 2 with the keys of format 3 (same tensors, same
+    order, so a saved optimiser state still fits). The guide's ``encoder.net`` was one network
+    x -> its parameters; it is now ``encoder.body`` (x -> features) and ``encoder.head`` (the last
+    Linear). mlp: ``net.<i>`` -> ``body.mlp.<i>``, the last layer -> ``head``; conv:
+    ``net.body.<i>`` -> ``body.convs.<i>``, ``net.head.<i>`` as mlp's."""
+    mlp = "encoder.net.head." if any(k.startswith("encoder.net.body.") for k in state) else "encoder.net."
+    last = max((int(k[len(mlp):].split(".")[0]) for k in state if k.startswith(mlp)), default=None)
+    out = {}
+    for key, value in state.items():
+        if key.startswith("encoder.net.body."):
+            key = "encoder.body.convs." + key[len("encoder.net.body."):]
+        elif key.startswith(mlp):
+            index, rest = key[len(mlp):].split(".", 1)
+            key = f"encoder.head.{rest}" if int(index) == last else f"encoder.body.mlp.{index}.{rest}"
+        out[key] = value
+    return out
 
 
 def _read(path: Path, device):

@@ -16,7 +16,7 @@ from pyro_mvae.config import Settings, lookup, option, unknown_keys_message
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.objectives import OBJECTIVES, resolve_name
 from pyro_mvae.models.nets import NETS
-from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae
+from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, OWN_NET, PRIORS, build_vae
 from pyro_mvae.training.datasets import DATASETS, build_dataset
 from pyro_mvae.training.plugins import load_installed
 from pyro_mvae.training.train import TrainerConfig
@@ -157,7 +157,8 @@ def resolve_objective(config: dict) -> None:
 def describe_config(config: dict) -> str:
     """The composed ``config`` as YAML, every key with its documentation as a comment."""
     def line(indent: str, key: str, value, doc: str) -> str:
-        text = OmegaConf.to_yaml({key: value}).strip()
+        text = f"{key}: [{', '.join(map(str, value))}]" if isinstance(value, list) \
+            else OmegaConf.to_yaml({key: value}).strip()  # a list on its key's line: hidden: [300, 300]
         return f"{indent}{text:<40} # {doc}" if doc else f"{indent}{text}"
 
     lines = [line("", key, config[key], doc) for key, doc in _docs(RunSettings).items()]
@@ -173,17 +174,28 @@ def _docs(cls) -> dict:
     return {f.name: f.metadata["doc"] for f in fields(cls)}
 
 
-def build_from_config(config: dict, device) -> tuple:
+def build_from_config(config: dict, device, encoder=None, decoder=None) -> tuple:
     """The data set and the VAE (on ``device``) a config describes: ``(data, vae)``. Used by
-    ``train``, ``evaluate``, ``sample`` and the experiments.
+    ``train``, ``evaluate``, ``sample`` and the experiments. ``encoder`` and ``decoder``: the
+    user's own modules, for a config whose ``net`` is ``own`` (see
+    :func:`~pyro_mvae.models.registry.build_vae`).
 
     Raises:
         ConfigError, PairingError, DataError: see :func:`~pyro_mvae.models.registry.build_vae`
-            and :func:`~pyro_mvae.training.datasets.build_dataset`.
+            and :func:`~pyro_mvae.training.datasets.build_dataset`; ConfigError for ``net: own``
+            without the modules.
     """
     load_installed()
+    net = config["net"]
+    if net.get("name") == OWN_NET:
+        if encoder is None:
+            raise ConfigError("this run was trained on your own encoder and decoder modules (net: own), which a "
+                              "config cannot name: pass the same modules again, load_run(run_dir, encoder=body, "
+                              "decoder=decoder), or register them as a net (pyro_mvae.register('net', ...))")
+        net = {"latent_dim": net["latent_dim"]}
     data = build_dataset(config["data"], device)
-    vae = build_vae(data.data_dim, config["prior"], config["guide"], config["likelihood"], config["net"])
+    vae = build_vae(data.event_shape, config["prior"], config["guide"], config["likelihood"], net,
+                    encoder=encoder, decoder=decoder)
     return data, vae.to(device)
 
 

@@ -27,7 +27,7 @@ DEFAULT_ROOT = Path("~/.cache/pyro_mvae/data")
 
 @dataclass
 class Split:
-    """One split: images ``x (N, D)`` and labels ``y (N,)`` on one device.
+    """One split: images ``x (N, *event)`` (``(N, C, H, W)``) and labels ``y (N,)`` on one device.
 
     ``dynamic=True``: x holds intensities in [0, 1], binarised afresh by :meth:`batches`.
     ``dequantize_levels=L``: x holds L grey levels k/(L−1), dequantised afresh by
@@ -44,12 +44,12 @@ class Split:
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None,
                 group: Group = SINGLE, start: int = 0) -> Iterator[torch.Tensor]:
-        """Yield batches ``(B, D)`` (the last may be smaller), binarised afresh when dynamic.
+        """Yield batches ``(B, *event)`` (the last may be smaller), binarised afresh when dynamic.
 
         ``shuffle``: in a random order drawn from a generator seeded with ``seed`` (the same
         order on every rank), or from torch's global RNG when ``seed`` is None. With several
         ranks, each global batch of ``batch_size`` rows is split between them (rank r keeps
-        rows r, r + W, ...: ``(≈B/W, D)``); a last batch with fewer rows than ranks is dropped.
+        rows r, r + W, ...: ``(≈B/W, *event)``); a last batch with fewer rows than ranks is dropped.
         ``start``: skip the first batches without drawing anything (resuming mid-epoch).
         """
         n = len(self)
@@ -74,15 +74,14 @@ class Split:
 
 @dataclass
 class Dataset:
-    """Train, validation and test splits of flattened images of shape ``image_shape``: ``(H, W)``
-    for grey images, ``(C, H, W)`` for colour ones (flattened channel first, as torchvision's
-    ``ToTensor``)."""
+    """Train, validation and test splits of images of shape ``event_shape``, ``(C, H, W)`` (channel
+    first, as torchvision's ``ToTensor``; C = 1 for grey images), each split's x ``(N, C, H, W)``."""
 
     name: str
     train: Split
     val: Split
     test: Split
-    image_shape: tuple[int, ...]
+    event_shape: tuple[int, ...]
     levels: int | None = None
     """Grey levels L of dequantised data (digits 17, MNIST 256); None for binary data."""
     spec: dict | None = None
@@ -90,7 +89,8 @@ class Dataset:
 
     @property
     def data_dim(self) -> int:
-        return int(np.prod(self.image_shape))
+        """D = C·H·W, the number of values of one image."""
+        return int(np.prod(self.event_shape))
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -107,7 +107,7 @@ def check_intensities(x: torch.Tensor, name: str) -> None:
 
 
 def binarize_fixed(x: torch.Tensor) -> torch.Tensor:
-    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU: ``(N, D)``."""
+    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU, same shape."""
     gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
     return torch.bernoulli(x.cpu(), generator=gen).to(x.device)
 
@@ -138,7 +138,9 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
                  device, dequantize_levels: int | None = None) -> Dataset:
     """Split ``train_pool = (x, y)`` into train and its last ``val_size`` images as validation.
 
-    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1]. With ``binarize`` the training
+    ``x`` arrays are ``(N, *image_shape)`` intensities in [0, 1], ``image_shape`` ``(H, W)`` (grey),
+    ``(C, H, W)`` or ``(D,)`` (vectors); the splits hold them as ``(N, *event)``, ``(N, C, H, W)``
+    for images (:func:`event_shape_of`). With ``binarize`` the training
     split is dynamic and validation/test are binarised once; with ``dequantize_levels`` = L the
     training split is dequantised afresh every batch and validation/test once (fixed seed);
     with neither all keep their grey levels.
@@ -160,8 +162,10 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
     def tensor(a, dtype=torch.float32):
         return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
+    event_shape = event_shape_of(image_shape)
+
     def flat(a):
-        x = tensor(a).reshape(len(a), -1)  # (N, D)
+        x = tensor(a).reshape(len(a), *event_shape)  # (N, *event)
         check_intensities(x, name)
         return x
 
@@ -177,7 +181,7 @@ def make_dataset(name: str, train_pool, test, image_shape, val_size: int, binari
                     dequantize_levels=dequantize_levels),
         val=Split(x_val, tensor(y_pool[cut:], torch.long), dynamic=False),
         test=Split(x_te, tensor(y_test, torch.long), dynamic=False),
-        image_shape=tuple(image_shape), levels=dequantize_levels)
+        event_shape=event_shape, levels=dequantize_levels)
 
 
 def resolve_root(root) -> Path:
@@ -191,8 +195,16 @@ def take_first(pair, limit):
     return pair if limit is None else (pair[0][:limit], pair[1][:limit])
 
 
-def as_image_batch(images: torch.Tensor, image_shape) -> torch.Tensor:
-    """Flattened images ``(N, D)`` -> ``(N, C, H, W)`` on the CPU, clamped to [0, 1]; C = 1 for
-    an ``image_shape`` (H, W)."""
-    shape = tuple(image_shape) if len(image_shape) == 3 else (1, *image_shape)
-    return images.detach().float().cpu().clamp(0, 1).reshape(-1, *shape)
+def event_shape_of(image_shape) -> tuple[int, ...]:
+    """The event shape of data of shape ``image_shape``: ``(C, H, W)`` for images ``(H, W)``
+    (C = 1) or ``(C, H, W)``; ``(D,)`` for vectors ``(D,)``."""
+    shape = tuple(int(n) for n in image_shape)
+    return (1, *shape) if len(shape) == 2 else shape
+
+
+def as_image_batch(images: torch.Tensor, event_shape) -> torch.Tensor:
+    """Data ``(N, *event)`` (or flattened ``(N, D)``) -> images ``(N, C, H, W)`` on the CPU, clamped
+    to [0, 1], for drawing; vectors ``(D,)`` are drawn as 1 × D strips."""
+    shape = event_shape_of(event_shape)
+    image = shape if len(shape) == 3 else (1, 1, *shape)  # a vector (D,) as a 1 × D strip
+    return images.detach().float().cpu().clamp(0, 1).reshape(-1, *image)

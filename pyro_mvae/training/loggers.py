@@ -50,10 +50,10 @@ class TensorBoardLogger(NoLogger):
         if step % self.images_every == 0:
             device = next(vae.parameters()).device
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                samples, x = vae.sample(64), data.val.x[:16]  # (64, D), (16, D)
-                pairs = torch.cat([x, vae.reconstruct(x)])  # (32, D)
-            self.writer.add_image("samples", _grid(samples, data.image_shape), step)
-            self.writer.add_image("validation (top) and reconstructions (bottom)", _grid(pairs, data.image_shape), step)
+                samples, x = vae.sample(64), data.val.x[:16]  # (64, *event), (16, *event)
+                pairs = torch.cat([x, vae.reconstruct(x)])  # (32, *event)
+            self.writer.add_image("samples", _grid(samples, data.event_shape), step)
+            self.writer.add_image("validation (top) and reconstructions (bottom)", _grid(pairs, data.event_shape), step)
 
     def close(self, report: dict | None = None, hparams: dict | None = None) -> None:
         if report is not None:
@@ -62,9 +62,9 @@ class TensorBoardLogger(NoLogger):
         self.writer.close()
 
 
-def _grid(images: torch.Tensor, image_shape) -> torch.Tensor:
-    """Flattened images ``(N, D)`` in [0, 1] -> one ``(3, H', W')`` grid, 16 per row."""
-    return make_grid(as_image_batch(images, image_shape), nrow=16, padding=1, pad_value=0.5)
+def _grid(images: torch.Tensor, event_shape) -> torch.Tensor:
+    """Images ``(N, *event)`` in [0, 1] -> one ``(3, H', W')`` grid, 16 per row."""
+    return make_grid(as_image_batch(images, event_shape), nrow=16, padding=1, pad_value=0.5)
 
 
 def logger_class(name: str) -> type[NoLogger]:

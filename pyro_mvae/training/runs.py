@@ -50,11 +50,13 @@ def _missing_plugin(run_dir: Path, err: UnknownNameError) -> Exception:
     return err
 
 
-def load_run(run_dir: Path, device="cpu"):
+def load_run(run_dir: Path, device="cpu", encoder=None, decoder=None):
     """The model of a run at its best checkpoint, with its config, checkpoint and dataset.
 
     Returns ``(vae, config, checkpoint, data)``: ``vae`` on ``device`` with β = 1 and the
-    checkpoint's τ; ``data`` loaded from the config's data group, on ``device``.
+    checkpoint's τ; ``data`` loaded from the config's data group, on ``device``. A run trained
+    on the user's own networks (``net: own``) needs the same ``encoder`` body and ``decoder``
+    modules (their weights are the checkpoint's once loaded).
 
     Raises:
         pyro_mvae.errors.RunError: for a directory that is not a run, and see
@@ -62,12 +64,13 @@ def load_run(run_dir: Path, device="cpu"):
         pyro_mvae.errors.DataError: when the run's dataset cannot be loaded.
         pyro_mvae.errors.RunError: a component that is not registered here, naming the package
             that provided it when the run recorded one (else ``UnknownNameError``).
+        pyro_mvae.errors.ConfigError: a ``net: own`` run without ``encoder`` and ``decoder``.
     """
     check_run_dir(Path(run_dir))
     path = Path(run_dir) / "best.pt"
     config = checkpoints.load(path, device)["config"]
     try:
-        data, vae = build_from_config(config, device)
+        data, vae = build_from_config(config, device, encoder, decoder)
     except UnknownNameError as err:
         raise _missing_plugin(Path(run_dir), err) from err
     ckpt = checkpoints.load(path, device, into=vae)

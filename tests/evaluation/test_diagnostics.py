@@ -59,7 +59,7 @@ def test_active_units_known_by_construction():
     torch.manual_seed(0)
     vae = build_vae(64, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
                     {"name": "mlp", "hidden": [], "latent_dim": 6})
-    head = vae.encoder.net[0]  # Linear(64, 12): rows 0..5 are the posterior means
+    head = vae.encoder.head  # Linear(64, 12) on x itself: rows 0..5 are the posterior means
     with torch.no_grad():
         head.weight[:6] = 0.0
         head.weight[[1, 4], :] = torch.randn(2, 64)  # only dimensions 1 and 4 depend on x

@@ -67,7 +67,7 @@ def test_interpolations_of_unlabelled_images_pair_consecutive_ones(trained_runs,
 
     vae, _, _, data = load_run(trained_runs["factorized"])
     out = tmp_path / "interpolations.png"
-    interpolations(vae, data.test.x[:20], torch.zeros(20, dtype=torch.long), data.image_shape, out, pairs=3)
+    interpolations(vae, data.test.x[:20], torch.zeros(20, dtype=torch.long), data.event_shape, out, pairs=3)
     assert Image.open(out).size[1] > 100 and np.asarray(Image.open(out).convert("L")).std() > 5
 
 

@@ -37,7 +37,7 @@ def test_ais_matches_the_closed_form_marginal_likelihood(name, init):
 def test_one_annealing_step_is_importance_sampling_with_the_initial_distribution():
     data = load_digits()
     torch.manual_seed(0)
-    digits_vae = build_vae(data.data_dim, {"name": "factorized_mixture"}, {"name": "relaxed_mixture"},
+    digits_vae = build_vae(data.event_shape, {"name": "factorized_mixture"}, {"name": "relaxed_mixture"},
                            {"name": "bernoulli"}, {"name": "mlp", "hidden": [32], "latent_dim": 4})
     for vae, x in ((digits_vae, data.test.x[:10]), (mixture_vae("gaussian"), None)):
         x = sample_data(vae, 10) if x is None else x
@@ -80,7 +80,7 @@ def test_bdmc_brackets_the_exact_value_and_closes_as_t_grows(name, closed):
     vae = standard_vae(guide_hidden=(16,)) if name == "standard" else mixture_vae("gaussian")  # guide untrained
     with torch.no_grad():
         z_true = vae.prior.marginal().sample((40,))  # (n, d)
-        x = vae.likelihood(vae.decoder(z_true)).sample()  # (n, D)
+        x = vae.likelihood(vae.decode(z_true)).sample()  # (n, D)
     exact = torch.as_tensor(exact_log_marginal(vae, x), dtype=torch.float32)
     gaps = {}
     for steps in (3, 300):

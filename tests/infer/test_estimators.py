@@ -7,7 +7,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from linear_gaussian import D, SIGMA, d, linear_decoder, sample_data
+from linear_gaussian import D, SIGMA, d, linear_decoder, mlp_guide, sample_data
 from pyro_mvae.errors import PairingError
 from pyro_mvae.models.guides import DiscreteMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.infer.iwae import iwae_batch
@@ -25,7 +25,7 @@ def discrete_vae(guide_cls=DiscreteMixtureGuide, **guide_opts) -> VAE:
     prior = MixturePrior(d, components=C)
     with torch.no_grad():
         prior.loc.copy_(torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]]))
-    guide = guide_cls(D, d, hidden=(8,), layout=prior.layout, **guide_opts)
+    guide = mlp_guide(guide_cls, (8,), layout=prior.layout, event_shape=(D,), **guide_opts)
     return VAE(prior, guide, GaussianLikelihood(scale=SIGMA), linear_decoder(), D)
 
 
@@ -33,7 +33,7 @@ def logit_gradients(vae, objective: str, x, calls: int, particles: int = 50, war
     """Estimates of ∂(−ELBO)/∂(bias of the guide's logit outputs), each the mean of ``particles``
     vectorised draws: ``(calls, C)``. A single draw's variance is ``particles`` × their variance."""
     elbo = build_objective(objective, particles, vae=vae)
-    head = vae.encoder.net[-1]  # its first C outputs are the component logits
+    head = vae.encoder.head  # its first C outputs are the component logits
     baseline_net = getattr(vae.encoder, "baseline_net", None)
     opt = None if baseline_net is None else torch.optim.Adam(baseline_net.parameters(), lr=0.01)
     out = []
@@ -117,7 +117,7 @@ def test_enumerated_loss_equals_the_sum_over_components_by_hand():
         normal = torch.distributions.Normal
         log_p_z = normal(vae.prior.loc[:, None], vae.prior.scale[:, None]).log_prob(z).sum(-1)
         log_q_z = normal(loc.transpose(0, 1), scale.transpose(0, 1)).log_prob(z).sum(-1)
-        log_p_x = normal(vae.decoder(z), SIGMA).log_prob(x).sum(-1)  # (C, B)
+        log_p_x = normal(vae.decode(z), SIGMA).log_prob(x).sum(-1)  # (C, B)
         per_c = log_pi - log_q_c + log_p_z - log_q_z + log_p_x  # (C, B)
         by_hand = -(log_q_c.exp() * per_c).sum()
     assert loss == pytest.approx(by_hand.item(), rel=1e-5)

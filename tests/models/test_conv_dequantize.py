@@ -1,4 +1,4 @@
-"""Convolutional networks on 28×28 images, and grey-level data dequantised to a true density."""
+"""The convolutional nets trained on MNIST, and grey-level data dequantised to a true density."""
 
 import json
 import math
@@ -13,18 +13,6 @@ from pyro_mvae.cli import main
 from pyro_mvae.errors import DataError
 from pyro_mvae.training.data import dequantized_bits_per_dim
 from pyro_mvae.training.datasets import load_digits
-from pyro_mvae.models.registry import build_vae
-
-
-def test_conv_networks_map_images_to_latents_and_back_with_any_leading_shape():
-    vae = build_vae(784, {"name": "mixture"}, {"name": "relaxed_mixture"}, {"name": "bernoulli"},
-                    {"name": "conv", "hidden": [32], "latent_dim": 6})
-    x = torch.bernoulli(torch.full((5, 784), 0.3))
-    assert vae.encoder.net(x).shape == (5, 10 + 2 * 10 * 6)  # logits and C = 10 locs and scales
-    assert vae.decoder(torch.randn(7, 5, 6)).shape == (7, 5, 784)  # K particles × B images
-    with pytest.raises(ValueError, match="28×28"):
-        build_vae(64, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
-                  {"name": "conv", "hidden": [32], "latent_dim": 6})
 
 
 def test_conv_vae_trains_on_mnist_images(tmp_path):

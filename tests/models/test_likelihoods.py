@@ -46,7 +46,7 @@ def test_gaussian_log_prob_matches_scipy(learn):
 def test_learned_gaussian_scale_trains_on_grey_level_digits(tmp_path):
     data = load_digits(binarize=False)
     torch.manual_seed(0)
-    vae = build_vae(64, {"name": "mixture"}, {"name": "gaussian"},
+    vae = build_vae(data.event_shape, {"name": "mixture"}, {"name": "gaussian"},
                     {"name": "gaussian", "scale": 1.0, "learn_scale": True},
                     {"name": "mlp", "hidden": [64], "latent_dim": 8})
     pyro.set_rng_seed(0)
@@ -59,9 +59,9 @@ def test_learned_gaussian_scale_trains_on_grey_level_digits(tmp_path):
 
 
 def test_sample_and_reconstruct_shapes():
-    vae = build_vae(64, {"name": "factorized_mixture"}, {"name": "relaxed_mixture"},
+    vae = build_vae((1, 8, 8), {"name": "factorized_mixture"}, {"name": "relaxed_mixture"},
                     {"name": "bernoulli"}, {"name": "mlp", "hidden": [16], "latent_dim": 4})
     assert vae.latent_dim == 4
     images = vae.sample(5)
-    assert images.shape == (5, 64) and 0 <= images.min() and images.max() <= 1
-    assert vae.reconstruct(torch.bernoulli(torch.rand(3, 64))).shape == (3, 64)
+    assert images.shape == (5, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
+    assert vae.reconstruct(torch.bernoulli(torch.rand(3, 1, 8, 8))).shape == (3, 1, 8, 8)

@@ -8,6 +8,7 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import norm
 
+from pyro_mvae.models.nets import MLPBody
 from pyro_mvae.models.guides import RelaxedMixtureGuide
 from pyro_mvae.models.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
 
@@ -69,7 +70,7 @@ def test_one_hot_choice_selects_one_gaussian(prior_cls):
 @pytest.mark.parametrize("prior_cls", [MixturePrior, FactorizedMixturePrior])
 def test_relaxed_guide_posterior_is_the_discrete_mixture_of_its_components(prior_cls):
     prior = prior_cls(latent_dim=2, components=3)
-    guide = RelaxedMixtureGuide(data_dim=5, latent_dim=2, hidden=(8,), layout=prior.layout)
+    guide = RelaxedMixtureGuide(MLPBody((5,), [8]), 8, latent_dim=2, layout=prior.layout)
     x = torch.rand(4, 5)
     logits, loc, scale = (_np(t) for t in guide.component_params(x))
     z = torch.randn(4, 2)

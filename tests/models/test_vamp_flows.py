@@ -26,7 +26,7 @@ def test_vamp_log_density_is_the_mixture_of_the_encoder_gaussians_at_the_pseudo_
                     {"name": "mlp", "hidden": [16], "latent_dim": 3})
     u = vae.prior.pseudo_inputs.detach()
     assert u.shape == (7, 64) and 0 < u.min() and u.max() < 1
-    loc, raw = vae.encoder.net(u).detach().split(3, dim=-1)  # the encoder, by hand: (7, 3) each
+    loc, raw = vae.encoder.encode(u).detach().split(3, dim=-1)  # the encoder, by hand: (7, 3) each
     scale = (F.softplus(raw) + MIN_SCALE).numpy()
     z = torch.randn(5, 3)
     per_component = np.stack([multivariate_normal(loc[c].numpy(), np.diag(scale[c] ** 2)).logpdf(z.numpy())
@@ -105,7 +105,7 @@ def test_every_allowed_pair_trains_and_every_refused_pair_says_why(tmp_path):
     for prior, guide in itertools.product(PRIORS, GUIDES):
         torch.manual_seed(0)
         try:
-            vae = build_vae(64, {"name": prior}, {"name": guide}, {"name": "bernoulli"},
+            vae = build_vae(data.event_shape, {"name": prior}, {"name": guide}, {"name": "bernoulli"},
                             {"name": "mlp", "hidden": [16], "latent_dim": 4})
             build_objective("trace", vae=vae)
         except PairingError as err:

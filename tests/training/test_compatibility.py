@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from pyro_mvae.cli import main
+from pyro_mvae.training import checkpoints
 from pyro_mvae.training.runs import load_run
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run_0_1_0"
@@ -25,7 +26,7 @@ def test_a_release_run_loads_the_trained_model(tmp_path):
     is ~10 nats below)."""
     run = _copy(tmp_path)
     vae, config, ckpt, data = load_run(run)
-    saved = torch.load(run / "best.pt", weights_only=True)["model"]
+    saved = checkpoints.upgrade_model(torch.load(run / "best.pt", weights_only=True)["model"])  # 0.1.0's keys
     assert all(torch.equal(vae.state_dict()[k], v) for k, v in saved.items())
     report = json.loads((run / "report.json").read_text())
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 def test_real_mnist_few_hundred_images(shared_mnist_root):
     data = load_mnist(root=shared_mnist_root, download=False, val_size=100, limit=400)
-    assert data.image_shape == (28, 28) and data.data_dim == 784
+    assert data.event_shape == (1, 28, 28) and data.data_dim == 784
     assert (len(data.train), len(data.val), len(data.test)) == (300, 100, 400)
     assert data.train.y[:10].tolist() == FIRST_TRAIN_LABELS
     assert data.test.y[:10].tolist() == FIRST_TEST_LABELS
@@ -39,7 +39,7 @@ def test_mnist_from_idx_files_written_by_the_test(tmp_path):
     arrays = write_tiny_mnist(tmp_path, n_train=30, n_test=12)
     data = load_mnist(root=tmp_path, download=False, val_size=10)
     images, labels = arrays[True]
-    np.testing.assert_allclose(data.train.x.numpy(), images[:20].reshape(20, -1) / 255, rtol=1e-6)
+    np.testing.assert_allclose(data.train.x.numpy(), images[:20].reshape(20, 1, 28, 28) / 255, rtol=1e-6)
     assert data.train.y.tolist() == labels[:20].tolist()
     assert data.val.y.tolist() == labels[20:].tolist()
     assert data.test.y.tolist() == arrays[False][1].tolist()
@@ -75,7 +75,7 @@ def test_fixed_binarisation_is_repeatable_and_dynamic_is_not():
 def test_digits_splits_are_disjoint_and_complete():
     data = load_digits()
     assert (len(data.train), len(data.val), len(data.test)) == (1200, 300, 297)
-    assert data.image_shape == (8, 8)
+    assert data.event_shape == (1, 8, 8)
 
 
 def test_batches_cover_the_split_once():
@@ -107,7 +107,7 @@ def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, fo
 
     arrays = write_tiny_mnist(tmp_path / "data", n_train=40, n_test=10, folder=folder)
     data = load_idx_set(name, root=tmp_path / "data", download=False, val_size=10)
-    np.testing.assert_allclose(data.train.x.numpy(), arrays[True][0][:30].reshape(30, -1) / 255, rtol=1e-6)
+    np.testing.assert_allclose(data.train.x.numpy(), arrays[True][0][:30].reshape(30, 1, 28, 28) / 255, rtol=1e-6)
     assert data.test.y.tolist() == arrays[False][1].tolist() and data.spec["name"] == name
     assert data.test.x.unique().tolist() == [0.0, 1.0]  # test images binarised once
     with pytest.raises(DataNotFoundError, match=f"{tmp_path / 'data' / 'absent' / folder / 'raw'}"):
@@ -119,10 +119,10 @@ def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, fo
     assert f"{name} test (10 images)" in capsys.readouterr().out
 
 
-def _arrays_run(tmp_path, path, *extra):
+def _arrays_run(tmp_path, path, *extra, run_name="run"):
     from pyro_mvae.cli import main
 
-    run = tmp_path / "run"
+    run = tmp_path / run_name
     code = main(["train", "data=arrays", f"data.path={path}", "data.batch_size=10", "trainer.epochs=1",
                  "trainer.eval_samples=5", "trainer.progress=false", "trainer.figures=false", "net.hidden=[16]",
                  "net.latent_dim=4", f"run_dir={run}", *extra])
@@ -139,15 +139,38 @@ def test_arrays_split_real_digits_by_a_fixed_permutation_and_train(tmp_path, cap
     images = (sk_digits().images[:200] * 255 / 16).round().astype(np.uint8)  # (200, 8, 8)
     np.savez(tmp_path / "digits.npz", x=images, y=np.arange(200))
     data = load_arrays(path=str(tmp_path / "digits.npz"), binarize=False, val_fraction=0.2, test_fraction=0.1)
-    assert (len(data.train), len(data.val), len(data.test)) == (140, 40, 20) and data.image_shape == (8, 8)
+    assert (len(data.train), len(data.val), len(data.test)) == (140, 40, 20) and data.event_shape == (1, 8, 8)
     ids = torch.cat([data.train.y, data.val.y, data.test.y]).sort().values
     assert ids.tolist() == list(range(200))  # labels carry the image index: a partition
-    np.testing.assert_allclose(data.test.x.numpy(), images[data.test.y.numpy()].reshape(20, 64) / 255, rtol=1e-6)
+    np.testing.assert_allclose(data.test.x.numpy(), images[data.test.y.numpy()].reshape(20, 1, 8, 8) / 255, rtol=1e-6)
     again = load_arrays(path=str(tmp_path / "digits.npz"), binarize=False, val_fraction=0.2, test_fraction=0.1)
     assert torch.equal(again.test.y, data.test.y)
     np.save(tmp_path / "flat.npy", images.reshape(200, 64) / 255.0)  # floats in [0, 1], (N, D)
     code, run = _arrays_run(tmp_path, tmp_path / "flat.npy")
     assert code == 0 and "arrays test (20 images)" in capsys.readouterr().out
+
+
+def test_arrays_keep_channels_first_images_and_vectors(tmp_path, capsys):
+    """(N, C, H, W) stays (C, H, W) and trains with net=conv; (N, D) with D not a square is a
+    vector (D,): net=mlp trains on it, net=conv is refused by name."""
+    from sklearn.datasets import load_sample_images
+
+    from pyro_mvae.training.datasets import load_arrays
+
+    photo = load_sample_images().images[0][:96, :160]  # (96, 160, 3) uint8
+    rgb = photo.reshape(12, 8, 20, 8, 3).transpose(0, 2, 4, 1, 3).reshape(240, 3, 8, 8)  # (240, 3, 8, 8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    data = load_arrays(path=str(tmp_path / "rgb.npy"))
+    assert data.event_shape == (3, 8, 8) and data.train.x.shape[1:] == (3, 8, 8)
+    code, run = _arrays_run(tmp_path, tmp_path / "rgb.npy", "net=conv", "net.channels=[4]")
+    assert code == 0, capsys.readouterr().err
+    vectors = (rgb.reshape(240, -1)[:, :10] > 128)  # (240, 10) booleans
+    np.save(tmp_path / "vectors.npy", vectors)
+    assert load_arrays(path=str(tmp_path / "vectors.npy")).event_shape == (10,)
+    code, run = _arrays_run(tmp_path, tmp_path / "vectors.npy", run_name="vectors")
+    assert code == 0, capsys.readouterr().err
+    code, run = _arrays_run(tmp_path, tmp_path / "vectors.npy", "net=conv", run_name="conv_vectors")
+    assert code == 2 and "net=conv needs images of shape (C, H, W), got data of shape (10,)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("array,needle", [

@@ -27,9 +27,10 @@ def _train(tmp_path, *overrides, figures=False):
 def test_binarized_mnist_keeps_its_files_split_and_binarisation(tmp_path, capsys):
     train, valid, test = write_amat(tmp_path)
     data = load_binarized_mnist(root=str(tmp_path), download=False)
-    assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 12) and data.image_shape == (28, 28)
+    assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 12) and data.event_shape == (1, 28, 28)
     for split, x in ((data.train, train), (data.val, valid), (data.test, test)):
-        assert not split.dynamic and np.array_equal(split.x.numpy(), x)  # static: never re-binarised
+        static = split.x.numpy().reshape(len(x), 784)  # never re-binarised
+        assert not split.dynamic and np.array_equal(static, x)
     assert torch.equal(next(data.train.batches(30)), data.train.x)
     assert len(load_binarized_mnist(root=str(tmp_path), download=False, limit=5).val) == 5
     code, run = _train(tmp_path, "data=binarized_mnist", f"data.root={tmp_path}", "data.download=false",
@@ -62,7 +63,7 @@ def test_omniglot_reads_images_upright_with_their_alphabets(tmp_path, capsys):
     written = write_chardata(tmp_path)
     data = load_omniglot(root=str(tmp_path), download=False, val_size=10, binarize=False)
     x, alphabets = written["test"]
-    np.testing.assert_allclose(data.test.x.numpy(), x.reshape(12, 784), rtol=1e-6)  # not transposed
+    np.testing.assert_allclose(data.test.x.numpy(), x.reshape(12, 1, 28, 28), rtol=1e-6)  # not transposed
     assert data.test.y.tolist() == alphabets.tolist() and data.val.y.tolist() == written["train"][1][30:].tolist()
     binary = load_omniglot(root=str(tmp_path), download=False, val_size=10)
     assert binary.train.dynamic and binary.test.x.unique().tolist() == [0.0, 1.0]  # MNIST's protocol
@@ -93,13 +94,13 @@ def test_folder_images_are_read_exactly_split_and_trained(tmp_path, capsys, rgb)
     data = load_folder(path=str(tmp_path / "images"), size=8, grey=not rgb, binarize=False,
                        val_fraction=0.2, test_fraction=0.2)
     assert (len(data.train), len(data.val), len(data.test)) == (36, 12, 12)
-    assert data.image_shape == ((3, 8, 8) if rgb else (8, 8))
+    assert data.event_shape == ((3, 8, 8) if rgb else (1, 8, 8))
     by_label = {}
     for levels, label in written.values():
         flat = levels.transpose(2, 0, 1).reshape(-1) if rgb else levels.reshape(-1)  # channel first
         by_label.setdefault(label, []).append(flat / 255)
     for x, y in zip(data.test.x.numpy(), data.test.y.tolist()):  # every test image is one written
-        assert min(np.abs(x - w).max() for w in by_label[y]) < 1e-6  # under its folder's label
+        assert min(np.abs(x.reshape(-1) - w).max() for w in by_label[y]) < 1e-6  # under its folder's label
     code, run = _train(tmp_path, "data=folder", f"data.path={tmp_path / 'images'}", "data.size=8",
                        f"data.grey={not rgb}", "data.batch_size=10", figures=rgb)
     assert code == 0 and "folder test (6 images)" in capsys.readouterr().out
@@ -110,7 +111,7 @@ def test_folder_images_are_read_exactly_split_and_trained(tmp_path, capsys, rgb)
 def test_folder_resizes_to_the_size_asked(tmp_path):
     write_folder(tmp_path / "images", n=20)
     data = load_folder(path=str(tmp_path / "images"), size=28)
-    assert data.image_shape == (28, 28) and data.data_dim == 784
+    assert data.event_shape == (1, 28, 28) and data.data_dim == 784
 
 
 def test_bad_folders_are_refused_by_name_without_a_run_directory(tmp_path, capsys):

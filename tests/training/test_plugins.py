@@ -4,13 +4,18 @@ run records the package, and is refused by name with it when the package is gone
 
 import importlib
 import json
+from dataclasses import dataclass
 
 import pytest
 
+from torch import nn
+
 from pyro_mvae import register
+from pyro_mvae.config import option
 from pyro_mvae.cli import main
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models import registry
+from pyro_mvae.models.nets import MLPConfig, NetKind
 from pyro_mvae.models.priors import StandardPrior
 from pyro_mvae.training import plugins
 
@@ -105,3 +110,48 @@ def test_register_checks_what_it_is_given():
         register("prior", "other", type("Other", (Unnamed,), {}))
     registry.PRIORS.pop("other")
     register("prior", "standard", StandardPrior)  # the same component again: nothing to replace
+
+
+@dataclass
+class TinyCNNConfig(MLPConfig):
+    """The options of a user's net: its channels, and the MLP's hidden sizes and latent_dim."""
+
+    width: int = option(4, "channels of the one convolution")
+
+    def check(self):
+        super().check()
+        self.at_least("width", 1)
+
+
+def tiny_cnn_body(event_shape, cfg) -> nn.Module:
+    """x ``(B, C, H, W)`` -> features ``(B, hidden[-1])``."""
+    c, h, w = event_shape
+    return nn.Sequential(nn.Conv2d(c, cfg.width, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(cfg.width * h * w, cfg.hidden[-1]), nn.ReLU())
+
+
+def tiny_cnn_decoder(event_shape, cfg) -> nn.Module:
+    """z ``(B, latent_dim)`` -> logits ``(B, C, H, W)``."""
+    return nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden[-1]), nn.ReLU(),
+                         nn.Linear(cfg.hidden[-1], event_shape[0] * event_shape[1] * event_shape[2]),
+                         nn.Unflatten(1, tuple(event_shape)))
+
+
+@pytest.fixture
+def tiny_cnn():
+    register("net", "tiny_cnn", NetKind("tiny_cnn", tiny_cnn_body, tiny_cnn_decoder, TinyCNNConfig))
+    yield
+    registry.NETS.pop("tiny_cnn")
+
+
+def test_a_net_registered_in_python_trains_evaluates_and_resumes_from_the_command_line(tiny_cnn, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "net=tiny_cnn", "net.width=0", *TINY, f"run_dir={run}"]) == 2
+    assert "net.width must be" in capsys.readouterr().err
+    assert main(["train", "net=tiny_cnn", "net.width=3", "prior=factorized_mixture", "guide=relaxed_mixture",
+                 *TINY, f"run_dir={run}"]) == 0
+    assert "net:\n  name: tiny_cnn\n  hidden:\n  - 16\n  latent_dim: 4\n  width: 3" in (run / "config.yaml").read_text()
+    assert main(["evaluate", str(run), "-K", "10", "--no-figures"]) == 0
+    assert main(["train", f"resume={run}", "trainer.epochs=2"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]  # the second epoch resumed

@@ -151,7 +151,7 @@ def _corrupted_digits():
 
 def _small_vae():
     torch.manual_seed(0)
-    return build_vae(64, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+    return build_vae((1, 8, 8), {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
                      {"name": "mlp", "hidden": [32], "latent_dim": 4})
 
 

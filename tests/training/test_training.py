@@ -20,7 +20,7 @@ PAIRS = [("standard", "gaussian"), ("mixture", "gaussian"), ("factorized_mixture
 SMALL_NET = {"name": "mlp", "hidden": [64], "latent_dim": 8}
 
 
-def small_vae(prior, guide, data_dim=64, **guide_opts):
+def small_vae(prior, guide, data_dim=(1, 8, 8), **guide_opts):
     torch.manual_seed(0)
     return build_vae(data_dim, {"name": prior}, {"name": guide, **guide_opts},
                      {"name": "bernoulli"}, SMALL_NET)

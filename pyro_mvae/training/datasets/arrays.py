@@ -16,8 +16,8 @@ from pyro_mvae.training.datasets.own import OwnImagesConfig, split_own_images
 class ArraysConfig(OwnImagesConfig):
     """Options of a user's own images in one array file (``data=arrays data.path=FILE``)."""
 
-    path: str | None = option(None, ".npy or .npz file: images (N, H, W) or (N, D) in [0, 1] or 0..255; "
-                                    "an .npz holds them under 'x' (or as its only array), labels under 'y'")
+    path: str | None = option(None, ".npy or .npz file: images (N, H, W), (N, C, H, W) or vectors (N, D) in [0, 1] "
+                                    "or 0..255; an .npz holds them under 'x' (or as its only array), labels under 'y'")
 
 
 def load_arrays(device="cpu", **options) -> Dataset:
@@ -38,8 +38,8 @@ def load_arrays(device="cpu", **options) -> Dataset:
 
 
 def _read_arrays(path) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, H, W)`` or ``(N, D)`` and labels ``(N,)`` (zeros when the file has none)."""
-    hint = "give data.path=FILE, a .npy or .npz file of images (N, H, W) or (N, D)"
+    """Images ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, D)`` and labels ``(N,)`` (zeros when the file has none)."""
+    hint = "give data.path=FILE, a .npy or .npz file of images (N, H, W), (N, C, H, W) (channels first) or (N, D)"
     if path is None:
         raise DataError(f"data=arrays needs the file: {hint}")
     file = Path(path).expanduser()
@@ -57,7 +57,7 @@ def _read_arrays(path) -> tuple[np.ndarray, np.ndarray]:
         x, y = loaded[key], loaded["y"] if "y" in names else None
     else:
         x, y = loaded, None
-    if x.ndim not in (2, 3) or len(x) == 0:
+    if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise DataError(f"{file} holds an array of shape {x.shape}: {hint}")
     y = np.zeros(len(x), dtype=np.int64) if y is None else np.asarray(y)
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
@@ -84,9 +84,10 @@ def _unit_intensities(x: np.ndarray, path) -> tuple[np.ndarray, int | None]:
                     "rescale them")
 
 
-def _image_shape(x: np.ndarray) -> tuple[int, int]:
-    """(H, W) of images (N, H, W); for flat images (N, D) a square side when D is one, else (1, D)."""
-    if x.ndim == 3:
+def _image_shape(x: np.ndarray) -> tuple[int, ...]:
+    """(H, W) or (C, H, W) of images (N, H, W) or (N, C, H, W); for flat data (N, D) a square image
+    when D is a square, else vectors (D,)."""
+    if x.ndim > 2:
         return tuple(x.shape[1:])
     side = math.isqrt(x.shape[1])
-    return (side, side) if side * side == x.shape[1] else (1, x.shape[1])
+    return (side, side) if side * side == x.shape[1] else (x.shape[1],)

@@ -38,7 +38,7 @@ def load_binarized_mnist(device="cpu", **options) -> Dataset:
     """Larochelle & Murray's binarised MNIST: train (50,000), validation (10,000) and test
     (10,000) from their three ``.amat`` files, every split already binary and never re-binarised
     (static binarisation). The files carry no labels: every label is 0. ``options``: those of
-    :class:`BinarizedMnistConfig`; images ``(N, 784)``, ``image_shape`` (28, 28).
+    :class:`BinarizedMnistConfig`; images ``(N, 1, 28, 28)``, ``event_shape`` (1, 28, 28).
 
     Raises:
         ConfigError: for a bad option.

@@ -31,8 +31,8 @@ def load_folder(device="cpu", **options) -> Dataset:
     """Every image under ``data.path`` (torchvision's ``ImageFolder``: the sub-folder is the
     label), converted to grey (``grey``) or RGB, resized to ``size`` × ``size``, its 8-bit levels
     scaled to [0, 1], split by a fixed permutation
-    (:func:`~pyro_mvae.training.datasets.own.split_own_images`). ``image_shape`` is
-    ``(size, size)`` grey, ``(3, size, size)`` RGB. ``options``: those of :class:`FolderConfig`.
+    (:func:`~pyro_mvae.training.datasets.own.split_own_images`). ``event_shape`` is
+    ``(1, size, size)`` grey, ``(3, size, size)`` RGB. ``options``: those of :class:`FolderConfig`.
 
     Raises:
         ConfigError: for a bad option.

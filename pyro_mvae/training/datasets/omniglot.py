@@ -40,7 +40,7 @@ def load_omniglot(device="cpu", **options) -> Dataset:
     """Burda et al.'s Omniglot: the training pool (24,345, its last ``val_size`` validate) and the
     test set (8,070), intensities in [0, 1] binarised as MNIST's (dynamic for training, fixed for
     validation and test); labels are the alphabets 0..49. ``options``: those of
-    :class:`OmniglotConfig`; images ``(N, 784)``, ``image_shape`` (28, 28).
+    :class:`OmniglotConfig`; images ``(N, 1, 28, 28)``, ``event_shape`` (1, 28, 28).
 
     Raises:
         ConfigError: for a bad option.
