@@ -28,7 +28,7 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | -
        pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M] [--device auto]
                           [--estimator ais [--ais-steps 500] [--ais-chains 16]] [--bdmc N [--bdmc-steps 10,100,1000]]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
-       pyro-mvae compare RUN_OR_SWEEP_DIR ... [--baseline OVERRIDES] [--format markdown|csv|latex]
+       pyro-mvae compare RUN_OR_SWEEP_DIR ... [--baseline OVERRIDES] [--format markdown|csv|latex] [--limit N]
 
   pyro-mvae train                                   the seed's factorized mixture prior on digits
   pyro-mvae train prior=mixture guide=gaussian data=mnist trainer.epochs=100
@@ -209,8 +209,12 @@ def compare_command(args: list[str]) -> None:
                         help="the row of the paired Δ, by its overrides, e.g. 'route=standard_gaussian' "
                              "(default: the first row)")
     parser.add_argument("--format", default="markdown", choices=FORMATS)
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="compare every run on its first N scored images (runs scored on different numbers)")
     opts = parser.parse_args(args)
-    print(compare_table(opts.paths, opts.baseline, opts.format))
+    if opts.limit is not None and opts.limit < 2:
+        raise ConfigError(f"--limit must be at least 2 images (a standard error needs two), got {opts.limit}")
+    print(compare_table(opts.paths, opts.baseline, opts.format, opts.limit))
 
 
 COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_command,

@@ -6,7 +6,8 @@ by what differs between them: the overrides Hydra recorded for each job of a swe
 between runs of the same component), the seed aside. A row's seeds are aggregated: its IWAE
 log-likelihood is the mean over seeds with the standard error over images (of the per-image
 mean over seeds) and over seeds; the paired per-image Δ is taken against the baseline row.
-Every run of a table must have been scored on the same images.
+Every run of a table must have been scored on the same images, or be cut to its first N with
+``--limit N`` (a run scored on the whole test set next to one scored on its first N images).
 """
 
 import csv
@@ -14,7 +15,7 @@ import io
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +37,33 @@ FORMATS = ("markdown", "csv", "latex")
 @dataclass
 class EvaluatedRun:
     """One run directory's configuration (flattened ``key -> value``), the overrides of its sweep
-    job (or None), ``eval.json``, ``report.json`` (``{}`` if absent), its per-image IWAE estimates
-    ``(N,)`` in nats and its median seconds per training epoch (None if unknown)."""
+    job (or None), ``eval.json``, ``report.json`` (``{}`` if absent), its per-image scores (the
+    columns of ``per_datapoint_<split>.csv``, ``(N,)`` each, nats), its per-image IWAE estimates
+    ``(N,)`` (the column of K) and its median seconds per training epoch (None if unknown)."""
 
     path: Path
     config: dict
     overrides: list[str] | None
     evaluation: dict
     report: dict
+    scores: dict
     per_image: np.ndarray
     epoch_seconds: float | None
+
+    def first(self, n: int) -> "EvaluatedRun":
+        """This run cut to its first ``n`` scored images: their IWAE estimates, mean ELBO and k̂
+        share (from the per-image scores; active units and perplexities stay the whole evaluation's).
+
+        Raises:
+            RunError: a run scored on fewer than ``n`` images.
+        """
+        if n > self.evaluation["n"]:
+            raise RunError(f"{self.path} was scored on {self.evaluation['n']} images, fewer than --limit {n}")
+        khat = self.scores["khat"][:n]
+        evaluation = self.evaluation | {"n": n, "elbo": float(self.scores["elbo"][:n].mean()),
+                                        "khat_share_above_0.7": None if np.isnan(khat).all() else
+                                        float(np.mean(khat > 0.7))}
+        return replace(self, evaluation=evaluation, per_image=self.per_image[:n])
 
     @property
     def images(self) -> tuple:
@@ -90,10 +108,11 @@ def load_run(path: Path) -> EvaluatedRun:
     evaluation = json.loads(eval_path.read_text())
     report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
     with open(path / f"per_datapoint_{evaluation['split']}.csv") as f:
-        per_image = np.array([float(r[f"iwae_{evaluation['K']}"]) for r in csv.DictReader(f)])  # (N,)
+        table = list(csv.DictReader(f))
+    scores = {key: np.array([float(r[key]) for r in table]) for key in table[0] if key not in ("index", "label")}
     overrides = path / ".hydra" / "overrides.yaml"
     return EvaluatedRun(path, _flatten(_yaml(path / "config.yaml")), _yaml(overrides) if overrides.is_file() else None,
-                        evaluation, report, per_image, _epoch_seconds(path))
+                        evaluation, report, scores, scores[f"iwae_{evaluation['K']}"], _epoch_seconds(path))
 
 
 def _yaml(path: Path):
@@ -227,9 +246,10 @@ def _cells(row: dict) -> list[str]:
             num(row["epoch_seconds"], ".1f")]
 
 
-def compare_table(paths, baseline: str | None = None, fmt: str = "markdown") -> str:
+def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", limit: int | None = None) -> str:
     """The table of the runs under ``paths`` (run or sweep directories) in ``fmt``
     (``markdown``, ``csv`` or ``latex``); see :func:`rows`. ``csv`` gives the numbers unrounded.
+    ``limit``: compare every run on its first ``limit`` scored images (:meth:`EvaluatedRun.first`).
 
     Raises:
         RunError: see :func:`run_dirs`, :func:`load_run` and :func:`rows`.
@@ -240,7 +260,8 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown") -> 
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     found, pending = run_dirs(paths)
-    table, scope = rows([load_run(path) for path in found], baseline)
+    runs = [load_run(path) for path in found]
+    table, scope = rows(runs if limit is None else [run.first(limit) for run in runs], baseline)
     if fmt == "csv":
         return _csv(table)
     if pending:

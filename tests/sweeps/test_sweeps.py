@@ -93,6 +93,18 @@ def test_compare_refuses_to_pair_runs_scored_on_other_images(joblib_grid, tmp_pa
     capsys.readouterr()
     assert main(["compare", str(sweep_dir), str(tmp_path / "fewer")]) == 2
     assert "different images" in capsys.readouterr().err
+    assert main(["compare", str(sweep_dir), str(tmp_path / "fewer"), "--limit", "60"]) == 2
+    assert "scored on 50 images, fewer than --limit 60" in capsys.readouterr().err
+    assert main(["compare", str(sweep_dir), str(tmp_path / "fewer"), "--limit", "50", "--format", "csv"]) == 0
+    rows = {row["label"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    standard = [*sweep_dir.glob("prior=standard,*"), tmp_path / "fewer"]  # one row, its runs as seeds
+
+    def first_50(run, key):
+        with open(run / "per_datapoint_test.csv") as f:
+            return np.mean([float(row[key]) for row, _ in zip(csv.DictReader(f), range(50))])
+    for key, column in (("iwae_10", "iwae"), ("elbo", "elbo")):  # by hand from the per-image CSVs
+        expected = np.mean([first_50(run, key) for run in standard])
+        assert float(rows["prior=standard"][column]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_submitit_local_runs_the_same_grid(tmp_path):
