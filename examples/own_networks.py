@@ -28,7 +28,7 @@ def patches(n: int, side: int = 32) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     which = torch.randint(2, (n,), generator=g)
     top, left = torch.randint(427 - side, (n,), generator=g), torch.randint(640 - side, (n,), generator=g)
-    x = torch.stack([photos[p, :, t:t + side, l:l + side] for p, t, l in zip(which, top, left)])
+    x = torch.stack([photos[p, :, t:t + side, w:w + side] for p, t, w in zip(which, top, left)])
     return torch.bernoulli(x, generator=g)
 
 

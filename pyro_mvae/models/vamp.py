@@ -59,7 +59,8 @@ class VampPrior(Prior):
         saved them, so its checkpoints and optimiser states still load."""
         self.__dict__["_encoder"] = guide
         self.event_shape = tuple(event_shape)
-        self.pseudo_logits = nn.Parameter(torch.randn(self.components, math.prod(event_shape)))  # device: moved with the VAE
+        flat = torch.randn(self.components, math.prod(event_shape))  # device: moved with the VAE; (C, D)
+        self.pseudo_logits = nn.Parameter(flat)
 
     @property
     def pseudo_inputs(self) -> torch.Tensor:
