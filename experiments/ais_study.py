@@ -11,7 +11,6 @@ README's rows.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 

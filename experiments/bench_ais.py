@@ -16,8 +16,8 @@ import gc
 import multiprocessing as mp
 
 import torch
-
 from bench_iwae import peak_since, start_peak
+
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.training.runs import load_run, resolve_device

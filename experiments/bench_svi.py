@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.utils import clamp_probs
 
-from pyro_mvae.training.datasets import load_mnist
+from pyro_mvae.infer.steps import Stepper
 from pyro_mvae.models.nets import positive
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.infer.steps import Stepper
+from pyro_mvae.training.datasets import load_mnist
 from pyro_mvae.training.train import make_optimizer
 
 LOG_2PI = math.log(2 * math.pi)

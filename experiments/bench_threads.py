@@ -73,7 +73,8 @@ def whole_runs(overrides: list[str], side_by_side: int) -> list[float]:
         procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, env=env) for c in commands]
         ends = {}
         while len(ends) < len(procs):  # each run's own end, whichever finishes first
-            ends |= {i: time.perf_counter() - tic for i, p in enumerate(procs) if i not in ends and p.poll() is not None}
+            done = [i for i, p in enumerate(procs) if i not in ends and p.poll() is not None]
+            ends |= {i: time.perf_counter() - tic for i in done}
             time.sleep(0.05)
         if any(p.returncode for p in procs):
             raise SystemExit(f"pyro-mvae train failed: exit codes {[p.returncode for p in procs]}")

@@ -16,14 +16,14 @@ without the per-epoch validation pass (the same for every route).
 import argparse
 
 import torch
-
 from bench_svi import bench, warm_up
-from pyro_mvae.training.datasets import load_mnist
+
 from pyro_mvae.errors import PairingError
 from pyro_mvae.infer.objectives import build_objective
-from pyro_mvae.models.registry import build_vae
 from pyro_mvae.infer.steps import Stepper
+from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.config import compose_config
+from pyro_mvae.training.datasets import load_mnist
 from pyro_mvae.training.train import make_optimizer
 
 ROUTES = {

@@ -11,7 +11,7 @@ Layers, each importing only the ones above it in this list: :mod:`pyro_mvae.erro
 on Hydra's multirun); the command line (:mod:`pyro_mvae.cli`). The names below are the public API.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from pyro_mvae.errors import ConfigError, DataError, PairingError, RunError, UserError  # noqa: E402
 from pyro_mvae.evaluation.evaluate import evaluate_run  # noqa: E402
@@ -28,6 +28,7 @@ from pyro_mvae.training.runs import load_run  # noqa: E402
 from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 
 __all__ = ["VAE", "Prior", "Guide", "NetKind", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
-           "DataSource", "register", "load_installed", "build_vae", "build_dataset", "build_objective", "build_from_config", "compose_config",
+           "DataSource", "register", "load_installed", "build_vae", "build_dataset", "build_objective",
+           "build_from_config", "compose_config",
            "Run", "TrainerConfig", "fit", "load_run", "evaluate_run", "iwae_log_likelihood",
            "ConfigError", "DataError", "PairingError", "RunError", "UserError", "__version__"]

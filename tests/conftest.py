@@ -1,8 +1,8 @@
 import os
 from pathlib import Path
 
-import pytest
 import pyro
+import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

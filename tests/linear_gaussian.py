@@ -13,8 +13,8 @@ from torch import nn
 from pyro_mvae.models.guides import GaussianGuide, RelaxedMixtureGuide
 from pyro_mvae.models.likelihoods import GaussianLikelihood
 from pyro_mvae.models.nets import MLPBody
-from pyro_mvae.models.vae import VAE
 from pyro_mvae.models.priors import MixturePrior, StandardPrior
+from pyro_mvae.models.vae import VAE
 
 D, d, SIGMA = 5, 2, 0.5
 

@@ -4,8 +4,12 @@ choice scored in log space."""
 
 from pyro_mvae.distributions.concrete import LogSpaceConcrete
 from pyro_mvae.distributions.gumbel_rao import GumbelRaoOneHotCategorical, OneHotCategoricalLinear
-from pyro_mvae.distributions.mixtures import (DiagonalGaussianMixture, ReparameterizedDiagNormalMixture,
-                                              ReparameterizedNormalMixture, ScoreWeightsDiagNormalMixture)
+from pyro_mvae.distributions.mixtures import (
+                                              DiagonalGaussianMixture,
+                                              ReparameterizedDiagNormalMixture,
+                                              ReparameterizedNormalMixture,
+                                              ScoreWeightsDiagNormalMixture,
+)
 
 __all__ = ["DiagonalGaussianMixture", "GumbelRaoOneHotCategorical", "LogSpaceConcrete", "OneHotCategoricalLinear",
            "ReparameterizedDiagNormalMixture", "ReparameterizedNormalMixture", "ScoreWeightsDiagNormalMixture"]

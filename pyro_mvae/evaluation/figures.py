@@ -7,14 +7,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from pyro_mvae.models.layouts import PerDimensionLayout  # noqa: E402
-
 from pyro_mvae.training.data import as_image_batch  # noqa: E402
 from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
 

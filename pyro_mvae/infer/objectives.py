@@ -7,7 +7,7 @@
 | ``meanfield`` | TraceMeanField_ELBO | ``analytic_kl`` | ``analytic_kl`` |
 | ``enum`` | TraceEnum_ELBO | ``chooses_component``, ``enumerable`` | — |
 | ``stratified`` | :class:`~pyro_mvae.infer.stratified.StratifiedELBO` | ``stratifiable`` (C draws per image) | — |
-| ``auto`` (the default) | the guide's preferred one: ``stratified`` for the whole-vector marginal mixture, else ``trace`` | | |
+| ``auto`` (the default) | the guide's preferred one (``stratified`` for the whole-vector marginal mixture) | | |
 | ``iwae`` | RenyiELBO(α = 0) | ``reparameterized``; K = ``num_particles`` (Burda et al. 2016) | — |
 
 The guide may in turn need something of the objective (``Guide.objective_needs``: a baseline
@@ -28,7 +28,6 @@ from pyro_mvae.errors import ConfigError, PairingError
 from pyro_mvae.infer.stratified import StratifiedELBO
 from pyro_mvae.models.base import holders, missing, pairing_error
 from pyro_mvae.models.registry import GUIDES, PRIORS
-
 
 AUTO = "auto"
 """The objective name that stands for the guide's preferred objective."""

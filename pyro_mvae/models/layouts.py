@@ -16,8 +16,12 @@ import torch.nn.functional as F
 
 from pyro_mvae.distributions.concrete import LogSpaceConcrete
 from pyro_mvae.distributions.gumbel_rao import GumbelRaoOneHotCategorical, OneHotCategoricalLinear
-from pyro_mvae.distributions.mixtures import (ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture,
-                                              ScoreWeightsDiagNormalMixture, ScoreWeightsNormalMixture)
+from pyro_mvae.distributions.mixtures import (
+    ReparameterizedDiagNormalMixture,
+    ReparameterizedNormalMixture,
+    ScoreWeightsDiagNormalMixture,
+    ScoreWeightsNormalMixture,
+)
 
 
 def relaxed_one_hot(tau: float, logits: torch.Tensor, straight_through: bool):

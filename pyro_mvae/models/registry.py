@@ -17,8 +17,8 @@ from pyro_mvae.models.flows import FlowGuide, FlowPrior
 from pyro_mvae.models.guides import DiscreteMixtureGuide, GaussianGuide, MarginalMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.models.nets import NETS
-from pyro_mvae.models.probe import body_features, check_decoder
 from pyro_mvae.models.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
+from pyro_mvae.models.probe import body_features, check_decoder
 from pyro_mvae.models.vae import VAE
 from pyro_mvae.models.vamp import VampPrior
 

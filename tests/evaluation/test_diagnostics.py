@@ -9,8 +9,14 @@ import torch
 from scipy.stats import norm
 
 from pyro_mvae.evaluation.compare import paired_difference
-from pyro_mvae.evaluation.diagnostics import (active_units, bits_per_dim, clustering_accuracy, kl_per_dimension,
-                                   pareto_khat, perplexity)
+from pyro_mvae.evaluation.diagnostics import (
+    active_units,
+    bits_per_dim,
+    clustering_accuracy,
+    kl_per_dimension,
+    pareto_khat,
+    perplexity,
+)
 from pyro_mvae.models.registry import build_vae
 
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from pyro_mvae.cli import main
-from pyro_mvae.evaluation.evaluate import evaluate_run
 from pyro_mvae.errors import RunError
+from pyro_mvae.evaluation.evaluate import evaluate_run
 
 TRAIN = ["trainer.epochs=3", "trainer.eval_samples=200", "trainer.progress=false",
          "net.hidden=[64]", "net.latent_dim=6", "data.batch_size=50"]

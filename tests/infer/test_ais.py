@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from linear_gaussian import D, SIGMA, exact_log_marginal, mixture_vae, sample_data, standard_vae
+from linear_gaussian import SIGMA, D, exact_log_marginal, mixture_vae, sample_data, standard_vae
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer import ais
 from pyro_mvae.infer.bdmc import bdmc, bounds
@@ -104,7 +104,8 @@ def test_bdmc_report_names_its_bounds_and_the_steps_that_close_the_gap():
 
 
 @pytest.mark.parametrize("options,needle", [({"steps": 0}, "ais.steps"), ({"chains": 0}, "ais.chains"),
-                                            ({"init": "posterior"}, "ais.init"), ({"step_size": -1.0}, "ais.step_size")])
+                                            ({"init": "posterior"}, "ais.init"),
+                                            ({"step_size": -1.0}, "ais.step_size")])
 def test_bad_ais_settings_are_refused_by_name(options, needle):
     with pytest.raises(ConfigError, match=needle):
         ais.ais_log_likelihood(standard_vae(), torch.zeros(2, D), **options)

@@ -7,15 +7,15 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from linear_gaussian import D, SIGMA, d, linear_decoder, mlp_guide, sample_data
+from linear_gaussian import SIGMA, D, d, linear_decoder, mlp_guide, sample_data
 from pyro_mvae.errors import PairingError
-from pyro_mvae.models.guides import DiscreteMixtureGuide, RelaxedMixtureGuide
 from pyro_mvae.infer.iwae import iwae_batch
-from pyro_mvae.models.likelihoods import GaussianLikelihood
-from pyro_mvae.models.vae import VAE
 from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.models.guides import DiscreteMixtureGuide, RelaxedMixtureGuide
+from pyro_mvae.models.likelihoods import GaussianLikelihood
 from pyro_mvae.models.priors import MixturePrior
 from pyro_mvae.models.registry import build_vae
+from pyro_mvae.models.vae import VAE
 
 C = 3
 

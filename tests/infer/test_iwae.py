@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from linear_gaussian import (exact_log_marginal, fit_guide, mixture_vae,
-                             orthogonal_standard_vae_with_exact_guide, sample_data, standard_vae)
+from linear_gaussian import (
+    exact_log_marginal,
+    fit_guide,
+    mixture_vae,
+    orthogonal_standard_vae_with_exact_guide,
+    sample_data,
+    standard_vae,
+)
 from pyro_mvae.infer.iwae import iwae_log_likelihood, mean_and_stderr
 
 BUILDERS = {

@@ -14,10 +14,10 @@ import pytest
 import torch
 from scipy import stats
 
-from pyro_mvae.errors import ConfigError, PairingError
-from pyro_mvae.models.layouts import WholeVectorLayout
 from pyro_mvae.distributions.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
+from pyro_mvae.errors import ConfigError, PairingError
 from pyro_mvae.infer.objectives import build_objective, resolve_for
+from pyro_mvae.models.layouts import WholeVectorLayout
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.config import compose_config, resolve_objective
 
@@ -64,7 +64,8 @@ F = {"square": torch.square, "sin": torch.sin}
 @pytest.mark.parametrize("f", ["square", "sin"])
 def test_implicit_gradient_matches_the_closed_form(f):
     params = scalar_params()
-    pathwise = lambda *p: F[f](ReparameterizedNormalMixture(*p).rsample((20000,))).sum(-1).mean()
+    def pathwise(*p):
+        return F[f](ReparameterizedNormalMixture(*p).rsample((20000,))).sum(-1).mean()
     assert_within_mc_error(*replicate_gradients(pathwise, params), exact_gradient(EXACT[f], params))
 
 
@@ -75,7 +76,8 @@ def _decoder():
 
 def test_implicit_gradient_of_a_decoder_likelihood_matches_the_component_sum():
     decoder, x = _decoder(), torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
-    log_lik = lambda z: dist.Bernoulli(logits=decoder(z)).to_event(1).log_prob(x)  # (...,)
+    def log_lik(z):
+        return dist.Bernoulli(logits=decoder(z)).to_event(1).log_prob(x)  # (...,)
 
     def pathwise(logits, loc, scale):
         return log_lik(ReparameterizedNormalMixture(logits, loc, scale).rsample((5000,))).mean()
@@ -104,8 +106,10 @@ def test_whole_vector_gradient_matches_the_closed_form(d, spread):
     loc = torch.randn(3, d).requires_grad_()
     scale = (spread * (1 + 0.2 * torch.rand(3, d))).requires_grad_()
     params = [logits, loc, scale]
-    pathwise = lambda lg, lc, sc: torch.sin(ReparameterizedDiagNormalMixture(lg, lc, sc).rsample((4000,)) / 4).sum(-1).mean()
-    closed = lambda lg, lc, sc: (weights(lg) * (torch.sin(lc / 4) * torch.exp(-sc ** 2 / 32)).sum(-1)).sum()
+    def pathwise(lg, lc, sc):
+        return torch.sin(ReparameterizedDiagNormalMixture(lg, lc, sc).rsample((4000,)) / 4).sum(-1).mean()
+    def closed(lg, lc, sc):
+        return (weights(lg) * (torch.sin(lc / 4) * torch.exp(-sc ** 2 / 32)).sum(-1)).sum()
     mean, se = replicate_gradients(pathwise, params)
     assert_within_mc_error(mean, se, exact_gradient(closed, params))
 
@@ -116,7 +120,8 @@ def test_second_moment_and_samples_follow_the_mixture():
     w, mu, sd = (t[0].double().numpy() for t in (weights(logits), loc, scale))
     second = float((w * (mu ** 2 + sd ** 2)).sum())
     assert abs(z.pow(2).mean().item() - second) < 4 * z.pow(2).std().item() / math.sqrt(z.numel())
-    cdf = lambda v: (w * stats.norm.cdf((np.asarray(v)[..., None] - mu) / sd)).sum(-1)
+    def cdf(v):
+        return (w * stats.norm.cdf((np.asarray(v)[..., None] - mu) / sd)).sum(-1)
     assert stats.kstest(z.numpy(), cdf).pvalue > 1e-3
 
 
@@ -146,8 +151,9 @@ def small_vae(prior: str, latent_dim: int = 4, **guide):
                      {"name": "bernoulli"}, {"name": "mlp", "hidden": [16], "latent_dim": latent_dim})
 
 
-@pytest.mark.parametrize("prior,estimator,pathwise", [("factorized_mixture", "auto", True), ("mixture", "implicit", True),
-                                                       ("mixture", "auto", False), ("factorized_mixture", "score_weights", False)])
+@pytest.mark.parametrize("prior,estimator,pathwise", [
+    ("factorized_mixture", "auto", True), ("mixture", "implicit", True),
+    ("mixture", "auto", False), ("factorized_mixture", "score_weights", False)])
 def test_guide_site_is_the_exact_mixture_posterior(prior, estimator, pathwise):
     """No "c" site; the guide's "z" density is the posterior that the IWAE estimator scores. The
     implicit estimator is pathwise; score_weights (prior=mixture's default) hands Pyro a score
@@ -170,7 +176,8 @@ def test_guide_site_is_the_exact_mixture_posterior(prior, estimator, pathwise):
 def test_auto_objective_is_stratified_for_the_whole_vector_mixture(prior, guide, objective):
     vae = small_vae(prior, **guide)
     assert resolve_for("auto", vae) == objective
-    assert type(build_objective("auto", vae=vae)).__name__ == {"stratified": "StratifiedELBO", "trace": "Trace_ELBO"}[objective]
+    expected = {"stratified": "StratifiedELBO", "trace": "Trace_ELBO"}[objective]
+    assert type(build_objective("auto", vae=vae)).__name__ == expected
     config = compose_config([f"prior={prior}", "guide=marginal_mixture", *(f"guide.{k}={v}" for k, v in guide.items())])
     resolve_objective(config)
     assert config["objective"]["name"] == objective
@@ -205,14 +212,16 @@ def test_baseline_needs_a_score_term_and_tracegraph():
     build_objective("tracegraph", vae=vae)
 
 
-@pytest.mark.parametrize("objective,reason", [("enum", "guide with `chooses_component`"), ("meanfield", "guide with `analytic_kl`")])
+@pytest.mark.parametrize("objective,reason", [("enum", "guide with `chooses_component`"),
+                                              ("meanfield", "guide with `analytic_kl`")])
 def test_other_objectives_are_refused(objective, reason):
     with pytest.raises(PairingError, match=reason):
         build_objective(objective, vae=small_vae("factorized_mixture"))
 
 
 def test_guide_refuses_a_prior_without_components():
-    with pytest.raises(PairingError, match="needs a prior with `has_components`.*priors with it: factorized_mixture, mixture"):
+    needs = "needs a prior with `has_components`.*priors with it: factorized_mixture, mixture"
+    with pytest.raises(PairingError, match=needs):
         build_vae(64, {"name": "standard"}, {"name": "marginal_mixture"}, {"name": "bernoulli"},
                   {"name": "mlp", "hidden": [16], "latent_dim": 4})
 

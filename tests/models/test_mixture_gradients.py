@@ -9,8 +9,8 @@ compared with the exact gradient within Monte Carlo error computed from independ
 and its per-sample tail is checked: over 10⁵ draws, no single draw may hold more than 5% of any
 coordinate's sum of squared deviations (the light-tailed estimators here peak at 1.3%; where the
 variance is infinite or nearly so, one draw holds a large share: 49-92% for the implicit
-gradient), so a heavy-tailed estimator fails. The same check documents the reference estimators that fail it: the implicit
-gradient (ours, whole vectors and scalars) and Pyro's ``MixtureOfDiagNormals``.
+gradient), so a heavy-tailed estimator fails. The same check documents the reference estimators
+that fail it: the implicit gradient (ours, whole vectors and scalars) and Pyro's ``MixtureOfDiagNormals``.
 """
 
 import functools
@@ -23,8 +23,12 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 
-from pyro_mvae.distributions.mixtures import (ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture,
-                                              ScoreWeightsDiagNormalMixture, ScoreWeightsNormalMixture)
+from pyro_mvae.distributions.mixtures import (
+    ReparameterizedDiagNormalMixture,
+    ReparameterizedNormalMixture,
+    ScoreWeightsDiagNormalMixture,
+    ScoreWeightsNormalMixture,
+)
 from pyro_mvae.infer.stratified import StratifiedELBO
 
 DRAWS = 100_000
@@ -64,7 +68,8 @@ def surrogate(estimator: str, lg, lc, sc) -> torch.Tensor:
         return f(ReparameterizedDiagNormalMixture(lg, lc, sc).rsample())
     if estimator == "implicit_per_dim":
         return f(ReparameterizedNormalMixture(lg, lc, sc).to_event(1).rsample())
-    q = (ScoreWeightsNormalMixture if estimator == "score_weights_per_dim" else ScoreWeightsDiagNormalMixture)(lg, lc, sc)
+    cls = ScoreWeightsNormalMixture if estimator == "score_weights_per_dim" else ScoreWeightsDiagNormalMixture
+    q = cls(lg, lc, sc)
     z = q.sample()
     value = f(z)
     return value + value.detach() * q.score_parts(z).score_function  # Trace_ELBO's surrogate

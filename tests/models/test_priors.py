@@ -8,8 +8,8 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from pyro_mvae.models.nets import MLPBody
 from pyro_mvae.models.guides import RelaxedMixtureGuide
+from pyro_mvae.models.nets import MLPBody
 from pyro_mvae.models.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
 
 

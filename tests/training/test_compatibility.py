@@ -58,4 +58,5 @@ def test_a_marginal_mixture_run_of_0_1_0_keeps_its_implicit_gradient(tmp_path):
     ckpt["config"]["guide"] = {"name": "marginal_mixture"}
     torch.save(ckpt, tmp_path / "best.pt")
     assert checkpoints.load(tmp_path / "best.pt")["config"]["guide"]["estimator"] == "implicit"
-    assert checkpoints.as_trained({"guide": {"name": "marginal_mixture", "estimator": "auto"}})["guide"]["estimator"] == "auto"
+    trained = checkpoints.as_trained({"guide": {"name": "marginal_mixture", "estimator": "auto"}})
+    assert trained["guide"]["estimator"] == "auto"

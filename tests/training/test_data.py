@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from idx import write_tiny_mnist
-from pyro_mvae.errors import DataNotFoundError
+from pyro_mvae.errors import DataError, DataNotFoundError
 from pyro_mvae.training.data import binarize_fixed, make_dataset
 from pyro_mvae.training.datasets import load_digits, load_mnist
-from pyro_mvae.errors import DataError
 
 # The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

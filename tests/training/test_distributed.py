@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from pyro_mvae.cli import train
-from pyro_mvae.training.config import build_from_config, compose_config, trainer_settings
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
+from pyro_mvae.training.config import build_from_config, compose_config, trainer_settings
 from pyro_mvae.training.train import check_dataset, fit, make_optimizer
 
 SEED, WORLD = 5, 2
-OVERRIDES = ["data.limit=300", "data.val_size=100", "trainer.epochs=1", "trainer.warmup_epochs=0", "trainer.eval_samples=20",
-             "trainer.eval_chunk_size=20", "trainer.progress=false", "net.hidden=[32]",
+OVERRIDES = ["data.limit=300", "data.val_size=100", "trainer.epochs=1", "trainer.warmup_epochs=0",
+             "trainer.eval_samples=20", "trainer.eval_chunk_size=20", "trainer.progress=false", "net.hidden=[32]",
              "net.latent_dim=4", f"seed={SEED}"]
 
 

@@ -145,7 +145,8 @@ def test_absent_files_are_downloaded_and_a_failed_download_leaves_nothing(tmp_pa
     with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         address = f"http://127.0.0.1:{server.server_address[1]}/"
-        monkeypatch.setattr(binarized_mnist, "FILES", replace(binarized_mnist.FILES, url_base=address + "BinarizedMNIST/"))
+        files = replace(binarized_mnist.FILES, url_base=address + "BinarizedMNIST/")
+        monkeypatch.setattr(binarized_mnist, "FILES", files)
         data = load_binarized_mnist(root=str(tmp_path / "data"), download=True)
         assert len(data.test) == 12 and (tmp_path / "data" / "BinarizedMNIST" / "binarized_mnist_test.amat").is_file()
         monkeypatch.setattr(binarized_mnist, "FILES", replace(binarized_mnist.FILES, url_base=address + "absent/"))

@@ -7,12 +7,11 @@ import json
 from dataclasses import dataclass
 
 import pytest
-
 from torch import nn
 
 from pyro_mvae import register
-from pyro_mvae.config import option
 from pyro_mvae.cli import main
+from pyro_mvae.config import option
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models import registry
 from pyro_mvae.models.nets import MLPConfig, NetKind

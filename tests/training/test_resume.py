@@ -15,12 +15,11 @@ import pytest
 import torch
 
 from pyro_mvae.cli import main
+from pyro_mvae.errors import Diverged, RunError
+from pyro_mvae.models.registry import build_vae
+from pyro_mvae.training.checkpoints import load as read_checkpoint
 from pyro_mvae.training.data import Split
 from pyro_mvae.training.datasets import load_digits
-from pyro_mvae.models.registry import build_vae
-from pyro_mvae.errors import RunError
-from pyro_mvae.training.checkpoints import load as read_checkpoint
-from pyro_mvae.errors import Diverged
 from pyro_mvae.training.train import TrainerConfig, fit
 
 QUICK = ["trainer.eval_samples=30", "trainer.progress=false", "trainer.figures=false", "trainer.warmup_epochs=2",
