@@ -27,7 +27,7 @@ DEFAULT_ROOT = Path("~/.cache/pyro_mvae/data")
 
 @dataclass
 class Split:
-    """One split: images ``x (N, *event)`` (``(N, C, H, W)``) and labels ``y (N,)`` on one device.
+    """One split: data ``x (N, *event)`` (images ``(N, C, H, W)``) and labels ``y (N,)`` on one device.
 
     ``dynamic=True``: x holds intensities in [0, 1], binarised afresh by :meth:`batches`.
     ``dequantize_levels=L``: x holds L grey levels k/(L−1), dequantised afresh by
@@ -74,8 +74,9 @@ class Split:
 
 @dataclass
 class Dataset:
-    """Train, validation and test splits of images of shape ``event_shape``, ``(C, H, W)`` (channel
-    first, as torchvision's ``ToTensor``; C = 1 for grey images), each split's x ``(N, C, H, W)``."""
+    """Train, validation and test splits of data of shape ``event_shape``: ``(C, H, W)`` for images
+    (channel first, as torchvision's ``ToTensor``; C = 1 for grey images), ``(D,)`` for vectors;
+    each split's x is ``(N, *event)``."""
 
     name: str
     train: Split
