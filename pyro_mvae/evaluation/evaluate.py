@@ -50,7 +50,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     :func:`~pyro_mvae.training.runs.load_run`).
 
     Raises:
-        pyro_mvae.training.runs.RunError: missing or corrupted checkpoint, other major version.
+        pyro_mvae.errors.RunError: missing or corrupted checkpoint, other major version.
         ValueError: unknown split, or K, chunk or batch size below 1.
     """
     run_dir = Path(run_dir)

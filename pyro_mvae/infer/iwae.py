@@ -69,7 +69,7 @@ def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_siz
 
     Raises:
         ValueError: for ``num_samples``, ``chunk_size`` or ``batch_size`` below 1.
-        pyro_mvae.models.likelihoods.DataError: for data the model cannot score.
+        pyro_mvae.errors.DataError: for data the model cannot score.
     """
     for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size),
                         ("batch_size", batch_size)):

@@ -131,7 +131,7 @@ class VAE(nn.Module):
         return log_lik, kl
 
     def check_data(self, x: torch.Tensor) -> None:
-        """Raises :class:`~pyro_mvae.models.likelihoods.DataError` unless x ``(B, *event)`` can be scored."""
+        """Raises :class:`~pyro_mvae.errors.DataError` unless x ``(B, *event)`` can be scored."""
         if tuple(x.shape[1:]) != self.event_shape:
             raise DataError(
                 f"expected data of shape (B, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}: "
