@@ -1,10 +1,11 @@
-"""Sphinx directives that print the command line's options from the code, so the docs cannot drift.
+"""Sphinx directives (for MyST pages) that print the command line's options from the code, so the docs cannot drift.
 
 ``pyro-mvae-options``: every key of ``pyro-mvae train``, one table per config group option,
 from the typed configs (:meth:`pyro_mvae.config.Settings.documented`) and the registries.
 ``pyro-mvae-help COMMAND``: the ``--help`` text of ``evaluate``, ``sample`` or ``compare``.
 """
 
+import json
 import os
 
 from docutils import nodes
@@ -13,24 +14,23 @@ from sphinx.util.docutils import SphinxDirective
 
 
 def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` as Markdown inline text: the characters MyST would read as markup escaped."""
+    out = str(text).replace("\n", " ")
+    for char in "\\*_<>|[]":
+        out = out.replace(char, "\\" + char)
+    return out
 
 
 def _table(cls) -> list[str]:
-    """A list-table of a typed config's settings: key, default, accepted values, documentation."""
+    """A Markdown table of a typed config's settings: key, default, accepted values, documentation."""
     rows = cls.documented()
     if not rows:
         return ["(no settings)", ""]
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 14 18 50", "",
-             "   * - key", "     - default", "     - accepts", "     - what it does"]
+    lines = ["| key | default | accepts | what it does |", "|---|---|---|---|"]
     for key, default, words, doc in rows:
-        lines += [f"   * - ``{key}``", f"     - ``{default!r}``" if default not in (None, "") else "     - (none)",
-                  f"     - {_cell(words)}", f"     - {_cell(doc)}"]
+        shown = "(none)" if default in (None, "") else f"`{default if isinstance(default, str) else json.dumps(default)}`"
+        lines.append(f"| `{key}` | {shown} | {_cell(words)} | {_cell(doc)} |")
     return [*lines, ""]
-
-
-def _heading(text: str, mark: str) -> list[str]:
-    return [text, mark * len(text), ""]
 
 
 class OptionsDirective(SphinxDirective):
@@ -39,14 +39,11 @@ class OptionsDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         from pyro_mvae.training.config import RunSettings, groups
 
-        lines = [*_heading("Top-level keys", "^"), *_table(RunSettings)]
+        lines = ["### Top-level keys", "", *_table(RunSettings)]
         for group, options in groups().items():
             for name, cls in options.items():
-                title = "trainer.*" if group == "trainer" else f"{group}={name}"
-                lines += [*_heading(title, "^"), f"{cls.__doc__.strip().splitlines()[0]}", "", *_table(cls)]
-        return self._parse(lines)
-
-    def _parse(self, lines: list[str]) -> list[nodes.Node]:
+                title = "trainer" if group == "trainer" else f"{group}={name}"
+                lines += [f"### `{title}`", "", _cell(cls.__doc__.strip().splitlines()[0]), "", *_table(cls)]
         container = nodes.section()
         container.document = self.state.document
         self.state.nested_parse(StringList(lines, source="pyro-mvae-options"), 0, container, match_titles=True)
