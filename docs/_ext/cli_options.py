@@ -28,7 +28,8 @@ def _table(cls) -> list[str]:
         return ["(no settings)", ""]
     lines = ["| key | default | accepts | what it does |", "|---|---|---|---|"]
     for key, default, words, doc in rows:
-        shown = "(none)" if default in (None, "") else f"`{default if isinstance(default, str) else json.dumps(default)}`"
+        value = default if isinstance(default, str) else json.dumps(default)  # true, [300, 300]
+        shown = "(none)" if default in (None, "") else f"`{value}`"
         lines.append(f"| `{key}` | {shown} | {_cell(words)} | {_cell(doc)} |")
     return [*lines, ""]
 
