@@ -110,6 +110,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_command(args: list[str]) -> None:
+    """Run ``pyro-mvae evaluate`` with its command-line arguments (see :func:`evaluate_parser`) and
+    print the summary."""
     from pyro_mvae.evaluation.evaluate import evaluate_run
 
     opts = evaluate_parser().parse_args(args)
@@ -206,6 +208,8 @@ def sample_parser() -> argparse.ArgumentParser:
 
 
 def sample_command(args: list[str]) -> None:
+    """Run ``pyro-mvae sample``: draw images from a run's model into a PNG grid (see
+    :func:`sample_parser`)."""
     from pyro_mvae.evaluation.figures import image_grid
     from pyro_mvae.training.runs import load_run
 
@@ -237,6 +241,7 @@ def compare_parser() -> argparse.ArgumentParser:
 
 
 def compare_command(args: list[str]) -> None:
+    """Run ``pyro-mvae compare``: print one table of evaluated runs (see :func:`compare_parser`)."""
     from pyro_mvae.evaluation.compare import compare_table
 
     opts = compare_parser().parse_args(args)
@@ -250,6 +255,9 @@ COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_comma
 
 
 def main(argv=None) -> int:
+    """The ``pyro-mvae`` entry point: run the command ``argv[0]`` (default ``sys.argv[1:]``) and
+    return the exit code (0; 2 for a usage or user error; 1 for a diverged run or failed jobs;
+    128 + the signal number when interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())

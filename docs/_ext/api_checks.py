@@ -1,4 +1,7 @@
-"""Checks on the API reference, reported as Sphinx warnings so that ``sphinx-build -W`` fails.
+"""Checks on the API reference, reported as Sphinx warnings so that ``sphinx-build -W`` fails,
+and the little the reference needs besides autodoc.
+
+Checks:
 
 * A public module, class, exception, function, method or property of ``pyro_mvae`` that autodoc
   documents, or would document but for its missing docstring (``members`` without
@@ -12,6 +15,18 @@
 Warnings name the object (``pyro_mvae.models.priors.MixturePrior.marginal``) and point at its
 source line. Members inherited from other classes are not documented (no ``:inherited-members:``),
 so they are not checked either.
+
+Besides:
+
+* Re-exported names resolve: ``pyro_mvae.VAE`` (and every other name of a documented module's
+  ``__all__`` that is documented under the module that defines it, such as
+  ``pyro_mvae.training.datasets.load_mnist``) becomes an alias of its one description, the way
+  Sphinx's ``:canonical:`` option makes aliases. ``{py:class}`pyro_mvae.VAE``` then links to
+  ``pyro_mvae.models.vae.VAE``; the alias is in ``objects.inv`` but not in the search index, and a
+  short name such as ``VAE`` is never ambiguous (references prefer the canonical name).
+* Private base classes (``_ScoreWeights``) are left out of a class's "Bases" line.
+* :data:`NITPICK_IGNORE` is added to ``nitpick_ignore``: external names that no page of their
+  project's documentation describes, so that no inventory can map them to a URL.
 """
 
 from __future__ import annotations
@@ -26,6 +41,17 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 PACKAGE = "pyro_mvae"
+NITPICK_IGNORE = [
+    # Hydra's site (hydra.cc) has no API reference: no page documents its exception classes.
+    ("py:exc", "hydra.errors.HydraException"),
+    # OmegaConf is not one of the inventories, and no page of its documentation that we could
+    # check describes this class.
+    ("py:exc", "omegaconf.errors.OmegaConfBaseException"),
+    # PyTorch's multiprocessing page documents spawn() but not the exception it raises.
+    ("py:exc", "torch.multiprocessing.ProcessRaisedException"),
+]
+"""``(role, target)`` pairs whose missing target is not reported (see the inventories' README)."""
+
 CHECKED = {"module", "class", "exception", "function", "method", "classmethod", "staticmethod", "property",
            "decorator"}
 
@@ -97,17 +123,19 @@ def _full_name(obj, fallback: str) -> str:
 def _location(obj) -> str | None:
     try:
         target = inspect.unwrap(_function(obj))
-        return f"{inspect.getsourcefile(target)}:{inspect.getsourcelines(target)[1]}"
+        return f"{inspect.getsourcefile(target)}:{max(1, inspect.getsourcelines(target)[1])}"
     except (TypeError, OSError):
         return None
 
 
+_reported: set[str] = set()  # once per build, however many modules import the object
+
+
 def _report(app, obj, fallback: str) -> None:
     name = _full_name(obj, fallback)
-    reported = app.env.temp_data.setdefault("api_checks_reported", set())
-    if name in reported:
+    if name in _reported:
         return
-    reported.add(name)
+    _reported.add(name)
     logger.warning("public name without a docstring: %s", name, location=_location(obj),
                    type="api_checks", subtype="no_docstring")
 
@@ -146,37 +174,76 @@ def skip_member(app, what, name, obj, skip, options):
     return None  # autodoc's decision stands
 
 
-def _documented(domain_objects, module, name: str) -> bool:
-    candidates = {f"{module.__name__}.{name}"}
+def process_bases(app, name, obj, options, bases) -> None:
+    """``autodoc-process-bases``: leave private base classes of ours out of the "Bases" line."""
+    bases[:] = [base for base in bases if not (inspect.isclass(base) and base.__name__.startswith("_")
+                                                and _ours(base))] or bases
+
+
+def _candidates(module, name: str) -> list[str]:
+    """The names ``module.name`` may be documented under: its own, then where it is defined."""
     value = getattr(module, name)
     fn = _function(value)
+    out = [f"{module.__name__}.{name}"]
     if inspect.isclass(fn) or inspect.isroutine(fn):
-        candidates.add(f"{fn.__module__}.{fn.__qualname__}")
+        out.append(f"{fn.__module__}.{fn.__qualname__}")
     else:  # data: documented under the name of a module that holds the same object
-        candidates |= {f"{m}.{name}" for m, mod in list(sys.modules.items())
-                       if m.startswith(PACKAGE) and getattr(mod, name, None) is value}
-    return bool(candidates & domain_objects)
+        out += sorted(f"{m}.{name}" for m, mod in list(sys.modules.items())
+                      if m.startswith(PACKAGE) and getattr(mod, name, None) is value)
+    return out
+
+
+def _documented_modules(domain) -> list:
+    return [importlib.import_module(name) for name in sorted(domain.modules)
+            if name == PACKAGE or name.startswith(PACKAGE + ".")]
+
+
+def _public_all(module) -> list[str]:
+    return [name for name in getattr(module, "__all__", ()) if not name.startswith("_")]  # not __version__
+
+
+def add_aliases(app, env) -> list[str]:
+    """``env-updated``: each re-exported name of a documented module's ``__all__`` becomes an alias
+    of the description of the object it names (``pyro_mvae.VAE`` -> ``pyro_mvae.models.vae.VAE``)."""
+    from sphinx.domains.python import ObjectEntry
+
+    domain = env.domains["py"]
+    for module in _documented_modules(domain):
+        for name in _public_all(module):
+            alias, *canonical = _candidates(module, name)
+            entry = domain.objects.get(alias)
+            if entry is not None and not entry.aliased:
+                continue  # documented under this very name
+            found = [domain.objects[c] for c in canonical if c in domain.objects and not domain.objects[c].aliased]
+            if found:
+                domain.objects[alias] = ObjectEntry(found[0].docname, found[0].node_id, found[0].objtype, True)
+    return []
 
 
 def check_all_names(app, env) -> None:
-    """``env-check-consistency``: each name in the ``__all__`` of a documented module is documented."""
+    """``env-check-consistency``: each name in the ``__all__`` of a documented module is documented
+    (under that name or its canonical one; an alias of :func:`add_aliases` does not count)."""
     domain = env.domains["py"]
-    objects = {name for name, *_ in domain.get_objects()}
-    modules = sorted(name for name, _d, objtype, *_ in domain.get_objects()
-                     if objtype == "module" and (name == PACKAGE or name.startswith(PACKAGE + ".")))
-    for modname in modules:
-        module = importlib.import_module(modname)
-        for name in getattr(module, "__all__", ()):
-            if name.startswith("_"):
-                continue  # __version__
-            if not _documented(objects, module, name):
-                logger.warning("%s.%s is in %s.__all__ but documented nowhere", modname, name, modname,
-                               type="api_checks", subtype="undocumented_all")
+    described = {name for name, entry in domain.objects.items() if not entry.aliased}
+    for module in _documented_modules(domain):
+        for name in _public_all(module):
+            if not set(_candidates(module, name)) & described:
+                logger.warning("%s.%s is in %s.__all__ but documented nowhere", module.__name__, name,
+                               module.__name__, type="api_checks", subtype="undocumented_all")
+
+
+def add_nitpick_ignore(app, config) -> None:
+    """``config-inited``: add :data:`NITPICK_IGNORE` to the project's ``nitpick_ignore``."""
+    config.nitpick_ignore = [*config.nitpick_ignore, *(p for p in NITPICK_IGNORE if p not in config.nitpick_ignore)]
 
 
 def setup(app):
     app.setup_extension("sphinx.ext.autodoc")
+    app.connect("builder-inited", lambda app: _reported.clear())
     app.connect("autodoc-process-docstring", process_docstring)
     app.connect("autodoc-skip-member", skip_member)
+    app.connect("autodoc-process-bases", process_bases)
+    app.connect("config-inited", add_nitpick_ignore)
+    app.connect("env-updated", add_aliases)
     app.connect("env-check-consistency", check_all_names)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -5,7 +5,7 @@ The documentation build never touches the network, so it cannot download the pro
 our docstrings and type hints reference to the page and anchor that document them on that project's
 site, following the site's URL scheme. They are small (tens of names, not the tens of thousands of
 the real inventories); a name the build reports as unresolved gets a row here, or, where no page
-documents it, an entry of ``nitpick_ignore``.
+documents it, an entry of ``NITPICK_IGNORE`` in ``docs/_ext/api_checks.py``.
 
 Run ``python docs/_inventories/make_inventories.py`` after editing a table and commit the ``.inv``
 files it writes next to itself (Sphinx inventory format version 2, zlib-compressed). The base URLs
@@ -104,7 +104,6 @@ TORCH_DEFINED_AT = {
 
 PYRO_VERSION = "stable"
 PYRO = [
-    ("pyro", "module", "primitives.html#module-pyro"),
     ("pyro.sample", "function", "primitives.html#pyro.primitives.sample"),
     ("pyro.plate", "class", "primitives.html#pyro.primitives.plate"),
     ("pyro.distributions.TorchDistribution", "class", "distributions.html#"),

@@ -17,7 +17,7 @@
 #
 # $$p(z) = \prod_{j=1}^{d} \sum_{n=1}^{N} \pi_{jn}\, \mathcal N(z_j;\ \mu_{jn}, \sigma_{jn}^2),$$
 #
-# N^d modes from 3·d·N numbers (`prior=factorized_mixture`, N = 3 by default). Paired with the
+# $N^d$ modes from 3·d·N numbers (`prior=factorized_mixture`, N = 3 by default). Paired with the
 # Gaussian guide, the model scores z under this density with the choice summed out exactly, so
 # training has no discrete variable to estimate a gradient for.
 #
@@ -27,10 +27,12 @@
 # each dimension use, and does the learned prior raise the test log-likelihood?
 
 # %% tags=["remove-stderr"]
+import math
 import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pyro
 import torch
 from IPython.display import Image, display
@@ -50,7 +52,7 @@ data = load_digits()
 
 
 def fmt(values):
-    return " ".join(f"{v:6.2f}" for v in values.tolist())
+    return " ".join(f"{v:.2f}" for v in values.tolist())
 
 
 # %% [markdown]
@@ -104,8 +106,9 @@ for name, vae in (("seed", seed_vae), ("standard", standard_vae)):
 # Each panel is one latent dimension; the two rows of panels belong to different models whose
 # dimensions have nothing to do with each other. For the seed's prior, compare the histogram
 # with the black line: a dimension whose codes form separate clusters can be matched by
-# components placed on them, which N(0, 1) cannot do; a dimension whose histogram is one bump
-# needs only one component, and the others then carry little weight or sit on top of it.
+# components placed on them, which N(0, 1) cannot do; a dimension whose codes form one skewed
+# or flat-topped bump can be matched by overlapping components, one bump with its shape
+# learned; and a dimension whose codes form one Gaussian bump needs no more than N(0, 1).
 #
 # ## How many components does each dimension use?
 #
@@ -114,28 +117,38 @@ for name, vae in (("seed", seed_vae), ("standard", standard_vae)):
 # of the codes' average responsibilities, E_x p(c_j | z_j = E_q[z_j | x]), says how many
 # components the encoder's codes fall into (`diagnostics.component_probabilities`).
 # Active dimensions (`diagnostics.active_units`: Cov_x E_q[z_j | x] > 0.01) are those the
-# decoder uses; the others are left at the prior.
+# decoder uses; the others are left at the prior. The column "modes" counts the local maxima of
+# the learned density p(z_j) on a fine grid: $N^d$ modes are what the construction allows, the
+# product of this column is how many the trained prior has.
 
 # %%
+prior = seed_vae.prior
 with torch.no_grad():
     n_active, variances = diagnostics.active_units(seed_vae.encoder.mean(x_train))  # (40,)
-    weight_perplexity = diagnostics.perplexity(seed_vae.prior.weights)  # (40,)
-    usage = diagnostics.component_probabilities(seed_vae, x_train).mean(0)  # (40, 3)
-    usage_perplexity = diagnostics.perplexity(usage)  # (40,)
-    prior = seed_vae.prior
-    print(f"{n_active} of 40 dimensions active; the 8 most active:")
-    print(" dim  Var E_q[z_j|x]  perplexity: weights  usage    weights π_j         means μ_j              scales σ_j")
-    for j in variances.argsort(descending=True)[:8].tolist():
-        print(f"{j:4d}  {variances[j]:14.3f}  {weight_perplexity[j]:18.2f}  {usage_perplexity[j]:5.2f}   "
-              f"{fmt(prior.weights[j])}  {fmt(prior.loc[j])}  {fmt(prior.scale[j])}")
-    active = variances > diagnostics.ACTIVE_UNIT_THRESHOLD
-    for name, rows in (("active", active), ("inactive", ~active)):
-        if rows.any():
-            print(f"weights' perplexity over the {int(rows.sum())} {name} dimensions: mean "
-                  f"{weight_perplexity[rows].mean():.2f}, range {weight_perplexity[rows].min():.2f}"
-                  f"-{weight_perplexity[rows].max():.2f}")
-    _, standard_variances = diagnostics.active_units(standard_vae.encoder.mean(x_train))
-    print(f"standard VAE: {int((standard_variances > diagnostics.ACTIVE_UNIT_THRESHOLD).sum())} of 40 active")
+    perplexity = diagnostics.perplexity(prior.weights)  # (40,)
+    usage = diagnostics.perplexity(diagnostics.component_probabilities(seed_vae, x_train).mean(0))  # (40,)
+    lo, hi = (prior.loc - 5 * prior.scale).min().item(), (prior.loc + 5 * prior.scale).max().item()
+    density = prior.marginal_per_dim().log_prob(torch.linspace(lo, hi, 4001)[:, None]).exp()  # (4001, 40)
+    modes = ((density[1:-1] > density[:-2]) & (density[1:-1] > density[2:])).sum(0)  # (40,) local maxima
+
+top = variances.argsort(descending=True)[:8].tolist()
+table = pd.DataFrame({"Var E_q[z_j | x]": variances[top].numpy(), "modes of p(z_j)": modes[top].numpy(),
+                      "perplexity of π_j": perplexity[top].numpy(), "usage perplexity": usage[top].numpy(),
+                      "weights π_j": [fmt(prior.weights[j]) for j in top],
+                      "means μ_j": [fmt(prior.loc[j]) for j in top],
+                      "scales σ_j": [fmt(prior.scale[j]) for j in top]}, index=pd.Index(top, name="j"))
+print(f"{n_active} of 40 dimensions active; the 8 most active:")
+print(table.round(3).to_string())
+active = variances > diagnostics.ACTIVE_UNIT_THRESHOLD
+for name, rows in (("active", active), ("inactive", ~active)):
+    if rows.any():
+        n = int(rows.sum())
+        print(f"{n} {name} dimension{'s' * (n > 1)}: perplexity of π_j {perplexity[rows].mean():.2f} on average "
+              f"({perplexity[rows].min():.2f} to {perplexity[rows].max():.2f}), {int((modes[rows] > 1).sum())} "
+              "with more than one mode")
+print(f"modes of p(z), the product over dimensions: {math.prod(modes.tolist()):,} (the construction allows 3^40)")
+with torch.no_grad():
+    print(f"standard VAE: {diagnostics.active_units(standard_vae.encoder.mean(x_train))[0]} of 40 dimensions active")
 
 # %% [markdown]
 # ## Does the learned prior raise the log-likelihood?
@@ -151,8 +164,7 @@ with torch.no_grad():
 pyro.set_rng_seed(2)
 scores = {}
 for name, vae in (("seed (factorized mixture)", seed_vae), ("standard N(0, I)", standard_vae)):
-    with torch.no_grad():
-        log_lik, kl = vae.elbo_terms(x_test)  # (297,) each
+    log_lik, kl = vae.elbo_terms(x_test)  # one-sample E_q[log p(x | z)] and KL, (297,) each
     scores[name] = iwae_log_likelihood(vae, x_test, num_samples=K)  # (297,) nats per image
     (ll, ll_se), (elbo, elbo_se) = mean_and_stderr(scores[name]), mean_and_stderr(log_lik - kl)
     print(f"{name:>26}: IWAE (K={K}) {ll:.2f} ± {ll_se:.2f}, ELBO {elbo:.2f} ± {elbo_se:.2f} "
