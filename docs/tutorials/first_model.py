@@ -39,13 +39,11 @@ from pyro_mvae import TrainerConfig, build_vae, fit, iwae_log_likelihood
 from pyro_mvae.infer.iwae import mean_and_stderr
 from pyro_mvae.training.datasets import load_digits
 
-# %matplotlib inline
-
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100  # as `pyro-mvae train`; early stopping may end it sooner
 K_SWEEP = (1, 10, 100) if SMOKE_TEST else (1, 10, 100, 1000)
 K = K_SWEEP[-1]  # importance samples of the reported estimate
-torch.set_num_threads(1)  # one thread is as fast as several on a shared machine (README)
+torch.set_num_threads(1)  # one thread is as fast as several on a shared machine (see the benchmarks)
 pyro.set_rng_seed(0)  # the network's initial weights; fit() seeds the rest
 
 

@@ -42,8 +42,6 @@ from pyro_mvae.evaluation.diagnostics import KHAT_THRESHOLD, pareto_khat
 from pyro_mvae.infer.iwae import log_weight_matrix, mean_and_stderr
 from pyro_mvae.training.datasets import load_digits
 
-# %matplotlib inline
-
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 60  # passes over the 1,200 training images
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
@@ -87,7 +85,8 @@ print("the run's net entry:", vae.spec["net"])
 # Every site already sits in `pyro.plate("data", B)`: the guide's z has batch shape (B,) and
 # event shape (16,), the model scores the same z under the prior (the mixture components summed
 # out) and x under a Bernoulli whose event is the whole image (1, 8, 8). Tracing the guide and
-# replaying the model on its z shows this:
+# replaying the model on its z shows this (batch shapes left of the bar, event shapes right; the
+# `data` row is the plate's own index site):
 
 # %%
 x = next(data.train.batches(20))  # (20, 1, 8, 8), binarised

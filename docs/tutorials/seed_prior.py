@@ -42,8 +42,6 @@ from pyro_mvae.evaluation import diagnostics, figures
 from pyro_mvae.infer.iwae import mean_and_stderr
 from pyro_mvae.training.datasets import load_digits
 
-# %matplotlib inline
-
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100  # early stopping (20 epochs without a better validation ELBO) may end sooner
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
@@ -103,7 +101,7 @@ for name, vae in (("seed", seed_vae), ("standard", standard_vae)):
     display(Image(f"{name}_marginals.png"))
 
 # %% [markdown]
-# Each panel is one latent dimension; the two rows of panels belong to different models whose
+# Each panel is one latent dimension; the two figures belong to different models, whose
 # dimensions have nothing to do with each other. For the seed's prior, compare the histogram
 # with the black line: a dimension whose codes form separate clusters can be matched by
 # components placed on them, which N(0, 1) cannot do; a dimension whose codes form one skewed
@@ -128,8 +126,8 @@ with torch.no_grad():
     perplexity = diagnostics.perplexity(prior.weights)  # (40,)
     usage = diagnostics.perplexity(diagnostics.component_probabilities(seed_vae, x_train).mean(0))  # (40,)
     lo, hi = (prior.loc - 5 * prior.scale).min().item(), (prior.loc + 5 * prior.scale).max().item()
-    density = prior.marginal_per_dim().log_prob(torch.linspace(lo, hi, 4001)[:, None]).exp()  # (4001, 40)
-    modes = ((density[1:-1] > density[:-2]) & (density[1:-1] > density[2:])).sum(0)  # (40,) local maxima
+    density = prior.marginal_per_dim().log_prob(torch.linspace(lo, hi, 2001)[:, None])  # (2001, 40), log p(z_j)
+    modes = ((density[1:-1] > density[:-2]) & (density[1:-1] >= density[2:])).sum(0)  # (40,) local maxima
 
 top = variances.argsort(descending=True)[:8].tolist()
 table = pd.DataFrame({"Var E_q[z_j | x]": variances[top].numpy(), "modes of p(z_j)": modes[top].numpy(),
@@ -157,8 +155,8 @@ with torch.no_grad():
 # samples, nats per image). Comparing the two means, each with its standard error over images,
 # is too coarse: both models find the same digits hard. The comparison is the paired
 # difference, the per-image difference of the two estimates averaged over the images, with its
-# own standard error. The ELBO splits into the expected
-# reconstruction log-likelihood and the KL term, which shows where a difference comes from.
+# own standard error. The ELBO splits into the expected reconstruction log-likelihood and the
+# KL term, which shows where a difference comes from.
 
 # %%
 pyro.set_rng_seed(2)
@@ -175,8 +173,8 @@ print(f"paired difference, seed − standard: {diff:+.2f} ± {diff_se:.2f} nats 
       f"({diff / diff_se:+.1f} standard errors; better on {(seed_ll > standard_ll).float().mean():.0%} of the images)")
 
 # %% [markdown]
-# How to read this: the standard error of the paired difference is several times smaller than
-# that of either mean, because most of the variation between images (some digits are simply
+# How to read this: the standard error of the paired difference is typically several times
+# smaller than that of either mean, because most of the variation between images (some digits are simply
 # harder) is shared by both models. A difference of more than about two of its standard errors
 # says that, on these images, one trained model scores higher than the other. It does not say
 # that the prior is better in general: that takes several seeds per model (`pyro-mvae train -m

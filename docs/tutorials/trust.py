@@ -46,8 +46,6 @@ from pyro_mvae.infer.bdmc import bdmc
 from pyro_mvae.infer.iwae import log_weight_matrix, mean_and_stderr
 from pyro_mvae.training.datasets import load_digits
 
-# %matplotlib inline
-
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100
 N_TEST = 60 if SMOKE_TEST else 297  # test images for IWAE and k̂ (all 297 in a full run)
@@ -165,10 +163,11 @@ for k, ll in iwae.items():
 
 # %% [markdown]
 # The paired difference AIS − IWAE estimates how much of log p(x) the IWAE estimate misses on
-# these images (at least that much, since AIS is itself a lower bound). The rise from the
-# smaller to the larger T is the check on AIS: when it is small next to AIS − IWAE, more steps
-# would add little. The table by K shows how fast importance sampling from q(z | x) closes the
-# distance on this model.
+# these images (at least that much, in expectation, since AIS is itself a lower bound); a
+# difference within about two standard errors of zero means that AIS with this budget finds
+# nothing that IWAE misses. The rise from the smaller to the larger T is the check on AIS: when
+# it is small next to AIS − IWAE, more steps would add little. The table by K shows how fast
+# importance sampling from q(z | x) closes the distance on this model.
 #
 # These images were taken in order, not chosen for their k̂. The images that k̂ flags are the
 # ones where IWAE is least reliable; AIS on the worst of them (at most ten) shows whether IWAE
@@ -208,7 +207,7 @@ steps, rows = [int(t) for t in sandwich["by_steps"]], list(sandwich["by_steps"].
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
 left.plot(steps, [r["lower"] for r in rows], "^-", label="lower bound (forward AIS)")
 left.plot(steps, [r["upper"] for r in rows], "v-", label="upper bound (reverse AIS)")
-left.set_ylabel("nats per image (mean over the simulated images)")
+left.set_ylabel("nats per image (mean)")
 left.legend()
 right.errorbar(steps, [r["gap"] for r in rows], yerr=[r["gap_se"] for r in rows], marker="o", capsize=3)
 right.axhline(0, color="grey", linewidth=0.5)
@@ -239,7 +238,8 @@ plt.show()
 #   al. 2017 do, and the paired AIS − IWAE difference.
 # - **Comparisons between models as paired differences** on the same images, under both
 #   estimators: the ranking of models can survive a change of estimator while the absolute
-#   numbers do not (the README's section "How far from log p(x)?" measures this on MNIST).
+#   numbers do not (the [results](../results.md#how-far-from-log-px-ais-and-bdmc-mnist-100-epochs)
+#   measure this on MNIST).
 #
 # From the command line, `pyro-mvae evaluate RUN_DIR --estimator ais --ais-steps 500
 # --ais-chains 4 --bdmc 20 --bdmc-steps 10,100,500` computes the same sections into the run's
