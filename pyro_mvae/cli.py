@@ -86,25 +86,35 @@ def train(overrides: list[str]) -> dict:
     return train_config(config, overrides)
 
 
-def evaluate_command(args: list[str]) -> None:
-    from pyro_mvae.evaluation.evaluate import evaluate_run
-
+def evaluate_parser() -> argparse.ArgumentParser:
+    """The options of ``pyro-mvae evaluate`` (the docs print its help)."""
     parser = argparse.ArgumentParser(prog="pyro-mvae evaluate",
                                      description="IWAE log-likelihood, diagnostics and figures of a run")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("-K", "--num-samples", type=int, default=5000, help="importance samples K")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("run_dir", type=Path, help="a run directory (train writes one)")
+    parser.add_argument("-K", "--num-samples", type=int, default=5000,
+                        help="importance samples K (default: %(default)s)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"],
+                        help="the images scored (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
-    parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at once")
+    parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at once (default: %(default)s)")
     parser.add_argument("--memory-mib", type=float, default=None,
                         help="pick the chunk size that fits this memory budget (overrides --chunk-size)")
-    parser.add_argument("--batch-size", type=int, default=100, help="images scored at once")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=100, help="images scored at once (default: %(default)s)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available (default: %(default)s)")
+    parser.add_argument("--no-figures", action="store_true", help="skip RUN_DIR/figures/")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (0: one per core); 1 stays fast beside other work")
+                        help="torch threads (0: one per core); 1 stays fast beside other work (default: %(default)s)")
     _annealing_arguments(parser)
-    opts = parser.parse_args(args)
+    return parser
+
+
+def evaluate_command(args: list[str]) -> None:
+    """Run ``pyro-mvae evaluate`` with its command-line arguments (see :func:`evaluate_parser`) and
+    print the summary."""
+    from pyro_mvae.evaluation.evaluate import evaluate_run
+
+    opts = evaluate_parser().parse_args(args)
     if opts.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {opts.threads}")
     ais = AISSettings(steps=opts.ais_steps, chains=opts.ais_chains, leapfrog=opts.ais_leapfrog,
@@ -135,17 +145,22 @@ def evaluate_command(args: list[str]) -> None:
 def _annealing_arguments(parser) -> None:
     defaults = AISSettings()
     parser.add_argument("--estimator", default="iwae", choices=["iwae", "ais"],
-                        help="ais: annealed importance sampling as well as IWAE (lower -K to make IWAE cheap)")
-    parser.add_argument("--ais-steps", type=int, default=defaults.steps, help="T, annealing distributions")
-    parser.add_argument("--ais-chains", type=int, default=defaults.chains, help="S, chains per image")
-    parser.add_argument("--ais-leapfrog", type=int, default=defaults.leapfrog, help="L, leapfrog steps per transition")
+                        help="ais: annealed importance sampling as well as IWAE (lower -K to make IWAE"
+                             " cheap) (default: %(default)s)")
+    parser.add_argument("--ais-steps", type=int, default=defaults.steps,
+                        help="T, annealing distributions (default: %(default)s)")
+    parser.add_argument("--ais-chains", type=int, default=defaults.chains,
+                        help="S, chains per image (default: %(default)s)")
+    parser.add_argument("--ais-leapfrog", type=int, default=defaults.leapfrog,
+                        help="L, leapfrog steps per transition (default: %(default)s)")
     parser.add_argument("--ais-init", default=defaults.init, choices=["guide", "prior"],
-                        help="the initial distribution: q(z | x) or p(z)")
+                        help="the initial distribution: q(z | x) or p(z) (default: %(default)s)")
     parser.add_argument("--ais-max-particles", type=int, default=defaults.max_particles,
-                        help="chains × images annealed at once (memory bound)")
+                        help="chains × images annealed at once (memory bound) (default: %(default)s)")
     parser.add_argument("--bdmc", type=int, default=0, metavar="N",
-                        help="BDMC: lower and upper bounds on N images simulated from the model")
-    parser.add_argument("--bdmc-steps", default="10,100,1000", help="the T values of BDMC, comma-separated")
+                        help="BDMC: lower and upper bounds on N images simulated from the model (default: %(default)s)")
+    parser.add_argument("--bdmc-steps", default="10,100,1000",
+                        help="the T values of BDMC, comma-separated (default: %(default)s)")
 
 
 def _positive_ints(text: str, name: str) -> tuple[int, ...]:
@@ -180,17 +195,25 @@ def _khat_summary(report: dict) -> str:
     return f"k̂ > 0.7 for {100 * report['khat_share_above_0.7']:.1f}% (max {report['khat_max']:.2f})"
 
 
+def sample_parser() -> argparse.ArgumentParser:
+    """The options of ``pyro-mvae sample``."""
+    parser = argparse.ArgumentParser(prog="pyro-mvae sample", description="a grid of samples from a run's model")
+    parser.add_argument("run_dir", type=Path, help="a run directory")
+    parser.add_argument("-n", type=int, default=64, help="number of samples (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="PNG path (default RUN_DIR/samples.png)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the draws (default: %(default)s)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available (default: %(default)s)")
+    return parser
+
+
 def sample_command(args: list[str]) -> None:
+    """Run ``pyro-mvae sample``: draw images from a run's model into a PNG grid (see
+    :func:`sample_parser`)."""
     from pyro_mvae.evaluation.figures import image_grid
     from pyro_mvae.training.runs import load_run
 
-    parser = argparse.ArgumentParser(prog="pyro-mvae sample", description="a grid of samples from a run's model")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("-n", type=int, default=64, help="number of samples")
-    parser.add_argument("--out", type=Path, default=None, help="PNG path (default RUN_DIR/samples.png)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    opts = parser.parse_args(args)
+    opts = sample_parser().parse_args(args)
     if opts.n < 1:
         raise ValueError(f"-n must be >= 1, got {opts.n}")
     vae, _, _, data = load_run(opts.run_dir, resolve_device(opts.device))
@@ -200,8 +223,9 @@ def sample_command(args: list[str]) -> None:
     print(f"wrote {opts.n} samples to {out}")
 
 
-def compare_command(args: list[str]) -> None:
-    from pyro_mvae.evaluation.compare import FORMATS, compare_table
+def compare_parser() -> argparse.ArgumentParser:
+    """The options of ``pyro-mvae compare``."""
+    from pyro_mvae.evaluation.compare import FORMATS
 
     parser = argparse.ArgumentParser(prog="pyro-mvae compare",
                                      description="one table of evaluated runs: rows by what differs, seeds aggregated")
@@ -209,10 +233,18 @@ def compare_command(args: list[str]) -> None:
     parser.add_argument("--baseline", default=None, metavar="OVERRIDES",
                         help="the row of the paired Δ, by its overrides, e.g. 'route=standard_gaussian' "
                              "(default: the first row)")
-    parser.add_argument("--format", default="markdown", choices=FORMATS)
+    parser.add_argument("--format", default="markdown", choices=FORMATS,
+                        help="markdown, csv (numbers unrounded) or latex (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="compare every run on its first N scored images (runs scored on different numbers)")
-    opts = parser.parse_args(args)
+    return parser
+
+
+def compare_command(args: list[str]) -> None:
+    """Run ``pyro-mvae compare``: print one table of evaluated runs (see :func:`compare_parser`)."""
+    from pyro_mvae.evaluation.compare import compare_table
+
+    opts = compare_parser().parse_args(args)
     if opts.limit is not None and opts.limit < 2:
         raise ConfigError(f"--limit must be at least 2 images (a standard error needs two), got {opts.limit}")
     print(compare_table(opts.paths, opts.baseline, opts.format, opts.limit))
@@ -223,6 +255,9 @@ COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_comma
 
 
 def main(argv=None) -> int:
+    """The ``pyro-mvae`` entry point: run the command ``argv[0]`` (default ``sys.argv[1:]``) and
+    return the exit code (0; 2 for a usage or user error; 1 for a diverged run or failed jobs;
+    128 + the signal number when interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())

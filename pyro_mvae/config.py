@@ -115,6 +115,14 @@ class Settings:
         return out
 
     @classmethod
+    def documented(cls) -> list[tuple[str, object, str, str]]:
+        """``(key, default, accepted values in words, doc)`` of every setting of :meth:`keys`,
+        in declaration order: what ``--help`` and the docs' option tables print."""
+        hints = typing.get_type_hints(cls)
+        docs = {f.name: f.metadata["doc"] for f in fields(cls)}
+        return [(key, default, _describe(hints[key])[1], docs[key]) for key, default in cls.defaults().items()]
+
+    @classmethod
     def from_options(cls, options: Mapping, owner: str) -> "Settings":
         """The config of ``options`` (``{key: value}``); ``owner`` names the component in errors
         (``"prior 'standard'"``).

@@ -19,7 +19,7 @@ from pyro_mvae.training.train import fit
 
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
              "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size")
-"""The only settings a resume may give: the rest is the run's own configuration."""
+"""The only settings a resume may give; the rest is the run's own configuration."""
 
 
 def train_config(config: dict, overrides: list[str]) -> dict:
@@ -149,6 +149,8 @@ def default_run_dir(config: dict) -> str:
 
 
 def summary(report: dict, run_dir: Path) -> str:
+    """The line ``pyro-mvae train`` prints at the end of a run: test IWAE log p(x) and ELBO with
+    their standard errors, the best epoch and the run directory."""
     return (f"{report['dataset']} test ({report['n_test']} images): "
             f"IWAE log p(x) (K={report['K']}) = {report['test_iwae_ll']:.2f} ± "
             f"{report['test_iwae_ll_se']:.2f} nats, ELBO = {report['test_elbo']:.2f} ± "

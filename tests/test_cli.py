@@ -149,3 +149,33 @@ def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monke
     assert default_run_dir(config).endswith("_digits_mixture_marginal_mixture_stratified")
     config = compose_config(["prior=mixture", "guide=marginal_mixture", "guide.estimator=implicit"])
     assert default_run_dir(config).endswith("_digits_mixture_marginal_mixture-implicit_trace")
+
+
+def test_every_option_of_every_component_is_documented_with_its_default():
+    """What the docs' option tables print (``Settings.documented``): each key of each registered
+    component's config once, with the default Hydra composes and a non-empty line of documentation."""
+    from pyro_mvae.training.config import RunSettings, compose_config, groups
+
+    for group, options in groups().items():
+        for name, cls in options.items():
+            rows = cls.documented()
+            assert [key for key, *_ in rows] == cls.keys(), (group, name)
+            assert all(doc.strip() and words for _, _, words, doc in rows), (group, name)
+            if group != "trainer":
+                composed = compose_config([f"{group}={name}"])[group]
+                assert {key: default for key, default, *_ in rows} == {k: v for k, v in composed.items()
+                                                                       if k != "name"}, (group, name)
+    assert ("seed", 0, "an integer", "seeds parameter initialisation, batch order and every draw") \
+        in RunSettings.documented()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "sample", "compare"])
+def test_each_command_documents_every_option(command, capsys):
+    """Every option of ``pyro-mvae COMMAND --help`` has a line of help (the docs print this text)."""
+    from pyro_mvae import cli
+
+    parser = getattr(cli, f"{command}_parser")()
+    assert all(action.help for action in parser._actions), command
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "(default: " in capsys.readouterr().out

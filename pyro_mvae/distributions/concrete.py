@@ -48,6 +48,7 @@ class LogSpaceConcrete(TorchDistribution):
         super().__init__(self.log_space.batch_shape, self.log_space.event_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None) -> "LogSpaceConcrete":
+        """The same choice with its logits broadcast to ``batch_shape + (K,)``."""
         logits = self.logits.expand(*batch_shape, *self.event_shape)  # (*batch_shape, K)
         return LogSpaceConcrete(self.temperature, logits, self.straight_through, validate_args=self._validate_args)
 

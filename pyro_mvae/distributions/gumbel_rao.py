@@ -30,6 +30,7 @@ class OneHotCategoricalLinear(dist.OneHotCategorical):
     """
 
     def expand(self, batch_shape, _instance=None):
+        """The same categorical broadcast to ``batch_shape``, still a :class:`OneHotCategoricalLinear`."""
         new = self._get_checked_instance(OneHotCategoricalLinear, _instance)
         return super().expand(batch_shape, _instance=new)
 
@@ -60,6 +61,8 @@ class GumbelRaoOneHotCategorical(OneHotCategoricalLinear):
         super().__init__(logits=logits, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same categorical broadcast to ``batch_shape``, with the same temperature and
+        ``rao_samples``."""
         new = self._get_checked_instance(GumbelRaoOneHotCategorical, _instance)
         new.temperature, new.rao_samples = self.temperature, self.rao_samples
         return super().expand(batch_shape, _instance=new)

@@ -53,14 +53,17 @@ class DiagonalGaussianMixture(dist.TorchDistribution):
                                       dist.Normal(self.loc, self.scale).to_event(1))
 
     def sample(self, sample_shape=torch.Size()):
+        """z ``sample_shape + (d,)``, drawn as :meth:`as_mixture_same_family` draws it."""
         return self.as_mixture_same_family().sample(sample_shape)
 
     @property
     def mean(self):
+        """E[z] = Σ_c softmax(logits)_c loc_c, ``(d,)``."""
         return self.as_mixture_same_family().mean
 
     @property
     def variance(self):
+        """Var[z] per coordinate, ``(d,)`` (the law of total variance over c)."""
         return self.as_mixture_same_family().variance
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -97,6 +100,7 @@ class ReparameterizedNormalMixture(dist.MixtureSameFamily):
         super().__init__(dist.Categorical(logits=logits), dist.Normal(loc, scale), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture broadcast to ``batch_shape``, still a :class:`ReparameterizedNormalMixture`."""
         new = self._get_checked_instance(ReparameterizedNormalMixture, _instance)
         return super().expand(batch_shape, _instance=new)
 
@@ -106,7 +110,7 @@ class ReparameterizedNormalMixture(dist.MixtureSameFamily):
                                       dist.Normal(normal.loc.double(), normal.scale.double()))
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        """z ``sample_shape + batch_shape``; its value is a draw of :meth:`sample`."""
+        """z ``sample_shape + batch_shape``; its value is a draw of ``sample``."""
         with torch.no_grad():
             z = self.sample(sample_shape)
         exact = self._float64()
@@ -149,7 +153,7 @@ class ScoreWeightsDiagNormalMixture(_ScoreWeights, dist.MixtureSameFamily):
     ∂ log q(z)/∂logit_k at fixed z, locations and scales. ``score_parts`` hands that score to
     Pyro's ELBOs (``Trace_ELBO`` multiplies it by the per-datapoint cost; ``TraceGraph_ELBO``
     subtracts a baseline first), so the estimate is exact in expectation for every parameter,
-    and the weights' per-sample gradient is |cost| times a number in [−1, 1]: no heavy tail where
+    and the weights' per-sample gradient is ``|cost|`` times a number in [−1, 1]: no heavy tail where
     the components are far apart, unlike the implicit gradient of
     :class:`ReparameterizedDiagNormalMixture` (the pathwise/score split of Schulman et al. 2015,
     "Gradient Estimation Using Stochastic Computation Graphs", with the score of the marginal).
@@ -164,6 +168,7 @@ class ScoreWeightsDiagNormalMixture(_ScoreWeights, dist.MixtureSameFamily):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture broadcast to ``batch_shape``, still a :class:`ScoreWeightsDiagNormalMixture`."""
         new = self._get_checked_instance(ScoreWeightsDiagNormalMixture, _instance)
         return super().expand(batch_shape, _instance=new)
 
@@ -210,6 +215,7 @@ class ScoreWeightsNormalMixture(_ScoreWeights, dist.TorchDistribution):
         super().__init__(self.loc.shape[:-2], self.loc.shape[-2:-1], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixtures broadcast to ``batch_shape``, still a :class:`ScoreWeightsNormalMixture`."""
         new = self._get_checked_instance(ScoreWeightsNormalMixture, _instance)
         table = torch.Size(batch_shape) + self.loc.shape[-2:]
         new.logits, new.loc, new.scale = self.logits.expand(table), self.loc.expand(table), self.scale.expand(table)
@@ -234,10 +240,12 @@ class ScoreWeightsNormalMixture(_ScoreWeights, dist.TorchDistribution):
 
     @property
     def mean(self):
+        """E[z_j] = Σ_n softmax(logits_j)_n loc_jn, ``batch_shape + (d,)``."""
         return self._mixture(self.loc, self.scale).mean
 
     @property
     def variance(self):
+        """Var[z_j] of each scalar mixture, ``batch_shape + (d,)``."""
         return self._mixture(self.loc, self.scale).variance
 
     def _weights_log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -266,11 +274,12 @@ class ReparameterizedDiagNormalMixture(dist.MixtureSameFamily):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture broadcast to ``batch_shape``, still a :class:`ReparameterizedDiagNormalMixture`."""
         new = self._get_checked_instance(ReparameterizedDiagNormalMixture, _instance)
         return super().expand(batch_shape, _instance=new)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        """z ``sample_shape + batch_shape + (d,)``; its value is a draw of :meth:`sample`."""
+        """z ``sample_shape + batch_shape + (d,)``; its value is a draw of ``sample``."""
         with torch.no_grad():
             z = self.sample(sample_shape)
         normal = self.component_distribution.base_dist

@@ -67,7 +67,7 @@ class EvaluatedRun:
 
     @property
     def images(self) -> tuple:
-        """What was scored: data set, split, number of images, of how many in the split."""
+        """What was scored, ``(data set, split, number of images, of how many in the split)``."""
         ev = self.evaluation
         return ev["data"], ev["split"], ev["n"], ev.get("n_split")
 

@@ -16,7 +16,7 @@ KHAT_THRESHOLD = 0.7
 """Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
 
 MIN_PSIS_SAMPLES = 25
-"""Fewest weights per row for k̂: PSIS fits the largest min(K/5, 3√K) weights, and needs ≥ 5."""
+"""Fewest weights per row for k̂ (PSIS fits the largest min(K/5, 3√K) weights, and needs ≥ 5)."""
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 """A latent dimension is active when Cov_x(E_q[z_j | x]) > 0.01 (Burda et al. 2016, §5.2)."""

@@ -25,6 +25,7 @@ from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
 
 K_SWEEP = (1, 10, 100, 1000, 5000)
+"""The numbers of particles k of the K sweep (those below K = ``num_samples``, then K itself)."""
 
 
 def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,

@@ -1,21 +1,22 @@
-"""Figures of a trained run, as PNG files (written atomically)."""
+"""Figures of a trained run, as PNG files (written atomically).
+
+Drawn on ``matplotlib.figure.Figure`` objects, never through ``pyplot``: importing the
+package leaves the user's matplotlib backend (and a notebook's inline figures) alone.
+"""
 
 import io
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from pyro_mvae.models.layouts import PerDimensionLayout  # noqa: E402
-from pyro_mvae.training.data import as_image_batch  # noqa: E402
-from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
+from pyro_mvae.models.layouts import PerDimensionLayout
+from pyro_mvae.training.data import as_image_batch
+from pyro_mvae.training.storage import write_bytes_atomic
 
 
 def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, title: str = "",
@@ -27,7 +28,8 @@ def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, tit
     rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0)  # (H', W', 3) each
             for row in batch.split(nrow)]
     width = max(r.shape[1] for r in rows)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8), squeeze=False)
+    fig = Figure(figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8))
+    axes = fig.subplots(len(rows), 1, squeeze=False)
     for ax, row, label in zip(axes[:, 0], rows, row_labels or [""] * len(rows)):
         ax.imshow(row.numpy(), extent=(0, row.shape[1], row.shape[0], 0))
         ax.set_xlim(0, width)
@@ -43,7 +45,6 @@ def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, tit
 def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -97,7 +98,8 @@ def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     else:
         loc = None if layout is None else vae.prior.loc.detach().cpu().numpy()  # (C, d)
         xy, modes, names = _pca_plane(means, loc)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=4, alpha=0.7)
     if modes is not None:
         ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="black", s=30, label="prior modes")
@@ -134,7 +136,7 @@ def _pca_plane(means: np.ndarray, loc: np.ndarray | None):
 def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int = 60) -> None:
     """Does the learned prior match what the encoder uses? For the ``dims`` most active latent
     dimensions (largest Cov_x E_q[z_j | x]): the histogram of the aggregate posterior
-    q(z_j) = E_x q(z_j | x) (one draw per image of x ``(N, D)``) under the prior's own density
+    q(z_j) = E_x q(z_j | x) (one draw per image of x ``(N, *event)``) under the prior's own density
     p(z_j) (its mixture components drawn thin), or a histogram of prior draws for a prior with
     no per-dimension density (a flow).
     """
@@ -142,7 +144,9 @@ def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int 
     means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)]).cpu()  # (N, d)
     order = means.var(0).argsort(descending=True)[:dims].tolist()
     per_dim = vae.prior.marginal_per_dim()  # None for a flow
-    fig, axes = plt.subplots(2, (len(order) + 1) // 2, figsize=(3 * ((len(order) + 1) // 2), 5), squeeze=False)
+    columns = (len(order) + 1) // 2
+    fig = Figure(figsize=(3 * columns, 5))
+    axes = fig.subplots(2, columns, squeeze=False)
     for ax, j in zip(axes.flat, order):
         ax.hist(z[:, j].numpy(), bins=bins, density=True, color="tab:blue", alpha=0.5, label="q(z_j)")
         grid = torch.linspace(z[:, j].min().item() - 1, z[:, j].max().item() + 1, 400)  # device: host-side plot
@@ -177,7 +181,8 @@ def training_curves(metrics_path: Path, path: Path) -> None:
     """ELBO (train, validation), KL, β and τ per epoch from ``metrics.jsonl``."""
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
     epoch = [r["epoch"] for r in records]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig = Figure(figsize=(7, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(epoch, [r["train_elbo"] for r in records], label="train ELBO (β-weighted)")
     top.plot(epoch, [r["val_elbo"] for r in records], label="validation ELBO")
     top.set_ylabel("nats per image")
@@ -201,7 +206,8 @@ def training_curves(metrics_path: Path, path: Path) -> None:
 
 def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     """IWAE log-likelihood against K (log axis), with the ELBO for reference."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3,
                 label="IWAE estimate of log p(x), q(z | x) with c summed out")
     ax.axhline(elbo, color="grey", linestyle="--", label="ELBO of the guide's own sites (one sample)")
@@ -217,7 +223,8 @@ def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
 
 def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
     """Histogram of the per-image Pareto k̂, with the trust threshold."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     finite = khat[np.isfinite(khat)]
     ax.hist(finite, bins=40)
     ax.axvline(threshold, color="red", linestyle="--", label=f"k̂ = {threshold}")

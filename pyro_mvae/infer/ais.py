@@ -80,6 +80,8 @@ class AISStats:
     step_sizes: list = field(default_factory=list)
 
     def summary(self) -> dict:
+        """``acceptance_rate`` and ``step_size_mean``, ``step_size_min``, ``step_size_max`` over every
+        image and transition recorded (all None before the first transition)."""
         if not self.acceptance:
             return {"acceptance_rate": None, "step_size_mean": None, "step_size_min": None, "step_size_max": None}
         steps = torch.cat([s.flatten() for s in self.step_sizes])

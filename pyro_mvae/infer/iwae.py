@@ -83,7 +83,7 @@ def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_siz
 
 
 BYTES_PER_PARTICLE_PIXEL = 12
-"""Peak bytes per particle × image × pixel of an IWAE chunk on CPU in float32: the decoder's
+"""Peak bytes per particle × image × pixel of an IWAE chunk on CPU in float32, for the decoder's
 output, the likelihood's broadcast and its log-density terms (≈ 3 float32 tensors of shape
 ``(chunk, B, D)``; measured by experiments/bench_iwae.py: 460 MiB at chunk 500, B 100, D 784)."""
 

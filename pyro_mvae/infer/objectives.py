@@ -1,14 +1,40 @@
 """Objectives as data: each a Pyro ELBO class, its options, and what it requires of the model.
 
-| name | Pyro class | the guide needs | the prior needs |
-|---|---|---|---|
-| ``trace`` | Trace_ELBO | — (score function without baselines for a discrete c) | — |
-| ``tracegraph`` | TraceGraph_ELBO | — (provides ``score_baselines``) | — |
-| ``meanfield`` | TraceMeanField_ELBO | ``analytic_kl`` | ``analytic_kl`` |
-| ``enum`` | TraceEnum_ELBO | ``chooses_component``, ``enumerable`` | — |
-| ``stratified`` | :class:`~pyro_mvae.infer.stratified.StratifiedELBO` | ``stratifiable`` (C draws per image) | — |
-| ``auto`` (the default) | the guide's preferred one (``stratified`` for the whole-vector marginal mixture) | | |
-| ``iwae`` | RenyiELBO(α = 0) | ``reparameterized``; K = ``num_particles`` (Burda et al. 2016) | — |
+.. list-table::
+   :header-rows: 1
+
+   * - name
+     - Pyro class
+     - the guide needs
+     - the prior needs
+   * - ``trace``
+     - :class:`~pyro.infer.trace_elbo.Trace_ELBO`
+     - — (score function without baselines for a discrete c)
+     - —
+   * - ``tracegraph``
+     - :class:`~pyro.infer.tracegraph_elbo.TraceGraph_ELBO`
+     - — (provides ``score_baselines``)
+     - —
+   * - ``meanfield``
+     - :class:`~pyro.infer.trace_mean_field_elbo.TraceMeanField_ELBO`
+     - ``analytic_kl``
+     - ``analytic_kl``
+   * - ``enum``
+     - :class:`~pyro.infer.traceenum_elbo.TraceEnum_ELBO`
+     - ``chooses_component``, ``enumerable``
+     - —
+   * - ``stratified``
+     - :class:`~pyro_mvae.infer.stratified.StratifiedELBO`
+     - ``stratifiable`` (C draws per image)
+     - —
+   * - ``auto`` (the default)
+     - the guide's preferred one (``stratified`` for the whole-vector marginal mixture)
+     -
+     -
+   * - ``iwae``
+     - :class:`~pyro.infer.renyi_elbo.RenyiELBO` (α = 0)
+     - ``reparameterized``; K = ``num_particles`` (Burda et al. 2016)
+     - —
 
 The guide may in turn need something of the objective (``Guide.objective_needs``: a baseline
 needs ``score_baselines``) and cap the particles (``Guide.max_particles``). Every pairing error

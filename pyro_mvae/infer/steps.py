@@ -33,6 +33,7 @@ class ELBOLoss(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``scale`` × −ELBO on x ``(B, *event)``, a 0-dim tensor in nats, differentiable."""
         loss = self.elbo.differentiable_loss(self.vae.model, self.vae.guide, x)
         return loss if self.scale == 1 else self.scale * loss
 
@@ -43,8 +44,8 @@ def has_differentiable_loss(elbo) -> bool:
 
 
 class Stepper:
-    """``step(x)`` zeroes the gradients, computes −ELBO on x ``(B, *event)`` with its gradients, and
-    steps the optimiser; returns the loss as a detached 0-dim tensor on the data's device (nats,
+    """Calling the stepper, ``stepper(x)``, zeroes the gradients, computes −ELBO on x ``(B, *event)``
+    with its gradients, and steps the optimiser; returns the loss as a detached 0-dim tensor on the data's device (nats,
     summed over the batch).
 
     Args:
@@ -56,8 +57,8 @@ class Stepper:
         fast: take the fast route when the ELBO has a differentiable loss.
         validate: Pyro's distribution argument checks during the step.
         check_finite: before the optimiser steps, check that the loss and the gradients are
-            finite (one host read per step) and raise :class:`NonFiniteStep` if not (the
-            gradients are then cleared and nothing moves).
+            finite (one host read per step) and raise :class:`~pyro_mvae.errors.NonFiniteStep`
+            if not (the gradients are then cleared and nothing moves).
         agree: with several ranks, a reduction (sum over ranks) that makes every rank take the
             same decision.
     """
@@ -71,6 +72,8 @@ class Stepper:
 
     @property
     def route(self) -> str:
+        """``"fast"`` (the ELBO's differentiable loss, through ``loss_module``) or ``"svi"`` (its
+        ``loss_and_grads``)."""
         return "fast" if self.fast else "svi"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ CAPABILITIES = {
     "score_baselines": "the objective uses the baselines of a score-function gradient "
                        "(TraceGraph_ELBO)",
 }
-"""Capability flag -> what it means: the vocabulary of pairing errors."""
+"""Capability flag -> what it means; the vocabulary of pairing errors."""
 
 
 class Component(nn.Module):

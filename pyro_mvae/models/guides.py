@@ -1,6 +1,7 @@
 """Guides q(z[, c] | x): amortised encoders that define the guide's sample sites (DESIGN.md §1).
 
 Each guide gives
+
 - ``sample_sites(x, tau)``: the ``pyro.sample`` statements of the guide (called inside the
   ``"data"`` plate by :meth:`pyro_mvae.models.vae.VAE.guide`);
 - ``posterior(x)``: q(z | x) with any component summed out exactly, batch shape ``(B,)``,
@@ -156,7 +157,7 @@ class RelaxedMixtureGuide(MixtureGuide):
 
     Raises:
         ConfigError: for an unknown estimator, or ``gumbel_rao`` with ``straight_through=False``
-        (its forward pass is the hard sample).
+            (its forward pass is the hard sample).
     """
 
     name = "relaxed_mixture"
@@ -229,11 +230,12 @@ class ScoreBaselines:
 
     @property
     def why_objective_needs(self) -> str:
+        """The setting that needs ``score_baselines``, for the pairing error (``guide.baseline=...``)."""
         return f"guide.baseline={self.baseline}"
 
     @property
     def max_particles(self) -> int | None:
-        """The neural baseline predicts one cost per image: one particle."""
+        """The neural baseline predicts one cost per image, so one particle."""
         return 1 if self.baseline == "neural" else None
 
     why_max_particles = "guide.baseline=neural predicts one cost per image; use baseline=decaying_average"
@@ -302,12 +304,13 @@ class MarginalMixtureGuide(ScoreBaselines, MixtureGuide):
 
     @property
     def reparameterized(self) -> bool:
-        """Every gradient pathwise: with the implicit estimator, not with ``score_weights``."""
+        """Whether every gradient is pathwise, as with the implicit estimator (not ``score_weights``)."""
         return self.estimator == "implicit"
 
     @property
     def stratifiable(self) -> bool:
-        """One draw per component (the stratified objective): whole vectors, ``score_weights``."""
+        """Whether the stratified objective applies (one draw per component), as for whole vectors with
+        ``score_weights``."""
         return self.layout.stratifiable and self.estimator == "score_weights"
 
     @classmethod

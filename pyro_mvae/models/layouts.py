@@ -98,8 +98,9 @@ class WholeVectorLayout:
 
     def reparameterized_marginal(self, logits, loc, scale, estimator: str = "score_weights"):
         """The same mixture as :meth:`marginal` with a gradient estimator: ``score_weights``
-        (:class:`ScoreWeightsDiagNormalMixture`) or ``implicit``
-        (:class:`ReparameterizedDiagNormalMixture`); batch ``(...,)``, event shape ``(d,)``."""
+        (:class:`~pyro_mvae.distributions.mixtures.ScoreWeightsDiagNormalMixture`) or ``implicit``
+        (:class:`~pyro_mvae.distributions.mixtures.ReparameterizedDiagNormalMixture`); batch
+        ``(...,)``, event shape ``(d,)``."""
         if estimator == "implicit":
             return ReparameterizedDiagNormalMixture(logits, loc, scale)
         return ScoreWeightsDiagNormalMixture(logits, loc, scale)
@@ -164,8 +165,10 @@ class PerDimensionLayout:
 
     def reparameterized_marginal(self, logits, loc, scale, estimator: str = "implicit"):
         """The same distribution as :meth:`marginal` with a gradient estimator: ``implicit``, each
-        z_j drawn with implicit reparameterisation gradients (:class:`ReparameterizedNormalMixture`),
-        or ``score_weights`` (:class:`ScoreWeightsNormalMixture`); event ``(d,)``."""
+        z_j drawn with implicit reparameterisation gradients
+        (:class:`~pyro_mvae.distributions.mixtures.ReparameterizedNormalMixture`), or
+        ``score_weights`` (:class:`~pyro_mvae.distributions.mixtures.ScoreWeightsNormalMixture`);
+        event ``(d,)``."""
         if estimator == "score_weights":
             return ScoreWeightsNormalMixture(logits, loc, scale)
         return ReparameterizedNormalMixture(logits, loc, scale).to_event(1)

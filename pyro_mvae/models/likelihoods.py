@@ -30,7 +30,7 @@ class Likelihood(Component):
     GROUP = "likelihood"
     Config = LikelihoodConfig
     event_dims = 1
-    """How many trailing dimensions of x one datapoint spans: 3 for images ``(C, H, W)``, 1 for
+    """How many trailing dimensions of x one datapoint spans, 3 for images ``(C, H, W)`` and 1 for
     vectors; set by :meth:`attach`."""
 
     def attach(self, event_shape) -> None:
@@ -53,6 +53,7 @@ class BernoulliImage(dist.Independent):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same image distribution with its logits broadcast to ``batch_shape + event_shape``."""
         logits = self.base_dist.logits.expand(*batch_shape, *self.event_shape)
         return BernoulliImage(logits, len(self.event_shape), validate_args=self._validate_args)
 
@@ -75,6 +76,7 @@ class BernoulliLikelihood(Likelihood):
         self.configure(options)
 
     def forward(self, decoded: torch.Tensor):
+        """p(x | z) from the decoder's logits ``(..., *event)``, a :class:`BernoulliImage`."""
         return BernoulliImage(decoded, self.event_dims)
 
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
@@ -82,7 +84,7 @@ class BernoulliLikelihood(Likelihood):
         return torch.sigmoid(decoded)
 
     def check(self, x: torch.Tensor) -> None:
-        """Raises :class:`DataError` unless every value of x is 0 or 1."""
+        """Raises :class:`~pyro_mvae.errors.DataError` unless every value of x is 0 or 1."""
         bad = (x != 0) & (x != 1)
         if bool(bad.any()):
             raise DataError(
@@ -127,9 +129,11 @@ class GaussianLikelihood(Likelihood):
         return positive(self.scale_raw) if self.learn_scale else self.fixed_scale
 
     def forward(self, decoded: torch.Tensor):
+        """p(x | z) = N(x; decoded, σ² I) from the decoder's means ``(..., *event)``."""
         return dist.Normal(decoded, self.scale).to_event(self.event_dims)
 
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """E[x | z], the decoder's output itself."""
         return decoded
 
     def check(self, x: torch.Tensor) -> None:

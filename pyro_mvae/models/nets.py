@@ -30,7 +30,7 @@ MIN_SCALE = 1e-3
 """Floor added to every learned standard deviation, for numerical stability."""
 
 UNIT_SCALE_RAW = 0.539742417236952
-"""softplus⁻¹(1 − MIN_SCALE): the raw value whose :func:`positive` is 1."""
+"""The raw value whose :func:`positive` is 1, softplus⁻¹(1 − MIN_SCALE)."""
 
 
 def positive(raw):
@@ -60,6 +60,7 @@ class MLPBody(nn.Module):
         self.mlp = _trunk(event_size(event_shape), hidden)
 
     def forward(self, x):
+        """Features ``(..., F)`` of x ``(..., *event)``."""
         return self.mlp(x.flatten(-self.event_dims))  # (..., D) -> (..., F)
 
 
@@ -72,6 +73,7 @@ class MLPDecoder(MLP):
         self.event_shape = tuple(event_shape)
 
     def forward(self, z):
+        """The likelihood's parameters ``(..., *event)`` of z ``(..., d)``."""
         return super().forward(z).unflatten(-1, self.event_shape)  # (..., D) -> (..., *event)
 
 
@@ -122,6 +124,7 @@ class ConvBody(nn.Module):
         self.mlp = _trunk(sizes[-1] * h * w, hidden)
 
     def forward(self, x):
+        """Features ``(..., F)`` of images x ``(..., C, H, W)``."""
         lead = x.shape[:-3]
         h = self.convs(x.reshape(-1, *self.event_shape))  # (N, C', h, w)
         return self.mlp(h.flatten(1)).reshape(*lead, -1)  # (N, C'·h·w) -> (..., F)
@@ -146,6 +149,7 @@ class ConvDecoder(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z):
+        """The likelihood's parameters ``(..., C, H, W)`` of z ``(..., d)``."""
         lead = z.shape[:-1]
         h = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, self.body[1].in_channels, *self.grids[0])
         for stage, layer in enumerate(self.body):

@@ -69,6 +69,8 @@ class LearnedMixturePrior(Prior):
 
     @property
     def scale(self) -> torch.Tensor:
+        """The components' standard deviations, :func:`~pyro_mvae.models.nets.positive` of the raw
+        parameter, in the layout's table shape."""
         return positive(self.scale_raw)
 
     def marginal(self):
@@ -85,7 +87,7 @@ class LearnedMixturePrior(Prior):
 
     @property
     def weights(self) -> torch.Tensor:
-        """π = softmax(logits): ``(C,)`` or ``(d, N)``."""
+        """π = softmax(logits), ``(C,)`` or ``(d, N)``."""
         return torch.softmax(self.logits, -1)
 
     def choice(self, tau: float, straight_through: bool):

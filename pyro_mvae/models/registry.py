@@ -28,8 +28,12 @@ def _table(*classes) -> dict:
 
 
 PRIORS = _table(StandardPrior, MixturePrior, FactorizedMixturePrior, VampPrior, FlowPrior)
+"""Prior name (``prior=<name>``) -> its :class:`~pyro_mvae.models.base.Prior` subclass."""
 GUIDES = _table(GaussianGuide, RelaxedMixtureGuide, DiscreteMixtureGuide, MarginalMixtureGuide, FlowGuide)
+"""Guide name (``guide=<name>``) -> its :class:`~pyro_mvae.models.base.Guide` subclass."""
 LIKELIHOODS = _table(BernoulliLikelihood, GaussianLikelihood)
+"""Likelihood name (``likelihood=<name>``) -> its
+:class:`~pyro_mvae.models.likelihoods.Likelihood` subclass."""
 
 
 def _options(cfg: Mapping) -> tuple[str, dict]:
@@ -53,7 +57,7 @@ OWN_NET = "own"
 def build_vae(data_shape, prior: Mapping, guide: Mapping, likelihood: Mapping, net: Mapping,
               encoder: nn.Module | None = None, decoder: nn.Module | None = None,
               features: int | None = None) -> VAE:
-    """Build a :class:`VAE` from plain mappings, each ``{"name": <registry key>, **options}``.
+    """Build a :class:`~pyro_mvae.models.vae.VAE` from plain mappings, each ``{"name": <registry key>, **options}``.
 
     ``data_shape``: one datapoint's shape, ``(C, H, W)`` for images (``(1, 28, 28)`` for MNIST) or
     ``(D,)`` for vectors (an int D means ``(D,)``). ``net`` holds ``name`` (a registered net:

@@ -59,6 +59,7 @@ class VAE(nn.Module):
 
     @property
     def latent_dim(self) -> int:
+        """d, the dimension of z (the guide's)."""
         return self.encoder.latent_dim
 
     @property

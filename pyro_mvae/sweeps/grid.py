@@ -2,7 +2,7 @@
 
 A grid (Hydra's basic sweeper) is the cartesian product of the swept overrides on the command
 line and in ``hydra.sweeper.params`` (an experiment config's grid), expanded by the basic
-sweeper's own :meth:`~hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments`.
+sweeper's own ``BasicSweeper.split_arguments`` (``hydra._internal.core_plugins.basic_sweeper``).
 A search (Optuna) draws its jobs while it runs, so the check covers each searched key at the
 ends of its range and at each of its choices, the others at their first value.
 """

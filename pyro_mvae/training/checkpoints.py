@@ -23,8 +23,9 @@ from pyro_mvae.errors import RunError
 from pyro_mvae.training.storage import save_torch_atomic
 
 CHECKPOINT_FORMAT = 3
-"""1: best.pt only (0.1.0 before resume existed); 2: best.pt and last.pt; 3: the guide's
-encoder split into ``body`` and ``head`` (read from 1 and 2 by :func:`upgrade_model`)."""
+"""The format this release writes. Format 1 is best.pt only (0.1.0 before resume existed), 2
+best.pt and last.pt, 3 the guide's encoder split into ``body`` and ``head`` (read from 1 and
+2 by :func:`upgrade_model`)."""
 
 CHECKPOINT_KEYS = {"format", "version", "epoch", "val_elbo", "beta", "tau", "config", "model", "optimizer"}
 RESUME_KEYS = {"progress", "rng", "baselines"}

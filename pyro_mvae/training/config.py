@@ -61,7 +61,7 @@ def groups() -> dict:
 
 GROUP_NAMES = tuple(groups())
 SELECTIONS = (*GROUP_NAMES, "route", "experiment")
-"""Keys that select a config file rather than set a value: the groups, ``route``
+"""Keys that select a config file rather than set a value. They are the groups, ``route``
 (``conf/route/*.yaml``, a named prior/guide pairing of the studies) and ``experiment``
 (``conf/experiment/*.yaml``, a named protocol that selects options, sets values and may carry
 a sweep's grid)."""
@@ -200,5 +200,5 @@ def build_from_config(config: dict, device, encoder=None, decoder=None) -> tuple
 
 
 def trainer_settings(config: dict) -> TrainerConfig:
-    """The run's :class:`TrainerConfig`, with B from ``data.batch_size``."""
+    """The run's :class:`~pyro_mvae.training.train.TrainerConfig`, with B from ``data.batch_size``."""
     return TrainerConfig(**config["trainer"], batch_size=config["data"]["batch_size"])

@@ -67,7 +67,7 @@ class Split:
             yield torch.bernoulli(xb) if self.dynamic else xb
 
     def shard(self, group: Group) -> "Split":
-        """This rank's rows of the split (see :meth:`Group.shard`)."""
+        """This rank's rows of the split (see :meth:`~pyro_mvae.training.distributed.Group.shard`)."""
         return self if group.world == 1 else Split(group.shard(self.x), group.shard(self.y), self.dynamic,
                                                    self.dequantize_levels)
 
@@ -94,11 +94,12 @@ class Dataset:
         return int(np.prod(self.event_shape))
 
     def splits(self) -> dict[str, Split]:
+        """``{"train": ..., "val": ..., "test": ...}``, the three splits by name."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
 def check_intensities(x: torch.Tensor, name: str) -> None:
-    """Raises :class:`DataError` unless x is finite with every value in [0, 1]."""
+    """Raises :class:`~pyro_mvae.errors.DataError` unless x is finite with every value in [0, 1]."""
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         raise DataError(f"{name}: {int(bad.sum())} NaN or infinite pixel values; clean the data first")

@@ -80,6 +80,7 @@ class Group:
         return DistributedDataParallel(loss_module, device_ids=[device] if device.type == "cuda" else None)
 
     def barrier(self) -> None:
+        """Wait until every rank gets here (nothing to wait for with one rank)."""
         if self.world > 1:
             dist.barrier()
 
@@ -112,6 +113,7 @@ def device_for(group: Group, requested: torch.device) -> torch.device:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free when asked (for ``MASTER_PORT``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

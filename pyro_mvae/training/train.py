@@ -89,6 +89,7 @@ class TrainerConfig(Settings):
         self.one_of("logger", ("none", "tensorboard"))
 
     def beta(self, epoch: int) -> float:
+        """β at ``epoch``, warmed up linearly from ``beta_start`` to ``beta_end`` over ``warmup_epochs``."""
         return linear_warmup(epoch, self.beta_start, self.warmup_epochs, self.beta_end)
 
     def tau(self, epoch: float) -> float:
@@ -221,6 +222,7 @@ class Run:
 
     @property
     def device(self) -> torch.device:
+        """The device of the VAE's parameters."""
         return next(self.vae.parameters()).device
 
     def _start(self, resume) -> Progress:
@@ -379,7 +381,7 @@ class Run:
         return bool(self.group.sum(torch.tensor(float(bool(self.stop)), device=device)) > 0)  # every rank agrees
 
     def interrupt(self) -> None:
-        """Write ``last.pt`` where training stands and raise :class:`Interrupted`."""
+        """Write ``last.pt`` where training stands and raise :class:`~pyro_mvae.errors.Interrupted`."""
         rng = self.group.gather_objects(checkpoints.rng_state())
         last = self.run_dir / "last.pt"
         if self.group.is_main:

@@ -1,29 +1,28 @@
-"""The README's worked example of adding a prior: its code block, run as written, is one module;
+"""The contributing guide's worked example of adding a prior: its code block, run as written, is one module;
 one registration makes it a command-line option with typed, checked settings."""
 
-import re
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+from doc_pages import block_after
 from pyro_mvae import register
 from pyro_mvae.cli import main
 from pyro_mvae.models import registry
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = "docs/contributing.md"
 
 
 @pytest.fixture
 def student_t():
-    """The README's module, executed, and its prior registered (for this test only)."""
-    block = re.search(r"<!-- new-prior-example -->\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    """The guide's module, executed, and its prior registered (for this test only)."""
+    block = block_after(PAGE, "<!-- new-prior-example -->")
     module = types.ModuleType("student_t")
-    exec(compile(block, "README:student_t", "exec"), module.__dict__)
-    register("prior", "student_t", module.StudentTPrior)  # the README's one line
+    exec(compile(block, f"{PAGE}:student_t", "exec"), module.__dict__)
+    register("prior", "student_t", module.StudentTPrior)  # the guide's one line
     yield module.StudentTPrior
     registry.PRIORS.pop("student_t")
 

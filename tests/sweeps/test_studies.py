@@ -1,16 +1,16 @@
-"""The README's studies are Hydra experiment configs with their grids (issue 22): each plans to
+"""The documented studies are Hydra experiment configs with their grids (issue 22): each plans to
 its routes, every job checks out on any data set, one runs end to end on a user's array file,
 and nothing of our own schedules trainings."""
 
 import ast
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from doc_pages import blocks
 from pyro_mvae.cli import main
 from pyro_mvae.sweeps.grid import check_jobs, plan
 
@@ -44,9 +44,8 @@ def test_the_worked_search_plans_its_space_and_checks_out():
     assert len(sweep.jobs) == 1 + 1 + 3 + 1 + 2 and check_jobs(sweep) == []  # each end, each choice
 
 
-def test_the_readme_slurm_example_composes_with_hydras_submitit_plugin():
-    readme = (ROOT / "README.md").read_text()
-    block = next(b for b in re.findall(r"```text\n(.*?)```", readme, re.S) if "submitit_slurm" in b)
+def test_the_documented_slurm_example_composes_with_hydras_submitit_plugin():
+    block = next(b for _, b in blocks("text") if "submitit_slurm" in b)
     args = block.replace("\\\n", " ").split()[3:]  # after `pyro-mvae train -m`
     sweep = plan(args)
     launcher = sweep.hydra["launcher"]

@@ -15,7 +15,7 @@ FILES = Files(folder="BinarizedMNIST",
               names=tuple(f"binarized_mnist_{split}.amat" for split in ("train", "valid", "test")),
               url_base="http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
               source="Larochelle & Murray 2011, 'The Neural Autoregressive Distribution Estimator'")
-"""50,000 / 10,000 / 10,000 images, one per line: 784 numbers 0 or 1 separated by spaces."""
+"""50,000 / 10,000 / 10,000 images, one per line of 784 numbers 0 or 1 separated by spaces."""
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Files of the benchmark data sets that torchvision does not ship: found in their folder, else
-downloaded with torchvision's ``download_url``, else a :class:`DataNotFoundError` that says
+downloaded with torchvision's ``download_url``, else a :class:`~pyro_mvae.errors.DataNotFoundError` that says
 which files to place where."""
 
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ class Files:
     source: str
 
     def locate(self, root: Path, download: bool) -> list[Path]:
-        """The paths of :attr:`names` under ``root/<folder>/``, downloading the absent ones when
+        """The paths of ``names`` under ``root/<folder>/``, downloading the absent ones when
         ``download`` is true.
 
         Raises:

@@ -13,6 +13,7 @@ from pyro_mvae.training.datasets.digits import DigitsConfig
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+"""The four IDX files of MNIST and its look-alikes (training and test images and labels)."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pyro_mvae.training.datasets.files import Files
 FILES = Files(folder="OMNIGLOT", names=("chardata.mat",),
               url_base="https://raw.githubusercontent.com/yburda/iwae/master/datasets/OMNIGLOT/",
               source="Burda, Grosse & Salakhutdinov 2016, 'Importance Weighted Autoencoders'")
-"""A MATLAB file: ``data`` (784, 24345) and ``testdata`` (784, 8070) intensities in [0, 1],
+"""A MATLAB file with ``data`` (784, 24345) and ``testdata`` (784, 8070) intensities in [0, 1],
 each column one image stored column-major; ``target`` / ``testtarget`` (50, N) one-hot alphabets."""
 
 

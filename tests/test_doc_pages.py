@@ -1,22 +1,27 @@
-"""The README's Python snippets run as written and leave runs the command line can use."""
+"""The README's and the docs' commands and Python snippets run as written and leave runs the
+command line can use."""
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from doc_pages import block_after, blocks
 from formats import write_amat, write_chardata, write_folder
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+PYTHON_PAGE = "docs/guide/python.md"
 
 
-def _python_block(after: str) -> str:
-    """The first ```python block after the heading ``after``."""
-    return re.search(re.escape(after) + r".*?```python\n(.*?)```", README, re.S).group(1)
+def test_the_readmes_python_example_trains_and_scores(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block_after("README.md", "## In Python"), "README", "exec"), {})
+    mean, _, se, _ = capsys.readouterr().out.splitlines()[-1].split()  # "-23.10 ± 0.22 nats"
+    mean, se = float(mean), float(se)
+    assert -40 < mean < -15 and 0 < se < 1  # nats per 8×8 digit: between a good model and coin flips (-44)
+    assert (tmp_path / "runs" / "readme" / "best.pt").exists()
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,7 @@ def snippet_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        exec(compile(_python_block("### From Python, without Hydra"), "README", "exec"), {})
+        exec(compile(block_after(PYTHON_PAGE, "# From Python"), PYTHON_PAGE, "exec"), {})
     return root / "runs" / "example"
 
 
@@ -39,19 +44,20 @@ def test_a_run_fit_makes_from_python_evaluates_samples_and_resumes(snippet_run, 
 def test_the_config_snippet_trains_and_loads_back(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(_python_block("`compose_config` gives the command line's"), "README", "exec"), namespace)
+    exec(compile(block_after(PYTHON_PAGE, "`compose_config` gives the command line's"), PYTHON_PAGE, "exec"),
+         namespace)
     assert namespace["checkpoint"]["config"]["prior"]["name"] == "mixture"
     assert namespace["vae"].beta == 1.0 and (tmp_path / "runs" / "example2" / "report.json").exists()
     assert (tmp_path / "runs" / "example2" / "eval.json").exists()  # evaluate=evaluate_final
 
 
 def _commands() -> list[str]:
-    """Every ``pyro-mvae`` line of the README's bash blocks, comments dropped."""
+    """Every ``pyro-mvae`` line of the bash blocks of the README and the docs, comments dropped."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+    for _, block in blocks("bash"):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#")[0].strip()
-            if line.startswith("pyro-mvae"):
+            if line.startswith("pyro-mvae") and line not in lines:
                 lines.append(line)
     return lines
 
@@ -60,7 +66,7 @@ TINY = {"trainer.epochs": "1", "trainer.eval_samples": "5", "trainer.eval_limit"
         "trainer.progress": "false", "trainer.figures": "false", "net.hidden": "[16]", "net.latent_dim": "4"}
 ROOTED = {"mnist": {"data.val_size": "20"}, "fashion_mnist": {"data.val_size": "20"}, "binarized_mnist": {},
           "omniglot": {"data.val_size": "20"}}
-"""Data sets read from data.root: the stand-in files the README commands get, and their options."""
+"""Data sets read from data.root: the stand-in files the documented commands get, and their options."""
 EVALUATE = {"-K": "20", "--limit": "20", "--ais-steps": "5", "--bdmc-steps": "2,5"}
 """Options of `pyro-mvae evaluate` replaced by a tiny budget (the flag and its value)."""
 
@@ -92,7 +98,7 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
 
 
 def _write_user_arrays(root: Path) -> None:
-    """The README's example files of `data=arrays`, made of 300 real digits."""
+    """The documented example files of `data=arrays`, made of 300 real digits."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -101,7 +107,7 @@ def _write_user_arrays(root: Path) -> None:
 
 
 @pytest.mark.parametrize("command", _commands())
-def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch, capsys):
+def test_every_documented_command_runs(command, tmp_path_factory, monkeypatch, capsys):
     root = tmp_path_factory.getbasetemp() / "readme_commands"
     if not root.exists():
         write_tiny_mnist(root / "data", n_train=120, n_test=40)
@@ -117,5 +123,5 @@ def test_every_command_of_the_readme_runs(command, tmp_path_factory, monkeypatch
         assert main(_tiny("pyro-mvae train", root, run) + [f"run_dir={run}"]) == 0
     args = _tiny(command, root, run)
     if args is None:
-        pytest.skip("needs a GPU, a sweep (tests/sweeps), or a run the README's previous step left running")
+        pytest.skip("needs a GPU, a sweep (tests/sweeps), or a run a page's previous step left running")
     assert main(args) == 0, (args, capsys.readouterr().err)
