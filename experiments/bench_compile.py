@@ -1,6 +1,7 @@
 """IWAE evaluation eager and under torch.compile, against the decoder's matrix products alone.
 
     python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk 500] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
 
 RUN_DIR: a trained run (e.g. `multirun/core_table_mnist/route=standard_gaussian`). For each
 thread count, in this process, alternating for ``--rounds`` rounds after a warm-up:
@@ -13,6 +14,11 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 Also the compilation itself (a fresh inductor cache, as a user's first run: the first compiled
 call minus an eager one), after how many images it pays back, and the largest per-image
 difference between the two estimates on the same draws (nats).
+
+``--ais``: AIS instead (``ais_log_likelihood`` with its HMC potential's log p(x | z) + log p(z)
+eager, then under ``torch.compile``; the networks' parameters frozen for both, so that the
+compiled backward computes the gradient in z only): seconds for the images, first compiled run
+(with its compilation) and the next, and the largest difference of the estimates.
 """
 
 import argparse
@@ -20,6 +26,7 @@ import math
 import os
 import tempfile
 import time
+from functools import partial
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_"))  # cold: nothing cached
 
@@ -27,6 +34,8 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
+from pyro_mvae.infer.compiled import log_joint  # noqa: E402
 from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 
@@ -57,6 +66,21 @@ def matmul_limit(vae, n_images: int, K: int, chunk: int, batch: int) -> tuple[fl
     return seconds, flops / seconds / 1e9
 
 
+def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
+    """Eager against compiled AIS on the same draws, in this process."""
+    torch.set_num_threads(threads)
+    vae.requires_grad_(False)
+    compiled_joint = torch.compile(partial(log_joint, vae), dynamic=False)
+    runs = {}
+    for label, joint in (("eager", None), ("compiled, first (with compilation)", compiled_joint),
+                         ("compiled", compiled_joint), ("eager, again", None)):
+        pyro.set_rng_seed(0)
+        tic = time.perf_counter()
+        runs[label] = ais_log_likelihood(vae, x, steps=steps, chains=chains, log_joint=joint)[0]  # (N,)
+        print(f"| {label} | {time.perf_counter() - tic:.1f} |")
+    print(f"largest |compiled - eager| on the same draws: {(runs['compiled'] - runs['eager']).abs().max():.2e} nats")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
@@ -65,10 +89,17 @@ def main():
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ais", action="store_true", help="time AIS instead of IWAE")
+    parser.add_argument("--ais-steps", type=int, default=30)
+    parser.add_argument("--ais-chains", type=int, default=4)
     args = parser.parse_args()
     vae, _, _, data = load_run(args.run_dir, "cpu")
     x = data.test.x[:args.images]  # (N, *event)
     n = x.shape[0]
+    if args.ais:
+        print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
+              "| run | seconds |\n|---|---|")
+        return bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1])
 
     def iwae(setting, seed=0):
         pyro.set_rng_seed(seed)
