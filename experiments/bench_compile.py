@@ -2,6 +2,7 @@
 
     python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk 500] [--threads 1 2]
     python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
+    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1     # on a GPU (not measured here)
 
 RUN_DIR: a trained run (e.g. `multirun/core_table_mnist/route=standard_gaussian`). For each
 thread count, in this process, alternating for ``--rounds`` rounds after a warm-up:
@@ -41,8 +42,11 @@ from pyro_mvae.training.runs import load_run  # noqa: E402
 
 
 def timed(fn) -> float:
+    """Wall seconds of fn(), the device's queue drained before the clock stops."""
     tic = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - tic
 
 
@@ -53,7 +57,7 @@ def matmul_limit(vae, n_images: int, K: int, chunk: int, batch: int) -> tuple[fl
     if not weights:
         raise SystemExit("the limit is measured for MLP decoders (nn.Linear layers) only")
     rows = chunk * batch
-    h = torch.randn(rows, weights[0].shape[1])  # (k·B, d)
+    h = torch.randn(rows, weights[0].shape[1], device=weights[0].device)  # (k·B, d)
     calls = math.ceil(n_images / batch) * math.ceil(K / chunk)
 
     def products():
@@ -90,10 +94,11 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ais", action="store_true", help="time AIS instead of IWAE")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--ais-steps", type=int, default=30)
     parser.add_argument("--ais-chains", type=int, default=4)
     args = parser.parse_args()
-    vae, _, _, data = load_run(args.run_dir, "cpu")
+    vae, _, _, data = load_run(args.run_dir, args.device)
     x = data.test.x[:args.images]  # (N, *event)
     n = x.shape[0]
     if args.ais:
