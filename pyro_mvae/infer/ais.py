@@ -197,7 +197,7 @@ def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
 
 def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16, leapfrog: int = 10,
                        init: str = "guide", step_size: float = 0.05, max_particles: int = 1600,
-                       progress: bool = False, log_joint=None) -> tuple[torch.Tensor, dict]:
+                       progress: bool = False, log_joint=None, compile="auto") -> tuple[torch.Tensor, dict]:
     """Per-datapoint AIS estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``, and
     the run's statistics (:meth:`AISStats.summary`, with the settings).
 
@@ -208,13 +208,23 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
     ``max_particles`` (their log-weights pooled): peak memory follows ``max_particles · (D + h)``
     floats whatever T and S are. ``log_joint`` as in :func:`anneal`.
 
+    ``compile``: ``"true"`` runs the potential's log p(x | z) + log p(z) under ``torch.compile``
+    (with the networks' parameters frozen meanwhile, so that its backward computes the gradient
+    in z only); ``"auto"`` and ``"false"`` run it eagerly: compiled AIS was measured slower on CPU
+    (``experiments/bench_compile.py --ais``) and is not measured on a GPU.
+
     Raises:
         pyro_mvae.errors.ConfigError: for a setting out of range (:class:`AISSettings`).
         pyro_mvae.errors.DataError: for data the model cannot score.
+        pyro_mvae.errors.ConfigError: an unknown ``compile``, or ``"true"`` without a C++ compiler.
     """
     AISSettings(steps=steps, chains=chains, leapfrog=leapfrog, init=init, step_size=step_size,
                 max_particles=max_particles)
     vae.check_data(x)
+    if compiled.resolve(compile, 0.0, x.device):  # work 0: auto never compiles AIS
+        with compiled.frozen(vae):
+            return ais_log_likelihood(vae, x, steps, chains, leapfrog, init, step_size, max_particles, progress,
+                                      compiled.compiled_log_joint(vae), compile="false")
     batch = max(1, max_particles // chains)
     chunks = [min(max_particles, chains - s) for s in range(0, chains, max_particles)]  # chains per chunk
     stats = AISStats()

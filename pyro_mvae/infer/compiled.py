@@ -16,6 +16,7 @@ stderr, never an error.
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 
 import torch
 
@@ -65,6 +66,19 @@ def resolve(setting, work: float, device) -> bool:
             raise ConfigError(problem)
         return True
     return cpu and problem is None and work >= AUTO_MIN_WORK  # auto: measured to pay on CPU only
+
+
+@contextmanager
+def frozen(vae):
+    """Within the block, none of ``vae``'s parameters requires a gradient (restored after): a
+    compiled backward then computes the gradient in z only."""
+    flags = [(p, p.requires_grad) for p in vae.parameters()]
+    vae.requires_grad_(False)
+    try:
+        yield vae
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def compiled_log_joint(vae):

@@ -7,6 +7,7 @@ import torch
 
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer import compiled
+from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood, log_weight_matrix
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.datasets import load_digits
@@ -32,6 +33,18 @@ def test_compiled_iwae_equals_eager_on_the_same_draws(capsys):
     assert (estimates["true"] - estimates["false"]).abs().max() < 1e-4  # nats per image, float32
     assert estimates["false"].std() > 0.1  # the images differ: the comparison is not of constants
     assert compiled.compiled_log_joint(vae).compiled is not None, capsys.readouterr().err  # no fallback
+
+
+@pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
+def test_compiled_ais_equals_eager_on_the_same_draws_and_leaves_the_parameters_trainable(capsys):
+    vae, x = _digits_vae("standard")
+    estimates = {}
+    for setting in ("false", "true"):
+        pyro.set_rng_seed(3)
+        estimates[setting], _ = ais_log_likelihood(vae, x[:20], steps=10, chains=2, compile=setting)  # (20,)
+    assert (estimates["true"] - estimates["false"]).abs().max() < 1e-4  # nats per image
+    assert compiled.compiled_log_joint(vae).compiled is not None, capsys.readouterr().err  # no fallback
+    assert all(p.requires_grad for p in vae.parameters())  # frozen only while annealing
 
 
 def test_a_compiler_failure_falls_back_to_eager_with_one_notice(monkeypatch, capsys):
