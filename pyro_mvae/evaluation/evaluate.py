@@ -100,6 +100,7 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
     report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
     report["density"] = density_note(vae)
+    report["compiled"] = log_joint is not None and log_joint.compiled is not None  # torch.compile ran it
     return scores, report
 
 

@@ -65,6 +65,14 @@ def test_a_compiler_failure_falls_back_to_eager_with_one_notice(monkeypatch, cap
     assert err.count("torch.compile failed (RuntimeError: no backend here)") == 1 and "second line" not in err
 
 
+def test_eval_json_records_whether_the_evaluation_was_compiled():
+    from pyro_mvae.evaluation.evaluate import score_images
+
+    vae, x = _digits_vae("standard")
+    _, report = score_images(vae, x[:10], torch.zeros(10, dtype=torch.long), 30, compile="false")
+    assert report["compiled"] is False
+
+
 def test_auto_compiles_on_cpu_only_where_the_work_pays():
     if NO_COMPILER is None:
         assert compiled.resolve("auto", compiled.AUTO_MIN_WORK, "cpu")
