@@ -32,6 +32,7 @@ compilation against 7 ns (2 threads) to 15 ns (1 thread) saved per particle and 
 after 270-530 images at K = 5000, i.e. 1e9-2.1e9; ``auto`` asks for twice that (2,000 MNIST
 test images at K = 5000 are 7.8e9; digits' 297 at K = 5000, 9.5e7, are not)."""
 
+
 def log_joint(vae, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x | z) + log p(z) in nats: z ``(k, B, d)``, x ``(B, *event)`` -> ``(k, B)``; the
     prior's exact marginal (the component summed out), as every estimator scores it."""
@@ -105,7 +106,8 @@ class _Fallback:
             try:
                 return self.compiled(z, x)
             except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
-                print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                first_line = (str(err).splitlines() or [""])[0][:200]
+                print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {first_line}); "
                       "continuing without compilation", file=sys.stderr)
                 self.compiled = None
         return self._eager(z, x)
