@@ -21,7 +21,8 @@ every ratio) and ``plain PyTorch, fused Adam``; ``package`` is the training loop
 Adam, the per-step finiteness check of loss and gradients). ``--levers`` adds the levers
 measured for the README: ``svi`` (``loss_and_grads`` as ``pyro.infer.SVI`` does, validation on,
 default Adam, no finiteness check: the naive step), ``no finite check``, ``unfused`` (default
-Adam), ``validate`` (validation on) and ``jit`` (``JitTrace_ELBO``).
+Adam), ``validate`` (validation on), ``jit`` (``JitTrace_ELBO``) and ``compiled networks`` (the
+encoder body and the decoder under ``torch.compile``, the rest as the package's step).
 """
 
 import argparse
@@ -118,8 +119,10 @@ class TwinStep:
         return loss.detach()
 
 
-def package_step(vae, elbo="trace", fast=True, validate=False, fused=True, check_finite=True):
+def package_step(vae, elbo="trace", fast=True, validate=False, fused=True, check_finite=True, compiled=False):
     vae.tau = TAU
+    if compiled:  # the networks under torch.compile, forward and backward (Pyro's tracing stays eager)
+        vae.decoder, vae.encoder.body = torch.compile(vae.decoder), torch.compile(vae.encoder.body)
     cls = {"trace": pyro.infer.Trace_ELBO, "jit": pyro.infer.JitTrace_ELBO}[elbo]
     optimizer = make_optimizer(vae, 1e-3) if fused else torch.optim.Adam(vae.parameters(), lr=1e-3)
     return Stepper(vae, cls(max_plate_nesting=1), optimizer, fast=fast, validate=validate,
@@ -132,6 +135,7 @@ LEVERS = {
     "unfused": dict(fused=False),
     "validate": dict(validate=True),
     "jit": dict(elbo="jit"),
+    "compiled networks": dict(compiled=True),
 }
 
 

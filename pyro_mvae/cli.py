@@ -103,6 +103,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: cuda when available (default: %(default)s)")
     parser.add_argument("--no-figures", action="store_true", help="skip RUN_DIR/figures/")
+    parser.add_argument("--compile", default="auto", choices=["auto", "true", "false"],
+                        help="IWAE under torch.compile; auto: on CPU where it pays (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (0: one per core); 1 stays fast beside other work (default: %(default)s)")
     _annealing_arguments(parser)
@@ -126,7 +128,7 @@ def evaluate_command(args: list[str]) -> None:
     report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
                           opts.batch_size, opts.device, make_figures=not opts.no_figures,
                           memory_mib=opts.memory_mib, ais=ais if opts.estimator == "ais" else None,
-                          bdmc=opts.bdmc, bdmc_steps=bdmc_steps)
+                          bdmc=opts.bdmc, bdmc_steps=bdmc_steps, compile=opts.compile)
     print(f"{report['data']} {report['split']} ({report['n']} images): IWAE log p(x) (K={report['K']}) "
           f"= {report['iwae_ll']:.2f} ± {report['iwae_ll_se']:.2f} nats "
           f"({report['iwae_bits_per_dim']:.4f} bits/dim), ELBO = {report['elbo']:.2f} ± "

@@ -18,7 +18,7 @@ from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import fit
 
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
-             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size")
+             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size", "trainer.compile")
 """The only settings a resume may give; the rest is the run's own configuration."""
 
 

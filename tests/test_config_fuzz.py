@@ -52,6 +52,7 @@ CASES = [
     ([], "trainer.tau_schedule", WORDS.filter(lambda w: w not in {"exponential", "linear"})),
     ([], "trainer.tau_update", WORDS.filter(lambda w: w not in {"epoch", "step"})),
     ([], "trainer.on_nonfinite", WORDS.filter(lambda w: w not in {"stop", "skip"})),
+    ([], "trainer.compile", WORDS.filter(lambda w: w != "auto")),
     *[([], group, WORDS.filter(lambda w, names=frozenset(names): w not in names))  # never a valid option
       for group, names in GROUPS.items() if group != "trainer"],
     ([], "trainer.no_such_key", WORDS),

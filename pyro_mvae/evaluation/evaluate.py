@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from pyro_mvae.evaluation import diagnostics, figures
 from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
 from pyro_mvae.infer.ais import AISSettings
-from pyro_mvae.infer.iwae import chunk_size_for, density_note, log_weight_matrix, mean_and_stderr
+from pyro_mvae.infer.iwae import chunk_size_for, density_note, joint_for, log_weight_matrix, mean_and_stderr
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
@@ -32,7 +32,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
                  chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
                  progress: bool = True, make_figures: bool = True, memory_mib: float | None = None,
                  ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000),
-                 encoder=None, decoder=None) -> dict:
+                 encoder=None, decoder=None, compile="auto") -> dict:
     """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
 
     ``ais``: also estimate log p(x) of the same images by annealed importance sampling with
@@ -47,12 +47,16 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     The K sweep uses nested subsets of the same K = ``num_samples`` draws per image (the first
     k weights for each k ≤ K in :data:`K_SWEEP`), so its points are correlated but consistent.
 
+    ``compile``: ``auto``, ``true`` or ``false``, as in
+    :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`.
+
     ``encoder``, ``decoder``: the user's own modules, for a run trained on them (``net: own``;
     :func:`~pyro_mvae.training.runs.load_run`).
 
     Raises:
         pyro_mvae.errors.RunError: missing or corrupted checkpoint, other major version.
         ValueError: unknown split, or K, chunk or batch size below 1.
+        pyro_mvae.errors.ConfigError: an unknown ``compile``, or ``true`` without a C++ compiler.
     """
     run_dir = Path(run_dir)
     for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
@@ -71,7 +75,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     if memory_mib is not None:
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
     tic = time.perf_counter()
-    scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress)
+    scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress, compile)
     iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
     if ais is not None:
         scores["ais"], report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
@@ -87,13 +91,16 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
 
 
 def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_size: int = 100,
-                 progress: bool = False) -> tuple[dict, dict]:
+                 progress: bool = False, compile="auto") -> tuple[dict, dict]:
     """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
     the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
-    and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities)."""
-    scores = _score(vae, x, num_samples, chunk_size, batch_size, progress)
+    and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities);
+    ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`."""
+    log_joint = joint_for(vae, x, num_samples, compile)
+    scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
     report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
     report["density"] = density_note(vae)
+    report["compiled"] = log_joint is not None and log_joint.compiled is not None  # torch.compile ran it
     return scores, report
 
 
@@ -104,7 +111,7 @@ def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> d
     ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
     ``pyro-mvae evaluate`` would, and return the summary with the mean test KL (nats) added."""
     scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, trainer.eval_chunk_size,
-                                   trainer.eval_batch_size, trainer.progress)
+                                   trainer.eval_batch_size, trainer.progress, trainer.compile)
     summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,
                    tau=vae.tau, chunk_size=trainer.eval_chunk_size, data=config["data"]["name"],
                    prior=config["prior"]["name"], guide=config["guide"]["name"])
@@ -146,14 +153,14 @@ def _keep_earlier_sections(run_dir: Path, scores: dict, report: dict) -> None:
 
 
 @torch.no_grad()
-def _score(vae, x, num_samples, chunk_size, batch_size, progress) -> dict:
+def _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint) -> dict:
     """Per-image IWAE estimates for the K sweep, ELBO and k̂ (all ``(N,)`` numpy arrays)."""
     sweep = [k for k in K_SWEEP if k < num_samples] + [num_samples]
     out = {f"iwae_{k}": [] for k in sweep} | {"elbo": [], "khat": []}
     for start in tqdm(range(0, x.shape[0], batch_size), desc=f"evaluate K={num_samples}",
                       disable=not progress, leave=False):
         xb = x[start:start + batch_size]
-        log_w = log_weight_matrix(vae, xb, num_samples, chunk_size)  # (B, K)
+        log_w = log_weight_matrix(vae, xb, num_samples, chunk_size, log_joint)  # (B, K)
         for k in sweep:
             out[f"iwae_{k}"].append((torch.logsumexp(log_w[:, :k], -1) - math.log(k)).cpu())
         out["khat"].append(torch.as_tensor(_khat(log_w.cpu().numpy())))  # device: host-side report

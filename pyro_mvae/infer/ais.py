@@ -21,6 +21,7 @@ bound on log p(x) (BDMC).
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 import pyro
@@ -29,6 +30,7 @@ from pyro.ops.integrator import potential_grad, velocity_verlet
 from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, option
+from pyro_mvae.infer import compiled
 
 TARGET_ACCEPTANCE = 0.65
 """HMC acceptance rate each image's step size is steered towards (Wu et al. 2017, §3)."""
@@ -93,15 +95,15 @@ class _Path:
     """log q₀(z) and log p(x, z) of z ``(S, B, d)`` for images x ``(B, *event)``, each ``(S, B)``,
     and the potential energy U_β = −[log q₀ + β (log p(x, z) − log q₀)] of HMC at one β."""
 
-    def __init__(self, vae, x: torch.Tensor, initial):
+    def __init__(self, vae, x: torch.Tensor, initial, log_joint=None):
         self.vae, self.x, self.initial = vae, x, initial
+        self.log_joint = log_joint or partial(compiled.log_joint, vae)  # (z, x) -> (S, B)
         self.beta = 0.0
         self.last = None  # (log q₀, log p(x, z)) at the last point the potential was evaluated
 
     def log_densities(self, z: torch.Tensor):
         log_q = self.initial.log_prob(z)  # (S, B)
-        log_joint = self.vae.likelihood(self.vae.decode(z)).log_prob(self.x) + self.vae.prior.marginal().log_prob(z)
-        return log_q, log_joint
+        return log_q, self.log_joint(z, self.x)
 
     def potential(self, sites: dict) -> torch.Tensor:
         """Σ over chains and images of U_β: a scalar, as Pyro's integrator expects; the
@@ -131,7 +133,7 @@ def _hmc(path: _Path, z: torch.Tensor, grads: dict, step_size: torch.Tensor, lea
 
 def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, leapfrog: int = 10,
            step_size: float = 0.05, step_sizes: torch.Tensor | None = None, stats: AISStats | None = None,
-           bar=None) -> torch.Tensor:
+           bar=None, log_joint=None) -> torch.Tensor:
     """Run S chains per image along ``betas`` and return their log-weights ``(S, B)``, nats.
 
     x ``(B, *event)``; z ``(S, B, d)`` the chains' start; ``initial`` is q₀ (batch ``(B,)`` or ``()``,
@@ -140,9 +142,11 @@ def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, 
     ``step_size`` and is multiplied by 1.02 or 0.98 after every transition as its chains'
     acceptance is above or below :data:`TARGET_ACCEPTANCE`, unless ``step_sizes`` ``(T − 1, B)``
     fixes them (a reverse run replays its forward run's). ``leapfrog`` is L, the leapfrog steps
-    per transition.
+    per transition. ``log_joint(z, x)``: log p(x | z) + log p(z) ``(S, B)``, by default
+    :func:`pyro_mvae.infer.compiled.log_joint`, eager (a compiled one was measured slower on CPU:
+    ``experiments/bench_compile.py --ais``).
     """
-    path = _Path(vae, x, initial)
+    path = _Path(vae, x, initial, log_joint)
     log_w = torch.zeros(z.shape[:2], dtype=z.dtype, device=z.device)  # (S, B)
     eps = torch.full((x.shape[0],), step_size, dtype=z.dtype, device=z.device)  # (B,)
     with torch.enable_grad(), pyro.validation_enabled(False):
@@ -180,19 +184,20 @@ def initial_distribution(vae, x: torch.Tensor, init: str):
 
 
 def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "guide",
-              step_size: float = 0.05, stats: AISStats | None = None, bar=None) -> torch.Tensor:
+              step_size: float = 0.05, stats: AISStats | None = None, bar=None, log_joint=None) -> torch.Tensor:
     """Forward AIS estimates of log p(x) ``(B,)`` in nats for images x ``(B, *event)``: S =
-    ``chains`` chains each, combined by log-mean-exp."""
+    ``chains`` chains each, combined by log-mean-exp; ``log_joint`` as in :func:`anneal`."""
     with torch.no_grad(), pyro.validation_enabled(False):
         initial = initial_distribution(vae, x, init)
         z = initial.sample((chains,) if init == "guide" else (chains, x.shape[0]))  # (S, B, d)
-    log_w = anneal(vae, x, z, initial, sigmoid_schedule(steps), leapfrog, step_size, stats=stats, bar=bar)
+    log_w = anneal(vae, x, z, initial, sigmoid_schedule(steps), leapfrog, step_size, stats=stats, bar=bar,
+                   log_joint=log_joint)
     return torch.logsumexp(log_w, 0) - math.log(chains)
 
 
 def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16, leapfrog: int = 10,
                        init: str = "guide", step_size: float = 0.05, max_particles: int = 1600,
-                       progress: bool = False) -> tuple[torch.Tensor, dict]:
+                       progress: bool = False, log_joint=None, compile="auto") -> tuple[torch.Tensor, dict]:
     """Per-datapoint AIS estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``, and
     the run's statistics (:meth:`AISStats.summary`, with the settings).
 
@@ -201,15 +206,25 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
     N · S · T · (L + 1) decoder passes with their gradients. Images are annealed together in
     batches of ``max(1, max_particles // S)``, and the chains of one image in chunks of at most
     ``max_particles`` (their log-weights pooled): peak memory follows ``max_particles · (D + h)``
-    floats whatever T and S are.
+    floats whatever T and S are. ``log_joint`` as in :func:`anneal`.
+
+    ``compile``: ``"true"`` runs the potential's log p(x | z) + log p(z) under ``torch.compile``
+    (with the networks' parameters frozen meanwhile, so that its backward computes the gradient
+    in z only); ``"auto"`` and ``"false"`` run it eagerly: compiled AIS was measured slower on CPU
+    (``experiments/bench_compile.py --ais``) and is not measured on a GPU.
 
     Raises:
         pyro_mvae.errors.ConfigError: for a setting out of range (:class:`AISSettings`).
         pyro_mvae.errors.DataError: for data the model cannot score.
+        pyro_mvae.errors.ConfigError: an unknown ``compile``, or ``"true"`` without a C++ compiler.
     """
     AISSettings(steps=steps, chains=chains, leapfrog=leapfrog, init=init, step_size=step_size,
                 max_particles=max_particles)
     vae.check_data(x)
+    if compiled.resolve(compile, 0.0, x.device):  # work 0: auto never compiles AIS
+        with compiled.frozen(vae):
+            return ais_log_likelihood(vae, x, steps, chains, leapfrog, init, step_size, max_particles, progress,
+                                      compiled.compiled_log_joint(vae), compile="false")
     batch = max(1, max_particles // chains)
     chunks = [min(max_particles, chains - s) for s in range(0, chains, max_particles)]  # chains per chunk
     stats = AISStats()
@@ -217,7 +232,7 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
     with tqdm(total=math.ceil(x.shape[0] / batch) * len(chunks) * steps, desc=f"AIS T={steps} S={chains}",
               disable=not progress, leave=False) as bar:
         for xb in x.split(batch):  # (b, D)
-            parts = [ais_batch(vae, xb, steps, s, leapfrog, init, step_size, stats, bar) + math.log(s)
+            parts = [ais_batch(vae, xb, steps, s, leapfrog, init, step_size, stats, bar, log_joint) + math.log(s)
                      for s in chunks]  # each log Σ_s w_s, (b,)
             out.append(torch.logsumexp(torch.stack(parts), 0) - math.log(chains))
     summary = stats.summary() | {"steps": steps, "chains": chains, "leapfrog": leapfrog, "init": init,

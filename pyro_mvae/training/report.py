@@ -37,7 +37,8 @@ def final_report(vae, data: Dataset, trainer, progress: Progress, group: Group =
         (ll_mean, ll_se), elbo = (summary["iwae_ll"], summary["iwae_ll_se"]), summary
     else:
         iwae = iwae_log_likelihood(vae, test.shard(group).x, trainer.eval_samples, trainer.eval_chunk_size,
-                                   trainer.eval_batch_size, progress=trainer.progress and group.is_main)
+                                   trainer.eval_batch_size, progress=trainer.progress and group.is_main,
+                                   compile=trainer.compile)
         ll_mean, ll_se = mean_and_stderr(group.gather(iwae))
         elbo = evaluate_elbo(vae, test, trainer.eval_batch_size, group)
     discrete = {} if not data.levels else {  # dequantised grey levels (DESIGN.md §2)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, lookup, option
 from pyro_mvae.errors import Diverged, Interrupted, NonFiniteStep
+from pyro_mvae.infer import compiled
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
@@ -65,6 +66,8 @@ class TrainerConfig(Settings):
     eval_chunk_size: int = option(500, "particles drawn at once in the final evaluation")
     eval_batch_size: int = option(100, "test images per IWAE batch")
     eval_limit: int | None = option(None, "score only the first test images (null: all)")
+    compile: str = option("auto", "final evaluation under torch.compile: auto (on CPU where it pays: "
+                                  "images × K × values ≥ 4e9) | true | false")
     progress: bool = option(True, "show progress bars")
     fast_step: bool = option(True, "differentiable-loss objectives: loss.backward() + torch.optim, no SVI")
     validate: bool = option(False, "Pyro's argument checks inside training steps (data are checked once)")
@@ -74,6 +77,11 @@ class TrainerConfig(Settings):
     figures: bool = option(True, "write the model's figures (RUN_DIR/figures/) at the end of pyro-mvae train")
     logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
     log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
+
+    def __post_init__(self):
+        if isinstance(self.compile, bool):  # `trainer.compile=true` composes to a YAML bool
+            self.compile = "true" if self.compile else "false"
+        super().__post_init__()
 
     def check(self):
         for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
@@ -87,6 +95,7 @@ class TrainerConfig(Settings):
         self.one_of("tau_update", ("epoch", "step"))
         self.one_of("on_nonfinite", ("stop", "skip"))
         self.one_of("logger", ("none", "tensorboard"))
+        self.one_of("compile", compiled.SETTINGS)
 
     def beta(self, epoch: int) -> float:
         """β at ``epoch``, warmed up linearly from ``beta_start`` to ``beta_end`` over ``warmup_epochs``."""

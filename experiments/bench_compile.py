@@ -1,0 +1,145 @@
+"""IWAE evaluation eager and under torch.compile, against the decoder's matrix products alone.
+
+    python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk 500] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
+    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1     # on a GPU (not measured here)
+
+RUN_DIR: a trained run (e.g. `multirun/core_table_mnist/route=standard_gaussian`). For each
+thread count, in this process, alternating for ``--rounds`` rounds after a warm-up:
+
+- eager: ``iwae_log_likelihood(..., compile="false")``, seconds per image;
+- compiled: ``compile="true"``, seconds per image once compiled;
+- the limit: the decoder's matrix products alone for the same particles (``(k·B, d) @ W.T``
+  for each linear layer, nothing else), seconds per image, with their GFLOP/s.
+
+Also the compilation itself (a fresh inductor cache, as a user's first run: the first compiled
+call minus an eager one), after how many images it pays back, and the largest per-image
+difference between the two estimates on the same draws (nats).
+
+``--ais``: AIS instead (``ais_log_likelihood`` with its HMC potential's log p(x | z) + log p(z)
+eager, then under ``torch.compile``; the networks' parameters frozen for both, so that the
+compiled backward computes the gradient in z only): seconds for the images, first compiled run
+(with its compilation) and the next, and the largest difference of the estimates.
+"""
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from functools import partial
+
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_"))  # cold: nothing cached
+
+import pyro  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
+from pyro_mvae.infer.compiled import log_joint  # noqa: E402
+from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
+from pyro_mvae.training.runs import load_run  # noqa: E402
+
+
+def timed(fn) -> float:
+    """Wall seconds of fn(), the device's queue drained before the clock stops."""
+    tic = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - tic
+
+
+@torch.no_grad()
+def matmul_limit(vae, n_images: int, K: int, chunk: int, batch: int) -> tuple[float, float]:
+    """Seconds of the decoder's matrix products for n_images × K particles, and their GFLOP/s."""
+    weights = [m.weight for m in vae.decoder.modules() if isinstance(m, nn.Linear)]
+    if not weights:
+        raise SystemExit("the limit is measured for MLP decoders (nn.Linear layers) only")
+    rows = chunk * batch
+    h = torch.randn(rows, weights[0].shape[1], device=weights[0].device)  # (k·B, d)
+    calls = math.ceil(n_images / batch) * math.ceil(K / chunk)
+
+    def products():
+        for _ in range(calls):
+            a = h
+            for w in weights:
+                a = a @ w.T  # (k·B, out)
+    seconds = timed(products)
+    flops = 2 * rows * sum(w.numel() for w in weights) * calls
+    return seconds, flops / seconds / 1e9
+
+
+def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
+    """Eager against compiled AIS on the same draws, in this process."""
+    torch.set_num_threads(threads)
+    vae.requires_grad_(False)
+    compiled_joint = torch.compile(partial(log_joint, vae), dynamic=False)
+    runs = {}
+    for label, joint in (("eager", None), ("compiled, first (with compilation)", compiled_joint),
+                         ("compiled", compiled_joint), ("eager, again", None)):
+        pyro.set_rng_seed(0)
+        tic = time.perf_counter()
+        runs[label] = ais_log_likelihood(vae, x, steps=steps, chains=chains, log_joint=joint)[0]  # (N,)
+        print(f"| {label} | {time.perf_counter() - tic:.1f} |")
+    print(f"largest |compiled - eager| on the same draws: {(runs['compiled'] - runs['eager']).abs().max():.2e} nats")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("-K", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ais", action="store_true", help="time AIS instead of IWAE")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--ais-steps", type=int, default=30)
+    parser.add_argument("--ais-chains", type=int, default=4)
+    args = parser.parse_args()
+    vae, _, _, data = load_run(args.run_dir, args.device)
+    x = data.test.x[:args.images]  # (N, *event)
+    n = x.shape[0]
+    if args.ais:
+        print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
+              "| run | seconds |\n|---|---|")
+        return bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1])
+
+    def iwae(setting, seed=0):
+        pyro.set_rng_seed(seed)
+        return iwae_log_likelihood(vae, x, args.K, chunk_size=args.chunk, compile=setting)
+
+    torch.set_num_threads(args.threads[0])
+    one = x[:100]
+    eager_batch = timed(lambda: iwae_log_likelihood(vae, one, args.K, args.chunk, compile="false"))
+    first_compiled = timed(lambda: iwae_log_likelihood(vae, one, args.K, args.chunk, compile="true"))
+    compile_seconds = first_compiled - eager_batch
+    diff = (iwae("true", 1) - iwae("false", 1)).abs().max().item()
+    print(f"compilation: {compile_seconds:.1f} s (first compiled batch {first_compiled:.1f} s, eager "
+          f"{eager_batch:.1f} s, {args.threads[0]} thread(s)); largest |compiled - eager| on the same draws: "
+          f"{diff:.2e} nats")
+    print(f"\n{n} images, K = {args.K}, chunks of {args.chunk}; seconds per image (median of {args.rounds} rounds)")
+    print("| threads | eager | compiled | matmul limit (GFLOP/s) | eager / limit | compiled / limit "
+          "| pays back after |")
+    print("|---|---|---|---|---|---|---|")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        times = {"eager": [], "compiled": [], "limit": []}
+        gflops = []
+        for _ in range(args.rounds):
+            times["eager"].append(timed(lambda: iwae("false")) / n)
+            times["compiled"].append(timed(lambda: iwae("true")) / n)
+            seconds, rate = matmul_limit(vae, n, args.K, args.chunk, 100)
+            times["limit"].append(seconds / n)
+            gflops.append(rate)
+        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        saved = med["eager"] - med["compiled"]
+        payback = f"{compile_seconds / saved:.0f} images" if saved > 0 else "never"
+        print(f"| {threads} | {med['eager']:.4f} | {med['compiled']:.4f} | {med['limit']:.4f} "
+              f"({sorted(gflops)[len(gflops) // 2]:.0f}) | {med['eager'] / med['limit']:.2f} | "
+              f"{med['compiled'] / med['limit']:.2f} | {payback} |")
+
+
+if __name__ == "__main__":
+    main()
