@@ -1,6 +1,8 @@
 """IWAE evaluation eager and under torch.compile, against the decoder's matrix products alone.
 
-    python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk 500] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk N] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR --chunks 500 200 100 50 25 [--threads 2]
+    python experiments/bench_compile.py RUN_DIR --simdlen 512        # inductor's own AVX512 width
     python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
     python experiments/bench_compile.py RUN_DIR --device cuda --threads 1     # on a GPU (not measured here)
 
@@ -11,6 +13,11 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 - compiled: ``compile="true"``, seconds per image once compiled;
 - the limit: the decoder's matrix products alone for the same particles (``(k·B, d) @ W.T``
   for each linear layer, nothing else), seconds per image, with their GFLOP/s.
+
+``--chunk``: particles per chunk (default: the package's, ``default_chunk_size``: 50 at 100
+images on a CPU). ``--chunks``: instead, eager and compiled seconds per image for each of these
+chunk sizes (last thread count). ``--simdlen``: the vector width (bits) of inductor's CPU code on
+an AVX512 machine (the package's: ``compiled.AVX512_SIMDLEN``), to compare widths run by run.
 
 Also the compilation itself (a fresh inductor cache, as a user's first run: the first compiled
 call minus an eager one), after how many images it pays back, and the largest per-image
@@ -27,7 +34,6 @@ import math
 import os
 import tempfile
 import time
-from functools import partial
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_"))  # cold: nothing cached
 
@@ -35,9 +41,9 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from pyro_mvae.infer import compiled  # noqa: E402
 from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
-from pyro_mvae.infer.compiled import log_joint  # noqa: E402
-from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
+from pyro_mvae.infer.iwae import default_chunk_size, iwae_log_likelihood  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 
 
@@ -74,7 +80,7 @@ def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
     """Eager against compiled AIS on the same draws, in this process."""
     torch.set_num_threads(threads)
     vae.requires_grad_(False)
-    compiled_joint = torch.compile(partial(log_joint, vae), dynamic=False)
+    compiled_joint = compiled.compiled_log_joint(vae)  # the package's: its inductor options, padding
     runs = {}
     for label, joint in (("eager", None), ("compiled, first (with compilation)", compiled_joint),
                          ("compiled", compiled_joint), ("eager, again", None)):
@@ -85,12 +91,31 @@ def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
     print(f"largest |compiled - eager| on the same draws: {(runs['compiled'] - runs['eager']).abs().max():.2e} nats")
 
 
+def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -> None:
+    """Eager and compiled seconds per image for each chunk size, batches of 100 images."""
+    torch.set_num_threads(threads)
+    n = x.shape[0]
+    print(f"{n} images, K = {K}, batches of 100, {threads} thread(s); seconds per image (median of {rounds})\n"
+          "| chunk (particles) | rows per decoder call | eager | compiled |\n|---|---|---|---|")
+    for chunk in chunks:
+        vae.__dict__.pop("_compiled_log_joint", None)  # a fresh compiled function: compiled at this shape
+        iwae_log_likelihood(vae, x[:100], K, chunk, compile="true")
+        med = {}
+        for setting in ("false", "true"):
+            times = sorted(timed(lambda: iwae_log_likelihood(vae, x, K, chunk, compile=setting)) / n
+                           for _ in range(rounds))
+            med[setting] = times[len(times) // 2]
+        print(f"| {chunk} | {chunk * 100} | {med['false']:.4f} | {med['true']:.4f} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("-K", type=int, default=5000)
-    parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--chunks", type=int, nargs="+", default=None, help="compare these chunk sizes")
+    parser.add_argument("--simdlen", type=int, default=None, help="inductor's vector width (bits) on AVX512")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ais", action="store_true", help="time AIS instead of IWAE")
@@ -98,6 +123,8 @@ def main():
     parser.add_argument("--ais-steps", type=int, default=30)
     parser.add_argument("--ais-chains", type=int, default=4)
     args = parser.parse_args()
+    if args.simdlen:
+        compiled.AVX512_SIMDLEN = args.simdlen
     vae, _, _, data = load_run(args.run_dir, args.device)
     x = data.test.x[:args.images]  # (N, *event)
     n = x.shape[0]
@@ -105,6 +132,9 @@ def main():
         print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
               "| run | seconds |\n|---|---|")
         return bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1])
+    if args.chunks:
+        return bench_chunks(vae, x, args.K, args.chunks, args.threads[-1], args.rounds)
+    args.chunk = args.chunk or default_chunk_size(100, x.device)
 
     def iwae(setting, seed=0):
         pyro.set_rng_seed(seed)
@@ -119,7 +149,8 @@ def main():
     print(f"compilation: {compile_seconds:.1f} s (first compiled batch {first_compiled:.1f} s, eager "
           f"{eager_batch:.1f} s, {args.threads[0]} thread(s)); largest |compiled - eager| on the same draws: "
           f"{diff:.2e} nats")
-    print(f"\n{n} images, K = {args.K}, chunks of {args.chunk}; seconds per image (median of {args.rounds} rounds)")
+    print(f"\n{n} images, K = {args.K}, chunks of {args.chunk}, batches of 100; seconds per image "
+          f"(median of {args.rounds} rounds)")
     print("| threads | eager | compiled | matmul limit (GFLOP/s) | eager / limit | compiled / limit "
           "| pays back after |")
     print("|---|---|---|---|---|---|---|")
