@@ -4,7 +4,7 @@
     python experiments/bench_compile.py RUN_DIR --chunks 500 200 100 50 25 [--threads 2]
     python experiments/bench_compile.py RUN_DIR --simdlen 512        # inductor's own AVX512 width
     python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
-    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1     # on a GPU (not measured here)
+    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1 --cudagraphs   # on a GPU (not measured here)
 
 RUN_DIR: a trained run (e.g. `multirun/core_table_mnist/route=standard_gaussian`). For each
 thread count, in this process, alternating for ``--rounds`` rounds after a warm-up:
@@ -18,6 +18,9 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 images on a CPU). ``--chunks``: instead, eager and compiled seconds per image for each of these
 chunk sizes (last thread count). ``--simdlen``: the vector width (bits) of inductor's CPU code on
 an AVX512 machine (the package's: ``compiled.AVX512_SIMDLEN``), to compare widths run by run.
+``--cudagraphs`` (with ``--device cuda``): also the log-joint compiled as replayed CUDA graphs
+(``mode="reduce-overhead"``; every chunk has the same static shape), against the package's
+compiled path, which does not use them (not measured: no GPU was lent).
 
 Also the compilation itself (a fresh inductor cache, as a user's first run: the first compiled
 call minus an eager one), after how many images it pays back, and the largest per-image
@@ -34,6 +37,7 @@ import math
 import os
 import tempfile
 import time
+from functools import partial
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_"))  # cold: nothing cached
 
@@ -43,7 +47,8 @@ from torch import nn  # noqa: E402
 
 from pyro_mvae.infer import compiled  # noqa: E402
 from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
-from pyro_mvae.infer.iwae import default_chunk_size, iwae_log_likelihood  # noqa: E402
+from pyro_mvae.infer.compiled import log_joint  # noqa: E402
+from pyro_mvae.infer.iwae import default_chunk_size, iwae_batch, iwae_log_likelihood  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 
 
@@ -108,6 +113,32 @@ def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -
         print(f"| {chunk} | {chunk * 100} | {med['false']:.4f} | {med['true']:.4f} |", flush=True)
 
 
+def bench_cudagraphs(vae, x, K: int, chunk: int, rounds: int) -> None:
+    """Seconds per image with log p(x | z) + log p(z) replayed as CUDA graphs against the package's
+    compiled path (both on the same draws; GPU only)."""
+    graphs = torch.compile(partial(log_joint, vae), mode="reduce-overhead", dynamic=False)
+
+    def joint(z, xb):
+        return graphs(z, xb).clone()  # (k, B); a replay reuses its output buffer
+
+    def with_graphs():
+        return torch.cat([iwae_batch(vae, x[i:i + 100], K, chunk, joint) for i in range(0, x.shape[0], 100)])
+
+    def package():
+        return iwae_log_likelihood(vae, x, K, chunk, compile="true")
+
+    estimates, med = {}, {}
+    for name, run in (("CUDA graphs", with_graphs), ("package, compiled", package)):
+        pyro.set_rng_seed(1)
+        estimates[name] = run()  # (N,), compiles
+        times = sorted(timed(run) / x.shape[0] for _ in range(rounds))
+        med[name] = times[len(times) // 2]
+    diff = (estimates["CUDA graphs"] - estimates["package, compiled"]).abs().max().item()
+    print(f"\n| path | seconds per image |\n|---|---|\n| CUDA graphs | {med['CUDA graphs']:.5f} |\n"
+          f"| package, compiled | {med['package, compiled']:.5f} |\n"
+          f"largest difference on the same draws: {diff:.2e} nats")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
@@ -122,7 +153,10 @@ def main():
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--ais-steps", type=int, default=30)
     parser.add_argument("--ais-chains", type=int, default=4)
+    parser.add_argument("--cudagraphs", action="store_true", help="with --device cuda: also CUDA graphs")
     args = parser.parse_args()
+    if args.cudagraphs and args.device != "cuda":
+        raise SystemExit("--cudagraphs needs --device cuda")
     if args.simdlen:
         compiled.AVX512_SIMDLEN = args.simdlen
     vae, _, _, data = load_run(args.run_dir, args.device)
@@ -170,6 +204,8 @@ def main():
         print(f"| {threads} | {med['eager']:.4f} | {med['compiled']:.4f} | {med['limit']:.4f} "
               f"({sorted(gflops)[len(gflops) // 2]:.0f}) | {med['eager'] / med['limit']:.2f} | "
               f"{med['compiled'] / med['limit']:.2f} | {payback} |")
+    if args.cudagraphs:
+        bench_cudagraphs(vae, x, args.K, args.chunk, args.rounds)
 
 
 if __name__ == "__main__":
