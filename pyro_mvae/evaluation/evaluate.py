@@ -107,7 +107,8 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None
     the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
     and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities);
     ``chunk_size`` and ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`."""
-    chunk_size = chunk_size or default_chunk_size(batch_size, x.device)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(batch_size, x.device)
     log_joint = joint_for(vae, x, num_samples, compile)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
     report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
@@ -122,7 +123,9 @@ def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> d
     :class:`~pyro_mvae.training.data.Split`) with ``trainer.eval_samples`` particles, write
     ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
     ``pyro-mvae evaluate`` would, and return the summary with the mean test KL (nats) added."""
-    chunk_size = trainer.eval_chunk_size or default_chunk_size(trainer.eval_batch_size, test.x.device)
+    chunk_size = trainer.eval_chunk_size
+    if chunk_size is None:
+        chunk_size = default_chunk_size(trainer.eval_batch_size, test.x.device)
     scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, chunk_size,
                                    trainer.eval_batch_size, trainer.progress, trainer.compile)
     summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,

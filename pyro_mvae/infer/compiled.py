@@ -36,15 +36,15 @@ larger (MNIST's 10,000 test images at K = 5000 are 3.9e10; 2,000 of them, 7.8e9,
 
 
 AVX512_SIMDLEN = 256
-"""Vector width (bits) of inductor's generated CPU code where torch runs AVX512: measured by
-``experiments/bench_compile.py --simdlen`` (AMD EPYC, 2 cores), Sleef's 16-wide ``log1p`` in the
+"""The vector width in bits of inductor's generated CPU code where torch runs AVX512. Measured by
+``experiments/bench_compile.py --simdlen`` (AMD EPYC, 2 cores): Sleef's 16-wide ``log1p`` in the
 Bernoulli terms took 4.7 ns per value against 1.0 ns 8-wide, and the compiled IWAE-5000 took
 0.049 s per image at 256 bits against 0.057 at 512 (2 threads; 1.44x and 1.86x the matrix
 products). The matrix products (oneDNN/BLAS) are not affected."""
 
 
 def inductor_options() -> dict:
-    """Options of :func:`torch.compile` for the compiled log-joint: AVX2-width vectors on an AVX512 CPU
+    """Options of ``torch.compile`` for the compiled log-joint: AVX2-width vectors on an AVX512 CPU
     (:data:`AVX512_SIMDLEN`), nothing otherwise."""
     if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         return {"cpp.simdlen": AVX512_SIMDLEN}

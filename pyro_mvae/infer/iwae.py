@@ -69,13 +69,13 @@ def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int, log_join
 CPU_CHUNK_ROWS = 5000
 """Particles × images per chunk on a CPU when no chunk size is given (50 particles at 100 images).
 Measured by ``experiments/bench_compile.py --chunks`` (MLP 784-300-300-40, MNIST, 2-core CPU):
-IWAE-5000 took 0.058 s per image eager and 0.043 compiled at 5,000 rows, against 0.102 and 0.053 at
+IWAE-5000 took 0.054 s per image eager and 0.039 compiled at 5,000 rows, against 0.087 and 0.051 at
 50,000 (500 particles): a chunk's ``(k·B, 784)`` decoder output then stays in the allocator's
 reused memory instead of being mapped fresh from the OS (and faulted in) for every chunk."""
 
 GPU_CHUNK_SIZE = 500
-"""Particles per chunk on a GPU when no chunk size is given: larger kernels, fewer launches (not
-measured here: no GPU was lent)."""
+"""Particles per chunk on a GPU when no chunk size is given, for larger kernels and fewer launches
+(not measured here, as no GPU was lent)."""
 
 
 def default_chunk_size(batch_size: int, device) -> int:
