@@ -1,8 +1,10 @@
 """IWAE evaluation eager and under torch.compile, against the decoder's matrix products alone.
 
-    python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk 500] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk N] [--threads 1 2]
+    python experiments/bench_compile.py RUN_DIR --chunks 500 200 100 50 25 [--threads 2]
+    python experiments/bench_compile.py RUN_DIR --simdlen 512        # inductor's own AVX512 width
     python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
-    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1     # on a GPU (not measured here)
+    python experiments/bench_compile.py RUN_DIR --device cuda --threads 1 --cudagraphs   # on a GPU (not measured here)
 
 RUN_DIR: a trained run (e.g. `multirun/core_table_mnist/route=standard_gaussian`). For each
 thread count, in this process, alternating for ``--rounds`` rounds after a warm-up:
@@ -11,6 +13,14 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 - compiled: ``compile="true"``, seconds per image once compiled;
 - the limit: the decoder's matrix products alone for the same particles (``(k·B, d) @ W.T``
   for each linear layer, nothing else), seconds per image, with their GFLOP/s.
+
+``--chunk``: particles per chunk (default: the package's, ``default_chunk_size``: 50 at 100
+images on a CPU). ``--chunks``: instead, eager and compiled seconds per image for each of these
+chunk sizes (last thread count). ``--simdlen``: the vector width (bits) of inductor's CPU code on
+an AVX512 machine (the package's: ``compiled.AVX512_SIMDLEN``), to compare widths run by run.
+``--cudagraphs`` (with ``--device cuda``): also the log-joint compiled as replayed CUDA graphs
+(``mode="reduce-overhead"``; every chunk has the same static shape), against the package's
+compiled path, which does not use them (not measured: no GPU was lent).
 
 Also the compilation itself (a fresh inductor cache, as a user's first run: the first compiled
 call minus an eager one), after how many images it pays back, and the largest per-image
@@ -35,9 +45,10 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from pyro_mvae.infer import compiled  # noqa: E402
 from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
 from pyro_mvae.infer.compiled import log_joint  # noqa: E402
-from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
+from pyro_mvae.infer.iwae import default_chunk_size, iwae_batch, iwae_log_likelihood  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 
 
@@ -74,7 +85,7 @@ def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
     """Eager against compiled AIS on the same draws, in this process."""
     torch.set_num_threads(threads)
     vae.requires_grad_(False)
-    compiled_joint = torch.compile(partial(log_joint, vae), dynamic=False)
+    compiled_joint = compiled.compiled_log_joint(vae)  # the package's: its inductor options, padding
     runs = {}
     for label, joint in (("eager", None), ("compiled, first (with compilation)", compiled_joint),
                          ("compiled", compiled_joint), ("eager, again", None)):
@@ -85,19 +96,69 @@ def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
     print(f"largest |compiled - eager| on the same draws: {(runs['compiled'] - runs['eager']).abs().max():.2e} nats")
 
 
+def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -> None:
+    """Eager and compiled seconds per image for each chunk size, batches of 100 images."""
+    torch.set_num_threads(threads)
+    n = x.shape[0]
+    print(f"{n} images, K = {K}, batches of 100, {threads} thread(s); seconds per image (median of {rounds})\n"
+          "| chunk (particles) | rows per decoder call | eager | compiled |\n|---|---|---|---|")
+    for chunk in chunks:
+        vae.__dict__.pop("_compiled_log_joint", None)  # a fresh compiled function: compiled at this shape
+        iwae_log_likelihood(vae, x[:100], K, chunk, compile="true")
+        med = {}
+        for setting in ("false", "true"):
+            times = sorted(timed(lambda: iwae_log_likelihood(vae, x, K, chunk, compile=setting)) / n
+                           for _ in range(rounds))
+            med[setting] = times[len(times) // 2]
+        print(f"| {chunk} | {chunk * 100} | {med['false']:.4f} | {med['true']:.4f} |", flush=True)
+
+
+def bench_cudagraphs(vae, x, K: int, chunk: int, rounds: int) -> None:
+    """Seconds per image with log p(x | z) + log p(z) replayed as CUDA graphs against the package's
+    compiled path (both on the same draws; GPU only)."""
+    graphs = torch.compile(partial(log_joint, vae), mode="reduce-overhead", dynamic=False)
+
+    def joint(z, xb):
+        return graphs(z, xb).clone()  # (k, B); a replay reuses its output buffer
+
+    def with_graphs():
+        return torch.cat([iwae_batch(vae, x[i:i + 100], K, chunk, joint) for i in range(0, x.shape[0], 100)])
+
+    def package():
+        return iwae_log_likelihood(vae, x, K, chunk, compile="true")
+
+    estimates, med = {}, {}
+    for name, run in (("CUDA graphs", with_graphs), ("package, compiled", package)):
+        pyro.set_rng_seed(1)
+        estimates[name] = run()  # (N,), compiles
+        times = sorted(timed(run) / x.shape[0] for _ in range(rounds))
+        med[name] = times[len(times) // 2]
+    diff = (estimates["CUDA graphs"] - estimates["package, compiled"]).abs().max().item()
+    print(f"\n| path | seconds per image |\n|---|---|\n| CUDA graphs | {med['CUDA graphs']:.5f} |\n"
+          f"| package, compiled | {med['package, compiled']:.5f} |\n"
+          f"largest difference on the same draws: {diff:.2e} nats")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("-K", type=int, default=5000)
-    parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--chunks", type=int, nargs="+", default=None, help="compare these chunk sizes")
+    parser.add_argument("--simdlen", type=int, default=None, help="inductor's vector width (bits) on AVX512")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ais", action="store_true", help="time AIS instead of IWAE")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--ais-steps", type=int, default=30)
     parser.add_argument("--ais-chains", type=int, default=4)
+    parser.add_argument("--cudagraphs", action="store_true", help="with --device cuda: also CUDA graphs")
     args = parser.parse_args()
+    if args.cudagraphs and args.device != "cuda":
+        raise SystemExit("--cudagraphs needs --device cuda")
+    if args.simdlen:
+        compiled.AVX512_SIMDLEN = args.simdlen
     vae, _, _, data = load_run(args.run_dir, args.device)
     x = data.test.x[:args.images]  # (N, *event)
     n = x.shape[0]
@@ -105,6 +166,9 @@ def main():
         print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
               "| run | seconds |\n|---|---|")
         return bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1])
+    if args.chunks:
+        return bench_chunks(vae, x, args.K, args.chunks, args.threads[-1], args.rounds)
+    args.chunk = args.chunk or default_chunk_size(100, x.device)
 
     def iwae(setting, seed=0):
         pyro.set_rng_seed(seed)
@@ -119,7 +183,8 @@ def main():
     print(f"compilation: {compile_seconds:.1f} s (first compiled batch {first_compiled:.1f} s, eager "
           f"{eager_batch:.1f} s, {args.threads[0]} thread(s)); largest |compiled - eager| on the same draws: "
           f"{diff:.2e} nats")
-    print(f"\n{n} images, K = {args.K}, chunks of {args.chunk}; seconds per image (median of {args.rounds} rounds)")
+    print(f"\n{n} images, K = {args.K}, chunks of {args.chunk}, batches of 100; seconds per image "
+          f"(median of {args.rounds} rounds)")
     print("| threads | eager | compiled | matmul limit (GFLOP/s) | eager / limit | compiled / limit "
           "| pays back after |")
     print("|---|---|---|---|---|---|---|")
@@ -139,6 +204,8 @@ def main():
         print(f"| {threads} | {med['eager']:.4f} | {med['compiled']:.4f} | {med['limit']:.4f} "
               f"({sorted(gflops)[len(gflops) // 2]:.0f}) | {med['eager'] / med['limit']:.2f} | "
               f"{med['compiled'] / med['limit']:.2f} | {payback} |")
+    if args.cudagraphs:
+        bench_cudagraphs(vae, x, args.K, args.chunk, args.rounds)
 
 
 if __name__ == "__main__":

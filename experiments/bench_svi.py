@@ -21,8 +21,10 @@ every ratio) and ``plain PyTorch, fused Adam``; ``package`` is the training loop
 Adam, the per-step finiteness check of loss and gradients). ``--levers`` adds the levers
 measured for the README: ``svi`` (``loss_and_grads`` as ``pyro.infer.SVI`` does, validation on,
 default Adam, no finiteness check: the naive step), ``no finite check``, ``unfused`` (default
-Adam), ``validate`` (validation on), ``jit`` (``JitTrace_ELBO``) and ``compiled networks`` (the
-encoder body and the decoder under ``torch.compile``, the rest as the package's step).
+Adam), ``validate`` (validation on), ``jit`` (``JitTrace_ELBO``), ``compiled networks`` (the
+encoder body and the decoder under ``torch.compile``, the rest as the package's step) and
+``compiled loss`` (the whole ``ELBOLoss``, Pyro's tracing included, under ``torch.compile``); and
+the twin ``plain PyTorch, compiled`` (its loss function under ``torch.compile``, fused Adam).
 """
 
 import argparse
@@ -35,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.utils import clamp_probs
 
-from pyro_mvae.infer.steps import Stepper
+from pyro_mvae.infer.steps import ELBOLoss, Stepper
 from pyro_mvae.models.nets import positive
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.datasets import load_mnist
@@ -119,13 +121,15 @@ class TwinStep:
         return loss.detach()
 
 
-def package_step(vae, elbo="trace", fast=True, validate=False, fused=True, check_finite=True, compiled=False):
+def package_step(vae, elbo="trace", fast=True, validate=False, fused=True, check_finite=True, compiled=False,
+                 compiled_loss=False):
     vae.tau = TAU
     if compiled:  # the networks under torch.compile, forward and backward (Pyro's tracing stays eager)
         vae.decoder, vae.encoder.body = torch.compile(vae.decoder), torch.compile(vae.encoder.body)
-    cls = {"trace": pyro.infer.Trace_ELBO, "jit": pyro.infer.JitTrace_ELBO}[elbo]
+    objective = {"trace": pyro.infer.Trace_ELBO, "jit": pyro.infer.JitTrace_ELBO}[elbo](max_plate_nesting=1)
     optimizer = make_optimizer(vae, 1e-3) if fused else torch.optim.Adam(vae.parameters(), lr=1e-3)
-    return Stepper(vae, cls(max_plate_nesting=1), optimizer, fast=fast, validate=validate,
+    loss = torch.compile(ELBOLoss(vae, objective)) if compiled_loss else None  # Pyro's tracing compiled too
+    return Stepper(vae, objective, optimizer, loss_module=loss, fast=fast, validate=validate,
                    check_finite=check_finite)
 
 
@@ -136,6 +140,7 @@ LEVERS = {
     "validate": dict(validate=True),
     "jit": dict(elbo="jit"),
     "compiled networks": dict(compiled=True),
+    "compiled loss": dict(compiled_loss=True),
 }
 
 
@@ -149,6 +154,8 @@ def variants(model: str, event_shape, net: str, levers: bool) -> dict:
     out = {"plain PyTorch": TwinStep(copy.deepcopy(base), TWINS[model]),
            "plain PyTorch, fused Adam": TwinStep(copy.deepcopy(base), TWINS[model], fused=True),
            "package": package_step(copy.deepcopy(base))}
+    if levers:
+        out["plain PyTorch, compiled"] = TwinStep(copy.deepcopy(base), torch.compile(TWINS[model]), fused=True)
     for name, options in LEVERS.items() if levers else ():
         out[f"package ({name})"] = package_step(copy.deepcopy(base), **options)
     return out

@@ -25,7 +25,7 @@ from pyro_mvae.training.train import apply_threads
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | --cfg job]
        pyro-mvae train resume=RUN_DIR [trainer.epochs=N]
        pyro-mvae train -m key=a,b,c ... [hydra/launcher=joblib] [hydra/sweeper=optuna] [hydra.sweep.dir=DIR]
-       pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size 500 | --memory-mib M]
+       pyro-mvae evaluate RUN_DIR [-K 5000] [--split test] [--limit N] [--chunk-size N | --memory-mib M]
                           [--device auto]
                           [--estimator ais [--ais-steps 500] [--ais-chains 16]] [--bdmc N [--bdmc-steps 10,100,1000]]
        pyro-mvae sample RUN_DIR [-n 64] [--out PATH]
@@ -96,7 +96,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"],
                         help="the images scored (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
-    parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at once (default: %(default)s)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="particles drawn at once (default: 5000 // --batch-size on a CPU, 500 on a GPU)")
     parser.add_argument("--memory-mib", type=float, default=None,
                         help="pick the chunk size that fits this memory budget (overrides --chunk-size)")
     parser.add_argument("--batch-size", type=int, default=100, help="images scored at once (default: %(default)s)")

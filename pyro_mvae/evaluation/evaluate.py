@@ -19,7 +19,14 @@ from tqdm.auto import tqdm
 from pyro_mvae.evaluation import diagnostics, figures
 from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
 from pyro_mvae.infer.ais import AISSettings
-from pyro_mvae.infer.iwae import chunk_size_for, density_note, joint_for, log_weight_matrix, mean_and_stderr
+from pyro_mvae.infer.iwae import (
+    chunk_size_for,
+    default_chunk_size,
+    density_note,
+    joint_for,
+    log_weight_matrix,
+    mean_and_stderr,
+)
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
@@ -29,7 +36,7 @@ K_SWEEP = (1, 10, 100, 1000, 5000)
 
 
 def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=None,
-                 chunk_size: int = 500, batch_size: int = 100, device: str = "auto",
+                 chunk_size: int | None = None, batch_size: int = 100, device: str = "auto",
                  progress: bool = True, make_figures: bool = True, memory_mib: float | None = None,
                  ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000),
                  encoder=None, decoder=None, compile="auto") -> dict:
@@ -41,6 +48,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     T in ``bdmc_steps`` (key ``bdmc``), with the chains, leapfrog steps and initial distribution
     of ``ais`` (or its defaults).
 
+    ``chunk_size``: particles drawn at once (None: :func:`pyro_mvae.infer.iwae.default_chunk_size`).
     ``memory_mib``: a memory budget for the particle chunks; when given, the chunk size is the
     largest that fits it (:func:`pyro_mvae.infer.iwae.chunk_size_for`) and ``chunk_size`` is ignored.
 
@@ -60,9 +68,10 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     """
     run_dir = Path(run_dir)
     for name, value in (("num_samples", num_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    vae, config, ckpt, data = load_run(run_dir, resolve_device(device), encoder, decoder)
+    device = resolve_device(device)
+    vae, config, ckpt, data = load_run(run_dir, device, encoder, decoder)
     if split not in data.splits():
         raise ValueError(f"unknown split '{split}'; choose one of {', '.join(data.splits())}")
     part = data.splits()[split]
@@ -74,6 +83,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     vae.check_data(x)
     if memory_mib is not None:
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
+    elif chunk_size is None:
+        chunk_size = default_chunk_size(batch_size, device)
     tic = time.perf_counter()
     scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress, compile)
     iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
@@ -90,12 +101,14 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     return report
 
 
-def score_images(vae, x, labels, num_samples: int, chunk_size: int = 500, batch_size: int = 100,
+def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None, batch_size: int = 100,
                  progress: bool = False, compile="auto") -> tuple[dict, dict]:
     """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
     the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
     and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities);
-    ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`."""
+    ``chunk_size`` and ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`."""
+    if chunk_size is None:
+        chunk_size = default_chunk_size(batch_size, x.device)
     log_joint = joint_for(vae, x, num_samples, compile)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
     report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
@@ -110,10 +123,13 @@ def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> d
     :class:`~pyro_mvae.training.data.Split`) with ``trainer.eval_samples`` particles, write
     ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
     ``pyro-mvae evaluate`` would, and return the summary with the mean test KL (nats) added."""
-    scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, trainer.eval_chunk_size,
+    chunk_size = trainer.eval_chunk_size
+    if chunk_size is None:
+        chunk_size = default_chunk_size(trainer.eval_batch_size, test.x.device)
+    scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, chunk_size,
                                    trainer.eval_batch_size, trainer.progress, trainer.compile)
     summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,
-                   tau=vae.tau, chunk_size=trainer.eval_chunk_size, data=config["data"]["name"],
+                   tau=vae.tau, chunk_size=chunk_size, data=config["data"]["name"],
                    prior=config["prior"]["name"], guide=config["guide"]["name"])
     write_evaluation(Path(config["run_dir"]), test.y, scores, summary, data)
     with torch.no_grad():

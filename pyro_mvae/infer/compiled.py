@@ -10,7 +10,8 @@ compiled and eager estimates use the same draws and differ only by float roundin
 ``"false"`` never does, ``"auto"`` compiles on CPU when the evaluation is large enough for the
 compilation to pay (:data:`AUTO_MIN_WORK`, measured by ``experiments/bench_compile.py``) and the
 toolchain is there. A function that fails to compile falls back to eager with one line on
-stderr, never an error.
+stderr, never an error. A chunk smaller than the first one compiled (the last chunk of K, the last
+batch of images) is padded up to that shape, so an evaluation compiles once, not once per shape.
 """
 
 import os
@@ -25,12 +26,29 @@ from pyro_mvae.errors import ConfigError
 SETTINGS = ("auto", "true", "false")
 """The values of ``compile=``, ``--compile`` and ``trainer.compile``."""
 
-AUTO_MIN_WORK = 4e9
+AUTO_MIN_WORK = 1.3e10
 """Images × K × values per image from which ``compile="auto"`` compiles. Measured by
-``experiments/bench_compile.py`` (MLP 784-300-300-40 on MNIST, 2-core CPU): 16 s of cold
-compilation against 7 ns (2 threads) to 15 ns (1 thread) saved per particle and value, paid back
-after 270-530 images at K = 5000, i.e. 1e9-2.1e9; ``auto`` asks for twice that (2,000 MNIST
-test images at K = 5000 are 7.8e9; digits' 297 at K = 5000, 9.5e7, are not)."""
+``experiments/bench_compile.py`` (MLP 784-300-300-40 on MNIST, chunks of 50 particles, 2-core
+CPU): 14-17 s of cold compilation against 29 ms (1 thread) and 10 ms (2 threads) saved per image at
+K = 5000, paid back after 575 and 1,671 images, i.e. 2.3e9 and 6.6e9; ``auto`` asks for twice the
+larger (MNIST's 10,000 test images at K = 5000 are 3.9e10; 2,000 of them, 7.8e9, and digits' 297,
+9.5e7, are not)."""
+
+
+AVX512_SIMDLEN = 256
+"""The vector width in bits of inductor's generated CPU code where torch runs AVX512. Measured by
+``experiments/bench_compile.py --simdlen`` (AMD EPYC, 2 cores): Sleef's 16-wide ``log1p`` in the
+Bernoulli terms took 4.7 ns per value against 1.0 ns 8-wide, and the compiled IWAE-5000 took
+0.049 s per image at 256 bits against 0.057 at 512 (2 threads; 1.44x and 1.86x the matrix
+products). The matrix products (oneDNN/BLAS) are not affected."""
+
+
+def inductor_options() -> dict:
+    """Options of ``torch.compile`` for the compiled log-joint: AVX2-width vectors on an AVX512 CPU
+    (:data:`AVX512_SIMDLEN`), nothing otherwise."""
+    if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return {"cpp.simdlen": AVX512_SIMDLEN}
+    return {}
 
 
 def log_joint(vae, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -83,28 +101,51 @@ def frozen(vae):
 
 
 def compiled_log_joint(vae):
-    """:func:`log_joint` of ``vae`` under ``torch.compile`` (one compilation per chunk shape), kept on
-    the model (so it lives and dies with it); falls back to eager for good, with one line on stderr,
-    if compiling fails."""
+    """:func:`log_joint` of ``vae`` under ``torch.compile`` (one compilation per chunk shape, smaller
+    chunks padded), kept on the model (so it lives and dies with it); falls back to eager for good,
+    with one line on stderr, if compiling fails."""
     if "_compiled_log_joint" not in vae.__dict__:
         vae.__dict__["_compiled_log_joint"] = _Fallback(vae)
     return vae.__dict__["_compiled_log_joint"]
 
 
+def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """t with its dimension ``dim`` filled up to ``size`` by repeating its first slice (valid values,
+    so the padded rows score finitely; the caller drops them)."""
+    missing = size - t.shape[dim]
+    if missing == 0:
+        return t
+    first = t.narrow(dim, 0, 1)
+    return torch.cat([t, first.expand(*t.shape[:dim], missing, *t.shape[dim + 1:])], dim=dim)
+
+
 class _Fallback:
-    """Calls the compiled function until it fails once, then the eager one."""
+    """Calls the compiled function until it fails once, then the eager one. A chunk that fits in the
+    first compiled shape ``(k, B)`` and fills at least half of it is padded to it; others compile
+    their own shape."""
 
     def __init__(self, vae):
         self.vae = vae
-        self.compiled = torch.compile(self._eager, dynamic=False)
+        self.compiled = torch.compile(self._eager, dynamic=False, options=inductor_options())
+        self.shape = None  # (k, B) of the first compiled call
 
     def _eager(self, z, x):
         return log_joint(self.vae, z, x)
 
+    def _padded(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The compiled log-joint ``(k, B)`` of z ``(k, B, d)`` and x ``(B, *event)``, computed at the
+        first call's shape when this one fills at least half of it."""
+        k, b = z.shape[:2]
+        self.shape = self.shape or (k, b)
+        if k > self.shape[0] or b > self.shape[1] or 2 * k * b < self.shape[0] * self.shape[1]:
+            return self.compiled(z, x)  # larger or far smaller: a compilation of its own
+        z = _pad(_pad(z, 0, self.shape[0]), 1, self.shape[1])  # (k0, B0, d)
+        return self.compiled(z, _pad(x, 0, self.shape[1]))[:k, :b]  # (k0, B0) -> (k, B)
+
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
             try:
-                return self.compiled(z, x)
+                return self._padded(z, x)
             except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
                 first_line = (str(err).splitlines() or [""])[0][:200]
                 print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {first_line}); "

@@ -63,11 +63,12 @@ class TrainerConfig(Settings):
     tau_schedule: str = option("exponential", "exponential | linear")
     tau_update: str = option("epoch", "epoch | step (every SVI step, by fractional epoch)")
     eval_samples: int = option(5000, "K of the final IWAE log-likelihood")
-    eval_chunk_size: int = option(500, "particles drawn at once in the final evaluation")
+    eval_chunk_size: int | None = option(None, "particles drawn at once in the final evaluation (null: "
+                                               "5000 // eval_batch_size on a CPU, 500 on a GPU)")
     eval_batch_size: int = option(100, "test images per IWAE batch")
     eval_limit: int | None = option(None, "score only the first test images (null: all)")
     compile: str = option("auto", "final evaluation under torch.compile: auto (on CPU where it pays: "
-                                  "images × K × values ≥ 4e9) | true | false")
+                                  "images × K × values ≥ 1.3e10) | true | false")
     progress: bool = option(True, "show progress bars")
     fast_step: bool = option(True, "differentiable-loss objectives: loss.backward() + torch.optim, no SVI")
     validate: bool = option(False, "Pyro's argument checks inside training steps (data are checked once)")

@@ -97,3 +97,26 @@ def test_trainer_compile_true_from_the_command_line_is_the_setting_true():
     check_config(config)
     assert trainer_settings(config).compile == "true"
     assert trainer_settings(compose_config([])).compile == "auto"
+
+
+@pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
+def test_ragged_last_chunk_and_batch_are_padded_into_one_compilation():
+    from torch._dynamo.utils import counters
+
+    vae, x = _digits_vae("standard")
+    x = x[:170]  # batches of 100 and 70 images; K = 280 in chunks of 100, 100 and 80
+    counters.clear()
+    estimates = {}
+    for setting in ("true", "false"):
+        pyro.set_rng_seed(4)
+        estimates[setting] = iwae_log_likelihood(vae, x, num_samples=280, chunk_size=100, compile=setting)  # (170,)
+    assert counters["stats"]["unique_graphs"] == 1  # (100, 100) compiled once; (80, 100), (100, 70), (80, 70) padded
+    assert (estimates["true"] - estimates["false"]).abs().max() < 1e-4  # nats per image: padding dropped
+
+
+def test_the_default_chunk_follows_the_device():
+    from pyro_mvae.infer.iwae import CPU_CHUNK_ROWS, GPU_CHUNK_SIZE, default_chunk_size
+
+    assert default_chunk_size(100, "cpu") * 100 == CPU_CHUNK_ROWS
+    assert default_chunk_size(10 ** 6, "cpu") == 1
+    assert default_chunk_size(100, "cuda") == GPU_CHUNK_SIZE

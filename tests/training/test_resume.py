@@ -16,6 +16,7 @@ import torch
 
 from pyro_mvae.cli import main
 from pyro_mvae.errors import Diverged, RunError
+from pyro_mvae.infer.compiled import toolchain_problem
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.checkpoints import load as read_checkpoint
 from pyro_mvae.training.data import Split
@@ -53,6 +54,22 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
     assert main(["train", *QUICK, *MODELS[model], "trainer.epochs=2", f"run_dir={split}"]) == 0
     assert main(["train", f"resume={split}", "trainer.epochs=4"]) == 0
     assert_same_run(whole, split)
+
+
+NO_COMPILER = toolchain_problem()
+
+
+@pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
+def test_stop_and_resume_with_a_compiled_evaluation_equals_uninterrupted(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    compiled = [*QUICK, *MODELS["standard"], "trainer.compile=true", "trainer.eval_samples=300"]
+    assert main(["train", *compiled, "trainer.epochs=3", f"run_dir={whole}"]) == 0
+    assert main(["train", *compiled, "trainer.epochs=1", f"run_dir={split}"]) == 0
+    assert main(["train", f"resume={split}", "trainer.epochs=3"]) == 0
+    assert_same_run(whole, split)
+    reports = [json.loads((run / "eval.json").read_text()) for run in (whole, split)]
+    assert all(report["compiled"] for report in reports)  # the final evaluation ran compiled
+    assert reports[0]["iwae_ll"] == reports[1]["iwae_ll"]  # same weights, same draws: the same estimate
 
 
 def _train_in_subprocess(run_dir: Path, epochs: int, *extra: str) -> subprocess.Popen:
@@ -131,6 +148,24 @@ def test_sigkill_at_random_moments_always_leaves_loadable_checkpoints(tmp_path):
     assert resumable, "no kill landed after the first epoch: lengthen the waits"
     epochs = read_checkpoint(resumable[0] / "last.pt", resume=True)["progress"]["epoch"] + 1
     assert main(["train", f"resume={resumable[0]}", f"trainer.epochs={epochs}"]) == 0
+
+
+@pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
+def test_sigkill_in_a_compiled_final_evaluation_leaves_a_run_that_resumes_and_evaluates(tmp_path):
+    run = tmp_path / "run"
+    proc = _train_in_subprocess(run, 2, "trainer.compile=true", "trainer.eval_samples=100000")
+    deadline = time.monotonic() + 300
+    while _metric_lines(run) < 2:  # both epochs written: compiling or evaluating
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(random.Random(1).uniform(0.5, 6.0))  # into the compilation or the compiled chunks
+    proc.kill()
+    proc.communicate()
+    read_checkpoint(run / "last.pt", resume=True)
+    assert not (run / "eval.json").exists()  # the evaluation never finished: no eval.json, not half of one
+    assert main(["train", f"resume={run}", "trainer.eval_samples=50", "trainer.eval_limit=40"]) == 0
+    report = json.loads((run / "eval.json").read_text())
+    assert report["compiled"] and report["K"] == 50 and report["n"] == 40
 
 
 class CorruptedSplit(Split):
