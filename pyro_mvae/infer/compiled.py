@@ -10,7 +10,8 @@ compiled and eager estimates use the same draws and differ only by float roundin
 ``"false"`` never does, ``"auto"`` compiles on CPU when the evaluation is large enough for the
 compilation to pay (:data:`AUTO_MIN_WORK`, measured by ``experiments/bench_compile.py``) and the
 toolchain is there. A function that fails to compile falls back to eager with one line on
-stderr, never an error. A chunk smaller than the first one compiled (the last chunk of K, the last
+stderr, never an error (Dynamo's recompile limit included, so that ``compiled`` in ``eval.json`` is
+true only where compiled code ran). A chunk smaller than the first one compiled (the last chunk of K, the last
 batch of images) is padded up to that shape, so an evaluation compiles once, not once per shape.
 """
 
@@ -144,8 +145,9 @@ class _Fallback:
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
-            try:
-                return self._padded(z, x)
+            try:  # past Dynamo's recompile limit it would run eager silently: make that a failure
+                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                    return self._padded(z, x)
             except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
                 first_line = (str(err).splitlines() or [""])[0][:200]
                 print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {first_line}); "
