@@ -135,7 +135,7 @@ def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
     return torch.cat([t, first.expand(*t.shape[:dim], missing, *t.shape[dim + 1:])], dim=dim)
 
 
-class Fallback:
+class _Fallback:
     """Calls ``eager`` under ``torch.compile`` until that fails once, then ``eager`` itself, after one
     line on stderr. ``compiled`` is None once it has fallen back."""
 
@@ -159,7 +159,7 @@ class Fallback:
         return self.eager(*args)
 
 
-class _LogJoint(Fallback):
+class _LogJoint(_Fallback):
     """:func:`log_joint` of a VAE, compiled at fixed shapes. A chunk that fits in the first compiled
     shape ``(k, B)`` and fills at least half of it is padded to it; others compile their own shape."""
 
@@ -180,14 +180,14 @@ class _LogJoint(Fallback):
 
 class CompiledNetworks:
     """The encoder's body and the decoder of a VAE with their ``forward`` under ``torch.compile``
-    (forward and backward; each a :class:`Fallback`), in force within :meth:`active` only: the
+    (forward and backward; each falls back to eager on its own), in force within :meth:`active` only: the
     training step's loss. Pyro's tracing, the heads and the densities stay eager; the modules, their
     parameters and state-dict keys are unchanged (checkpoints are the same). A ragged last batch
     makes Dynamo mark the batch dimension dynamic: one more compilation, none after it."""
 
     def __init__(self, vae):
         self.modules = (vae.encoder.body, vae.decoder)
-        self.forwards = tuple(Fallback(module.forward) for module in self.modules)
+        self.forwards = tuple(_Fallback(module.forward) for module in self.modules)
 
     @property
     def compiled(self) -> bool:

@@ -45,8 +45,10 @@ def _step_both(eager, other, x):
 
 @pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
 def test_a_compiled_training_step_equals_the_eager_step_on_the_same_draws(capsys):
+    import torch._dynamo
     from torch._dynamo.utils import counters
 
+    torch._dynamo.reset()  # no graphs of other tests' networks: the count below is this test's
     eager, other, x = _twin_steppers(networks=True)
     counters.clear()
     for xb in (x[:100], x[:100], x[100:]):  # a ragged last batch (37 images) after two full ones
