@@ -1,18 +1,21 @@
-"""The IWAE hot path under ``torch.compile`` (inductor), with the eager computation as fallback.
+"""The hot paths under ``torch.compile`` (inductor), with the eager computation as fallback.
 
 The expensive part of an IWAE chunk is log p(x | z_k) + log p(z_k) for k particles of B images:
 the decoder on ``(k·B, d)`` and the likelihood's terms on ``(k, B, *event)``. Compiled, inductor
 fuses the decoder's bias and activations and the Bernoulli terms instead of writing and reading
 ``(k, B, D)`` tensors between them. The draws z_k ~ q(z | x) and log q(z_k | x) stay eager, so the
-compiled and eager estimates use the same draws and differ only by float rounding.
+compiled and eager estimates use the same draws and differ only by float rounding. In training,
+the encoder's body and the decoder can run compiled inside the step, Pyro's tracing around them
+eager (:class:`CompiledNetworks`).
 
 ``compile`` settings: ``"true"`` compiles (a missing C++ compiler is an error that says so),
-``"false"`` never does, ``"auto"`` compiles on CPU when the evaluation is large enough for the
+``"false"`` never does, ``"auto"`` compiles the evaluation on CPU when it is large enough for the
 compilation to pay (:data:`AUTO_MIN_WORK`, measured by ``experiments/bench_compile.py``) and the
-toolchain is there. A function that fails to compile falls back to eager with one line on
-stderr, never an error (Dynamo's recompile limit included, so that ``compiled`` in ``eval.json`` is
-true only where compiled code ran). A chunk smaller than the first one compiled (the last chunk of K, the last
-batch of images) is padded up to that shape, so an evaluation compiles once, not once per shape.
+toolchain is there, and trains eagerly (:func:`resolve_training`). A function that fails to
+compile falls back to eager with one line on stderr, never an error (Dynamo's recompile limit
+included, so that ``compiled`` in ``eval.json`` is true only where compiled code ran). A chunk
+smaller than the first one compiled (the last chunk of K, the last batch of images) is padded up
+to that shape, so an evaluation compiles once, not once per shape.
 """
 
 import os
@@ -88,6 +91,18 @@ def resolve(setting, work: float, device) -> bool:
     return cpu and problem is None and work >= AUTO_MIN_WORK  # auto: measured to pay on CPU only
 
 
+def resolve_training(setting, device) -> bool:
+    """Whether the training step's networks run compiled (:class:`CompiledNetworks`): only under
+    ``"true"``. ``"auto"`` trains eagerly: on CPU compiled networks were measured slower at B = 100
+    and even at B = 1000 (``experiments/bench_svi.py --levers``, docs/benchmarks.md); on a GPU it
+    is not measured yet.
+
+    Raises:
+        ConfigError: as :func:`resolve`.
+    """
+    return resolve(setting, 0.0, device) and setting in ("true", True)
+
+
 @contextmanager
 def frozen(vae):
     """Within the block, none of ``vae``'s parameters requires a gradient (restored after): a
@@ -106,7 +121,7 @@ def compiled_log_joint(vae):
     chunks padded), kept on the model (so it lives and dies with it); falls back to eager for good,
     with one line on stderr, if compiling fails."""
     if "_compiled_log_joint" not in vae.__dict__:
-        vae.__dict__["_compiled_log_joint"] = _Fallback(vae)
+        vae.__dict__["_compiled_log_joint"] = _LogJoint(vae)
     return vae.__dict__["_compiled_log_joint"]
 
 
@@ -121,19 +136,38 @@ def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
 
 
 class _Fallback:
-    """Calls the compiled function until it fails once, then the eager one. A chunk that fits in the
-    first compiled shape ``(k, B)`` and fills at least half of it is padded to it; others compile
-    their own shape."""
+    """Calls ``eager`` under ``torch.compile`` until that fails once, then ``eager`` itself, after one
+    line on stderr. ``compiled`` is None once it has fallen back."""
+
+    def __init__(self, eager, **options):
+        self.eager = eager
+        self.compiled = torch.compile(eager, options=inductor_options(), **options)
+
+    def _compiled_call(self, *args):
+        return self.compiled(*args)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:  # past Dynamo's recompile limit it would run eager silently: make that a failure
+                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                    return self._compiled_call(*args)
+            except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
+                first_line = (str(err).splitlines() or [""])[0][:200]
+                print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {first_line}); "
+                      "continuing without compilation", file=sys.stderr)
+                self.compiled = None
+        return self.eager(*args)
+
+
+class _LogJoint(_Fallback):
+    """:func:`log_joint` of a VAE, compiled at fixed shapes. A chunk that fits in the first compiled
+    shape ``(k, B)`` and fills at least half of it is padded to it; others compile their own shape."""
 
     def __init__(self, vae):
-        self.vae = vae
-        self.compiled = torch.compile(self._eager, dynamic=False, options=inductor_options())
+        super().__init__(lambda z, x: log_joint(vae, z, x), dynamic=False)
         self.shape = None  # (k, B) of the first compiled call
 
-    def _eager(self, z, x):
-        return log_joint(self.vae, z, x)
-
-    def _padded(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _compiled_call(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The compiled log-joint ``(k, B)`` of z ``(k, B, d)`` and x ``(B, *event)``, computed at the
         first call's shape when this one fills at least half of it."""
         k, b = z.shape[:2]
@@ -143,14 +177,30 @@ class _Fallback:
         z = _pad(_pad(z, 0, self.shape[0]), 1, self.shape[1])  # (k0, B0, d)
         return self.compiled(z, _pad(x, 0, self.shape[1]))[:k, :b]  # (k0, B0) -> (k, B)
 
-    def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled is not None:
-            try:  # past Dynamo's recompile limit it would run eager silently: make that a failure
-                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
-                    return self._padded(z, x)
-            except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
-                first_line = (str(err).splitlines() or [""])[0][:200]
-                print(f"pyro-mvae: torch.compile failed ({type(err).__name__}: {first_line}); "
-                      "continuing without compilation", file=sys.stderr)
-                self.compiled = None
-        return self._eager(z, x)
+
+class CompiledNetworks:
+    """The encoder's body and the decoder of a VAE with their ``forward`` under ``torch.compile``
+    (forward and backward; each falls back to eager on its own), in force within :meth:`active` only: the
+    training step's loss. Pyro's tracing, the heads and the densities stay eager; the modules, their
+    parameters and state-dict keys are unchanged (checkpoints are the same). A ragged last batch
+    makes Dynamo mark the batch dimension dynamic: one more compilation, none after it."""
+
+    def __init__(self, vae):
+        self.modules = (vae.encoder.body, vae.decoder)
+        self.forwards = tuple(_Fallback(module.forward) for module in self.modules)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether both networks still run compiled (no fallback so far)."""
+        return all(forward.compiled is not None for forward in self.forwards)
+
+    @contextmanager
+    def active(self):
+        """Within the block, calling the body or the decoder runs its compiled ``forward``."""
+        for module, forward in zip(self.modules, self.forwards):
+            module.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
+        try:
+            yield
+        finally:
+            for module in self.modules:
+                del module.forward

@@ -13,6 +13,8 @@ Pyro's argument validation is off inside a step (the data were checked once befo
 ``validate=True`` turns it on, as the tests do.
 """
 
+import contextlib
+
 import pyro
 import torch
 from torch import nn
@@ -61,14 +63,21 @@ class Stepper:
             if not (the gradients are then cleared and nothing moves).
         agree: with several ranks, a reduction (sum over ranks) that makes every rank take the
             same decision.
+        networks: a :class:`~pyro_mvae.infer.compiled.CompiledNetworks` of ``vae``: the step's
+            loss and gradients run the compiled encoder body and decoder (None: eager).
     """
 
     def __init__(self, vae, elbo, optimizer, loss_module=None, fast: bool = True,
-                 validate: bool = False, check_finite: bool = True, agree=None):
+                 validate: bool = False, check_finite: bool = True, agree=None, networks=None):
         self.vae, self.elbo, self.optimizer, self.validate = vae, elbo, optimizer, validate
         self.fast = fast and has_differentiable_loss(elbo)
         self.loss_module = loss_module if loss_module is not None else ELBOLoss(vae, elbo)
-        self.check_finite, self.agree = check_finite, agree
+        self.check_finite, self.agree, self.networks = check_finite, agree, networks
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the steps so far ran the networks compiled (none has fallen back to eager)."""
+        return self.networks is not None and self.networks.compiled
 
     @property
     def route(self) -> str:
@@ -78,7 +87,8 @@ class Stepper:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        with pyro.validation_enabled(self.validate):
+        networks = self.networks.active() if self.networks is not None else contextlib.nullcontext()
+        with pyro.validation_enabled(self.validate), networks:
             if self.fast:
                 loss = self.loss_module(x)
                 loss.backward()

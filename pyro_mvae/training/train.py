@@ -67,8 +67,9 @@ class TrainerConfig(Settings):
                                                "5000 // eval_batch_size on a CPU, 500 on a GPU)")
     eval_batch_size: int = option(100, "test images per IWAE batch")
     eval_limit: int | None = option(None, "score only the first test images (null: all)")
-    compile: str = option("auto", "final evaluation under torch.compile: auto (on CPU where it pays: "
-                                  "images × K × values ≥ 1.3e10) | true | false")
+    compile: str = option("auto", "torch.compile: auto (the final evaluation on CPU where it pays, images × K × "
+                                  "values ≥ 1.3e10; training eager) | true (training's networks and the "
+                                  "evaluation) | false")
     progress: bool = option(True, "show progress bars")
     fast_step: bool = option(True, "differentiable-loss objectives: loss.backward() + torch.optim, no SVI")
     validate: bool = option(False, "Pyro's argument checks inside training steps (data are checked once)")
@@ -224,6 +225,7 @@ class Run:
             report = final_report(self.vae, self.data, self.trainer, self.progress, self.group, self.config,
                                   self.evaluate)
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
+                      compiled_training=self.step.compiled,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
                       environment=environment(self.device, self.group.world))
         if self.group.is_main:
@@ -283,9 +285,11 @@ class Run:
                 "cannot average its gradients (and trainer.fast_step must be true): train it in one "
                 "process, or use objective=trace or enum")
         loss_module = group.wrap(ELBOLoss(self.vae, elbo, scale=group.world))
+        compiling = compiled.resolve_training(trainer.compile, self.device)
+        networks = compiled.CompiledNetworks(self.vae) if compiling else None
         return Stepper(self.vae, elbo, make_optimizer(self.vae, trainer.lr), loss_module=loss_module,
                        fast=trainer.fast_step, validate=trainer.validate, check_finite=trainer.check_finite,
-                       agree=group.sum if group.world > 1 else None)
+                       agree=group.sum if group.world > 1 else None, networks=networks)
 
     def restore_best(self) -> None:
         """Back to the best epoch's parameters and τ: kept in memory when this session found it,

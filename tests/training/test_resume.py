@@ -60,7 +60,7 @@ NO_COMPILER = toolchain_problem()
 
 
 @pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
-def test_stop_and_resume_with_a_compiled_evaluation_equals_uninterrupted(tmp_path):
+def test_stop_and_resume_compiled_equals_uninterrupted(tmp_path):  # training's networks and evaluation
     whole, split = tmp_path / "whole", tmp_path / "split"
     compiled = [*QUICK, *MODELS["standard"], "trainer.compile=true", "trainer.eval_samples=300"]
     assert main(["train", *compiled, "trainer.epochs=3", f"run_dir={whole}"]) == 0
@@ -69,6 +69,7 @@ def test_stop_and_resume_with_a_compiled_evaluation_equals_uninterrupted(tmp_pat
     assert_same_run(whole, split)
     reports = [json.loads((run / "eval.json").read_text()) for run in (whole, split)]
     assert all(report["compiled"] for report in reports)  # the final evaluation ran compiled
+    assert all(json.loads((run / "report.json").read_text())["compiled_training"] for run in (whole, split))
     assert reports[0]["iwae_ll"] == reports[1]["iwae_ll"]  # same weights, same draws: the same estimate
 
 
