@@ -123,18 +123,18 @@ def test_the_default_chunk_follows_the_device():
 
 
 @pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
-def test_dynamos_recompile_limit_is_a_fallback_with_a_notice_not_a_silent_eager_run(monkeypatch, capsys):
+def test_dynamos_recompile_limit_is_a_fallback_with_a_notice_not_a_silent_eager_run(capsys):
     import torch._dynamo
 
     torch._dynamo.reset()  # no entries of other tests' models: the limit counts this one's shapes
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     vae, x = _digits_vae("standard")
     joint = compiled.compiled_log_joint(vae)
-    pyro.set_rng_seed(5)
-    log_weight_matrix(vae, x[:100], 40, 40, joint)  # (40, 100): compiled
-    assert joint.compiled is not None
-    pyro.set_rng_seed(5)
-    beyond = log_weight_matrix(vae, x[:10], 40, 4, joint)  # (4, 10): a second shape, past the limit of 1
+    with torch._dynamo.config.patch(recompile_limit=1):  # (monkeypatch's undo would delete the option)
+        pyro.set_rng_seed(5)
+        log_weight_matrix(vae, x[:100], 40, 40, joint)  # (40, 100): compiled
+        assert joint.compiled is not None
+        pyro.set_rng_seed(5)
+        beyond = log_weight_matrix(vae, x[:10], 40, 4, joint)  # (4, 10): a second shape, past the limit of 1
     pyro.set_rng_seed(5)
     assert torch.allclose(beyond, log_weight_matrix(vae, x[:10], 40, 4), atol=1e-4)  # eager values
     assert joint.compiled is None and "continuing without compilation" in capsys.readouterr().err
