@@ -85,3 +85,13 @@ def test_auto_trains_eagerly_and_true_compiles_the_networks():
     assert not compiled.resolve_training("false", "cpu")
     if NO_COMPILER is None:
         assert compiled.resolve_training("true", "cpu") and compiled.resolve_training(True, "cpu")
+
+
+def test_training_compiled_without_a_compiler_is_refused_before_the_run_exists(tmp_path, monkeypatch, capsys):
+    from pyro_mvae.cli import main
+
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    run = tmp_path / "run"
+    assert main(["train", "trainer.compile=true", "trainer.epochs=1", f"run_dir={run}"]) == 2
+    assert not run.exists()
+    assert "needs a C++ compiler" in capsys.readouterr().err
