@@ -231,7 +231,7 @@ def main():
                 print(f"| {model} | {B} | {name} | fails: {message[:100]} | | | |")
             if device.type == "cuda":
                 print(f"| {model} | {B} | peak GPU memory of all variants | "
-                      f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB | | |")
+                      f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB | | | |")
 
 
 if __name__ == "__main__":

@@ -93,9 +93,9 @@ def resolve(setting, work: float, device) -> bool:
 
 def resolve_training(setting, device) -> bool:
     """Whether the training step's networks run compiled (:class:`CompiledNetworks`): only under
-    ``"true"``. ``"auto"`` trains eagerly: on CPU compiled networks were measured slower at B = 100
-    and even at B = 1000 (``experiments/bench_svi.py --levers``, docs/benchmarks.md); on a GPU it
-    is not measured yet.
+    ``"true"``. ``"auto"`` trains eagerly: on CPU the step with compiled networks was measured 12-20%
+    slower at B = 100 and at B = 1000 (``experiments/bench_svi.py --levers``, docs/benchmarks.md);
+    on a GPU it is not measured yet.
 
     Raises:
         ConfigError: as :func:`resolve`.

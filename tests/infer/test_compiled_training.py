@@ -16,9 +16,9 @@ from pyro_mvae.training.datasets import load_digits
 NO_COMPILER = compiled.toolchain_problem()
 
 
-def _twin_steppers(networks: bool):
-    """Two steppers of one digits VAE (the seed's factorized mixture, relaxed guide): eager, and
-    with the networks compiled (``networks``) or eager again."""
+def _twin_steppers():
+    """Two steppers of one digits VAE (the seed's factorized mixture, relaxed guide), eager and with
+    the networks compiled, and 137 binarised training images."""
     pyro.set_rng_seed(0)
     data = load_digits()
     vae = build_vae(data.event_shape, prior={"name": "factorized_mixture", "components": 3},
@@ -29,7 +29,7 @@ def _twin_steppers(networks: bool):
     elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
     eager = Stepper(vae, elbo, torch.optim.Adam(vae.parameters(), lr=1e-3))
     other = Stepper(twin, elbo, torch.optim.Adam(twin.parameters(), lr=1e-3),
-                    networks=compiled.CompiledNetworks(twin) if networks else None)
+                    networks=compiled.CompiledNetworks(twin))
     return eager, other, data.train.x[:137].bernoulli()  # (137, 1, 8, 8)
 
 
@@ -49,7 +49,7 @@ def test_a_compiled_training_step_equals_the_eager_step_on_the_same_draws(capsys
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()  # no graphs of other tests' networks: the count below is this test's
-    eager, other, x = _twin_steppers(networks=True)
+    eager, other, x = _twin_steppers()
     counters.clear()
     for xb in (x[:100], x[:100], x[100:]):  # a ragged last batch (37 images) after two full ones
         (loss_e, loss_c), grads = _step_both(eager, other, xb)
@@ -72,7 +72,7 @@ def test_a_compiler_failure_in_training_falls_back_to_eager_with_one_notice(monk
         return fails
 
     monkeypatch.setattr(compiled.torch, "compile", broken_compile)
-    eager, other, x = _twin_steppers(networks=True)
+    eager, other, x = _twin_steppers()
     for xb in (x[:100], x[100:]):
         (loss_e, loss_c), grads = _step_both(eager, other, xb)
         assert torch.equal(loss_c, loss_e) and all(torch.equal(g_c, g_e) for g_e, g_c in grads)
