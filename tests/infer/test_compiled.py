@@ -77,7 +77,7 @@ def test_auto_compiles_on_cpu_only_where_the_work_pays():
     if NO_COMPILER is None:
         assert compiled.resolve("auto", compiled.AUTO_MIN_WORK, "cpu")
     assert not compiled.resolve("auto", 297 * 5000 * 64, "cpu")  # digits' test set at K = 5000
-    assert not compiled.resolve("auto", 1e12, "cuda")  # not measured on a GPU: eager
+    assert not compiled.resolve("auto", 1e12, "cuda")  # measured not to pay on a GPU: eager
     assert not compiled.resolve(False, 1e12, "cpu") and not compiled.resolve("false", 1e12, "cpu")
 
 
