@@ -211,7 +211,8 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
     ``compile``: ``"true"`` runs the potential's log p(x | z) + log p(z) under ``torch.compile``
     (with the networks' parameters frozen meanwhile, so that its backward computes the gradient
     in z only); ``"auto"`` and ``"false"`` run it eagerly: compiled AIS was measured slower on CPU
-    (``experiments/bench_compile.py --ais``) and is not measured on a GPU.
+    (``experiments/bench_compile.py --ais``) and is not measured on a GPU (the CUDA tests check eager
+    AIS against the closed form).
 
     Raises:
         pyro_mvae.errors.ConfigError: for a setting out of range (:class:`AISSettings`).

@@ -88,13 +88,13 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` captured."""
+    """Restore what :func:`rng_state` captured, from whichever device the checkpoint was loaded to."""
     torch.set_rng_state(state["torch"].cpu())
     numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+    np.random.set_state(("MT19937", numpy["keys"].cpu().numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached"]))
     python = state["python"]
-    random.setstate((python["version"], tuple(int(v) for v in python["state"]), python["gauss"]))
+    random.setstate((python["version"], tuple(python["state"].cpu().tolist()), python["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 

@@ -23,12 +23,13 @@ def test_sigmoid_schedule_runs_from_zero_to_one_and_rises():
 
 
 @pytest.mark.parametrize("name,init", [("standard", "guide"), ("mixture", "prior"), ("mixture", "guide")])
-def test_ais_matches_the_closed_form_marginal_likelihood(name, init):
+def test_ais_matches_the_closed_form_marginal_likelihood(name, init, device):
     torch.manual_seed(0)
     vae = standard_vae(guide_hidden=(16,)) if name == "standard" else mixture_vae("gaussian")  # guide untrained
     x = sample_data(vae, 8)
     exact = torch.as_tensor(exact_log_marginal(vae, x), dtype=torch.float32)
-    runs = torch.stack([ais.ais_log_likelihood(vae, x, steps=100, chains=8, leapfrog=5, init=init)[0]
+    vae, x = vae.to(device), x.to(device)
+    runs = torch.stack([ais.ais_log_likelihood(vae, x, steps=100, chains=8, leapfrog=5, init=init)[0].cpu()
                         for _ in range(4)])  # (R, N)
     mean, se = runs.mean(0), runs.std(0) / 2
     assert torch.all((mean - exact).abs() < 4 * se + 0.03), (mean - exact, se)

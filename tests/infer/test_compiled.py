@@ -15,17 +15,17 @@ from pyro_mvae.training.datasets import load_digits
 NO_COMPILER = compiled.toolchain_problem()
 
 
-def _digits_vae(prior: str):
+def _digits_vae(prior: str, device="cpu"):
     pyro.set_rng_seed(0)
     data = load_digits()
     vae = build_vae(data.event_shape, prior={"name": prior}, guide={"name": "gaussian"},
                     likelihood={"name": "bernoulli"}, net={"name": "mlp", "hidden": [300, 300], "latent_dim": 40})
-    return vae, data.test.x[:200]  # (200, 1, 8, 8)
+    return vae.to(device), data.test.x[:200].to(device)  # (200, 1, 8, 8)
 
 
 @pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
-def test_compiled_iwae_equals_eager_on_the_same_draws(capsys):
-    vae, x = _digits_vae("factorized_mixture")
+def test_compiled_iwae_equals_eager_on_the_same_draws(capsys, device):
+    vae, x = _digits_vae("factorized_mixture", device)
     estimates = {}
     for setting in ("false", "true"):
         pyro.set_rng_seed(1)
@@ -77,7 +77,7 @@ def test_auto_compiles_on_cpu_only_where_the_work_pays():
     if NO_COMPILER is None:
         assert compiled.resolve("auto", compiled.AUTO_MIN_WORK, "cpu")
     assert not compiled.resolve("auto", 297 * 5000 * 64, "cpu")  # digits' test set at K = 5000
-    assert not compiled.resolve("auto", 1e12, "cuda")  # not measured on a GPU: eager
+    assert not compiled.resolve("auto", 1e12, "cuda")  # measured not to pay on a GPU: eager
     assert not compiled.resolve(False, 1e12, "cpu") and not compiled.resolve("false", 1e12, "cpu")
 
 

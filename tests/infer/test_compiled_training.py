@@ -16,21 +16,21 @@ from pyro_mvae.training.datasets import load_digits
 NO_COMPILER = compiled.toolchain_problem()
 
 
-def _twin_steppers():
-    """Two steppers of one digits VAE (the seed's factorized mixture, relaxed guide), eager and with
-    the networks compiled, and 137 binarised training images."""
+def _twin_steppers(device="cpu"):
+    """Two steppers of one digits VAE (the seed's factorized mixture, relaxed guide) on ``device``,
+    eager and with the networks compiled, and 137 binarised training images."""
     pyro.set_rng_seed(0)
     data = load_digits()
     vae = build_vae(data.event_shape, prior={"name": "factorized_mixture", "components": 3},
                     guide={"name": "relaxed_mixture"}, likelihood={"name": "bernoulli"},
-                    net={"name": "mlp", "hidden": [64, 64], "latent_dim": 8})
+                    net={"name": "mlp", "hidden": [64, 64], "latent_dim": 8}).to(device)
     vae.tau = 0.5
     twin = copy.deepcopy(vae)
     elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
     eager = Stepper(vae, elbo, torch.optim.Adam(vae.parameters(), lr=1e-3))
     other = Stepper(twin, elbo, torch.optim.Adam(twin.parameters(), lr=1e-3),
                     networks=compiled.CompiledNetworks(twin))
-    return eager, other, data.train.x[:137].bernoulli()  # (137, 1, 8, 8)
+    return eager, other, data.train.x[:137].bernoulli().to(device)  # (137, 1, 8, 8)
 
 
 def _step_both(eager, other, x):
@@ -44,12 +44,12 @@ def _step_both(eager, other, x):
 
 
 @pytest.mark.skipif(NO_COMPILER is not None, reason=f"inductor needs a C++ compiler: {NO_COMPILER}")
-def test_a_compiled_training_step_equals_the_eager_step_on_the_same_draws(capsys):
+def test_a_compiled_training_step_equals_the_eager_step_on_the_same_draws(capsys, device):
     import torch._dynamo
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()  # no graphs of other tests' networks: the count below is this test's
-    eager, other, x = _twin_steppers()
+    eager, other, x = _twin_steppers(device)
     counters.clear()
     for xb in (x[:100], x[:100], x[100:]):  # a ragged last batch (37 images) after two full ones
         (loss_e, loss_c), grads = _step_both(eager, other, xb)

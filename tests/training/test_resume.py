@@ -48,10 +48,11 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_stop_and_resume_equals_uninterrupted(tmp_path, model):
+def test_stop_and_resume_equals_uninterrupted(tmp_path, model, device):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert main(["train", *QUICK, *MODELS[model], "trainer.epochs=4", f"run_dir={whole}"]) == 0
-    assert main(["train", *QUICK, *MODELS[model], "trainer.epochs=2", f"run_dir={split}"]) == 0
+    run = [*QUICK, *MODELS[model], f"device={device.type}"]
+    assert main(["train", *run, "trainer.epochs=4", f"run_dir={whole}"]) == 0
+    assert main(["train", *run, "trainer.epochs=2", f"run_dir={split}"]) == 0
     assert main(["train", f"resume={split}", "trainer.epochs=4"]) == 0
     assert_same_run(whole, split)
 
