@@ -27,6 +27,7 @@ from pyro_mvae.infer.iwae import (
     log_weight_matrix,
     mean_and_stderr,
 )
+from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
@@ -101,6 +102,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     return report
 
 
+@evaluates
 def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None, batch_size: int = 100,
                  progress: bool = False, compile="auto") -> tuple[dict, dict]:
     """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
@@ -111,12 +113,13 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None
         chunk_size = default_chunk_size(batch_size, x.device)
     log_joint = joint_for(vae, x, num_samples, compile)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
-    report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
+    report = _summary(vae, x, labels, scores, num_samples, math.prod(x.shape[1:]))  # D values per image
     report["density"] = density_note(vae)
     report["compiled"] = log_joint is not None and log_joint.compiled is not None  # torch.compile ran it
     return scores, report
 
 
+@evaluates
 def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> dict:
     """The final evaluation of a training run (``fit(..., evaluate=evaluate_final)``, as
     ``pyro-mvae train`` runs it): score the test images ``test`` (a
@@ -270,6 +273,7 @@ def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat) -> dict:
     return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}
 
 
+@evaluates
 @torch.no_grad()
 def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, event_shape) -> dict:
     """The figures of a trained model in ``run_dir/figures/``: samples, reconstructions, latent

@@ -304,7 +304,9 @@ class Run:
 
     def train(self) -> None:
         """Epochs until ``trainer.epochs`` or early stopping, with a per-step progress bar (loss,
-        epoch, validation ELBO, ETA)."""
+        epoch, validation ELBO, ETA). The VAE trains in train mode; every evaluation inside
+        (validation, the logger's images) runs in eval mode and gives train mode back."""
+        self.vae.train()
         steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
         self.bar = tqdm(total=self.trainer.epochs * steps, initial=self.progress.epoch * steps + self.progress.batch,
                         desc="train", unit="step", disable=not (self.trainer.progress and self.group.is_main))
