@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -265,12 +266,12 @@ def _write_per_datapoint(path: Path, labels, scores) -> None:
 def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat) -> dict:
     paths = model_figures(vae, run_dir, x, labels, event_shape)
     out = run_dir / "figures"
-    paths |= {"k_sweep": out / "k_sweep.png", "khat": out / "khat.png"}
     ks = [int(k) for k in report["k_sweep"]]
-    figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
-                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], paths["k_sweep"])
-    figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, paths["khat"])
-    return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}
+    drawers = {"k_sweep": lambda p: figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
+                                                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
+               "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
+    paths |= {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
+    return {name: str(p.relative_to(run_dir)) for name, p in paths.items()}
 
 
 @evaluates
@@ -279,17 +280,26 @@ def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, eve
     """The figures of a trained model in ``run_dir/figures/``: samples, reconstructions, latent
     map, latent marginals, interpolations and (when the run has metrics) training curves, from
     images x ``(N, *event)`` with labels ``(N,)``. Written at the end of ``pyro-mvae train`` and by
-    ``evaluate``; returns ``{name: path}``."""
+    ``evaluate``; returns ``{name: path}`` of those drawn. A figure that cannot be drawn is skipped
+    with a one-line warning on stderr: figures never fail a finished run."""
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
-    paths = {name: out / f"{name}.png" for name in
-             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations")}
-    figures.samples(vae, event_shape, paths["samples"])
-    figures.reconstructions(vae, x, event_shape, paths["reconstructions"])
-    figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
-    figures.latent_marginals(vae, x, paths["latent_marginals"])
-    figures.interpolations(vae, x, labels, event_shape, paths["interpolations"])
+    drawers = {"samples": lambda p: figures.samples(vae, event_shape, p),
+               "reconstructions": lambda p: figures.reconstructions(vae, x, event_shape, p),
+               "latent_map": lambda p: figures.latent_map(vae, x[:2000], labels[:2000], p),
+               "latent_marginals": lambda p: figures.latent_marginals(vae, x, p),
+               "interpolations": lambda p: figures.interpolations(vae, x, labels, event_shape, p)}
     if (Path(run_dir) / "metrics.jsonl").exists():
-        paths["training_curves"] = out / "training_curves.png"
-        figures.training_curves(Path(run_dir) / "metrics.jsonl", paths["training_curves"])
-    return paths
+        drawers["training_curves"] = lambda p: figures.training_curves(Path(run_dir) / "metrics.jsonl", p)
+    return {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
+
+
+def _drawn(name: str, draw, path: Path) -> bool:
+    """Draw one figure into ``path``; on any error, warn on stderr and say it was not drawn."""
+    try:
+        draw(path)
+    except Exception as err:  # any error: a figure is never worth a failed run
+        print(f"warning: figure {name} not drawn ({type(err).__name__}: {err}); the run's numbers are unaffected",
+              file=sys.stderr)
+        return False
+    return True
