@@ -78,8 +78,9 @@ IWAE-5000 took 0.054 s per image eager and 0.039 compiled at 5,000 rows, against
 reused memory instead of being mapped fresh from the OS (and faulted in) for every chunk."""
 
 GPU_CHUNK_SIZE = 500
-"""Particles per chunk on a GPU when no chunk size is given: on an NVIDIA H200 (MLP 784-300-300-40,
-MNIST, K = 5000) 100 particles took 3× as long per image as 500, and 1000-5000 no less than 500
+"""Particles per chunk on a GPU when no chunk size is given (50,000 rows at 100 images).
+On an NVIDIA H200 (MLP 784-300-300-40, MNIST, K = 5000), 100 particles took 3× as long per image
+as 500, and 1000-5000 no less than 500
 (``experiments/bench_compile.py --device cuda --chunks``, docs/benchmarks.md)."""
 
 

@@ -138,6 +138,8 @@ def check_config(config: dict) -> None:
     for group, options in groups().items():
         values = dict(config[group])
         name = "default" if group == "trainer" else values.pop("name")
+        if group == "net" and name == OWN_NET:  # the user's modules: checked by build_vae's shape probe
+            continue
         owner = "trainer" if group == "trainer" else f"{group} '{name}'"
         lookup(options, group, name).from_options(values, owner)
 

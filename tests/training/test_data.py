@@ -172,6 +172,23 @@ def test_arrays_keep_channels_first_images_and_vectors(tmp_path, capsys):
     assert code == 2 and "net=conv needs images of shape (C, H, W), got data of shape (10,)" in capsys.readouterr().err
 
 
+def test_a_relative_data_path_is_stored_absolute_and_the_run_evaluates_from_elsewhere(tmp_path, monkeypatch,
+                                                                                        capsys):
+    from sklearn.datasets import load_digits as sk_digits
+
+    from pyro_mvae.cli import main
+
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "digits.npy", sk_digits().images[:200] / 16)  # (200, 8, 8)
+    monkeypatch.chdir(tmp_path)
+    code, run = _arrays_run(tmp_path, "data/digits.npy")
+    assert code == 0, capsys.readouterr().err
+    assert f"path: {tmp_path / 'data' / 'digits.npy'}" in (run / "config.yaml").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["evaluate", str(run), "-K", "10", "--no-figures"]) == 0, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_channels_last_arrays_are_refused_with_the_fix_unless_the_layout_is_given(tmp_path, capsys, channels):
     """(N, H, W, C) as PIL and TensorFlow store images: refused (exit 2, no run directory) naming
