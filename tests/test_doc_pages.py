@@ -104,6 +104,7 @@ def _write_user_arrays(root: Path) -> None:
     bunch = load_digits()
     np.save(root / "images.npy", (bunch.images[:300] * 255 / 16).round().astype(np.uint8))  # (N, 8, 8)
     np.savez(root / "faces.npz", x=bunch.data[:300] / 16, y=bunch.target[:300])  # (N, 64) in [0, 1]
+    np.save(root / "photos.npy", np.repeat(bunch.images[:300, :, :, None] / 16, 3, axis=-1))  # (N, 8, 8, 3)
 
 
 @pytest.mark.parametrize("command", _commands())
