@@ -245,7 +245,9 @@ def compare_parser() -> argparse.ArgumentParser:
                                      description="one table of evaluated runs: rows by what differs, seeds aggregated")
     parser.add_argument("paths", type=Path, nargs="+", help="run directories and sweep directories")
     parser.add_argument("--baseline", default=None, metavar="OVERRIDES",
-                        help="the row of the paired Δ, by its overrides, e.g. 'route=standard_gaussian' "
+                        help="the row of the paired Δ, by the overrides in its label: one, e.g. "
+                             "'route=standard_gaussian', or several in one quoted argument, separated by spaces, "
+                             "in any order, e.g. 'prior=standard guide=gaussian'; they must pick exactly one row "
                              "(default: the first row)")
     parser.add_argument("--format", default="markdown", choices=FORMATS,
                         help="markdown, csv (numbers unrounded) or latex (default: %(default)s)")

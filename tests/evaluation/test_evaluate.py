@@ -87,6 +87,8 @@ def test_compare_gives_paired_differences(trained_runs, capsys):
     base, other = table[4].split("|"), table[5].split("|")
     assert len(table) == 6 and base[1].strip() == "prior=mixture" and other[1].strip() == "prior=factorized_mixture"
     assert base[5].strip() == "—" and "±" in other[5]
+    report = json.loads((trained_runs["mixture"] / "report.json").read_text())  # as train numbers it
+    assert base[10].strip() == f"{report['best_epoch']} (of {report['epochs_run']})"
 
 
 def test_missing_or_corrupted_checkpoints_are_refused(trained_runs, tmp_path, capsys):
