@@ -75,7 +75,7 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     """The command's arguments with a tiny budget and local stand-ins, or None to skip it."""
     args = command.replace("RUN_DIR", str(run)).replace("runs/mnist_more_priors/RUN", str(run)).split()[1:]
     args = [str(run) if a in ("RUN_A", "RUN_B", "RUN_C") else a for a in args]
-    if "device=cuda" in args and not torch.cuda.is_available():
+    if {"device=cuda", "cuda"} & set(args) and not torch.cuda.is_available():  # device=cuda, --device cuda
         return None
     if "-m" in args or any(a.startswith(("multirun/", "SWEEP_DIR")) for a in args):
         return None  # sweeps: tests/sweeps runs these grids and plans every study's
