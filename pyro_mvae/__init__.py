@@ -21,6 +21,7 @@ from pyro_mvae.models.base import Guide, Prior  # noqa: E402
 from pyro_mvae.models.nets import NetKind  # noqa: E402
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # noqa: E402
 from pyro_mvae.models.vae import VAE  # noqa: E402
+from pyro_mvae.session import resume_run  # noqa: E402
 from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
 from pyro_mvae.training.datasets import DATASETS, DataSource, build_dataset  # noqa: E402
 from pyro_mvae.training.plugins import load_installed, register  # noqa: E402
@@ -30,5 +31,5 @@ from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 __all__ = ["VAE", "Prior", "Guide", "NetKind", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
            "DataSource", "register", "load_installed", "build_vae", "build_dataset", "build_objective",
            "build_from_config", "compose_config",
-           "Run", "TrainerConfig", "fit", "load_run", "evaluate_run", "iwae_log_likelihood",
+           "Run", "TrainerConfig", "fit", "resume_run", "load_run", "evaluate_run", "iwae_log_likelihood",
            "ConfigError", "DataError", "PairingError", "RunError", "UserError", "__version__"]

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
+from pyro_mvae.config import BROKEN
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.session import train_config
@@ -45,13 +46,23 @@ USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | -
 
 def usage() -> str:
     """The usage text, with the config groups and their options read from the registries, and
-    the packaged routes and experiments."""
+    the packaged routes and experiments (:func:`report_broken` names the installed components
+    left out because they cannot be loaded)."""
     options = "; ".join(f"{group} ({', '.join(names)})" for group, names in groups().items())
     conf = Path(__file__).parent / "conf"
     routes, experiments = (", ".join(sorted(f.stem for f in (conf / folder).glob("*.yaml")))
                            for folder in ("route", "experiment"))
     return (f"{USAGE}\nconfig groups: {options}; route ({routes}); experiment ({experiments}).\n"
             "A key the chosen component lacks is refused with the component's keys.")
+
+
+def report_broken() -> bool:
+    """Print one error line per installed component whose entry point cannot be loaded (its
+    package and the fix, :data:`~pyro_mvae.config.BROKEN`), after a listing of the groups;
+    returns whether there was one."""
+    for why in sorted(BROKEN.values()):
+        print(f"pyro-mvae: error: {why}", file=sys.stderr)
+    return bool(BROKEN)
 
 
 HELP_FLAGS = ("-h", "--help", "--cfg", "job")
@@ -234,7 +245,9 @@ def compare_parser() -> argparse.ArgumentParser:
                                      description="one table of evaluated runs: rows by what differs, seeds aggregated")
     parser.add_argument("paths", type=Path, nargs="+", help="run directories and sweep directories")
     parser.add_argument("--baseline", default=None, metavar="OVERRIDES",
-                        help="the row of the paired Δ, by its overrides, e.g. 'route=standard_gaussian' "
+                        help="the row of the paired Δ, by the overrides in its label: one, e.g. "
+                             "'route=standard_gaussian', or several in one quoted argument, separated by spaces, "
+                             "in any order, e.g. 'prior=standard guide=gaussian'; they must pick exactly one row "
                              "(default: the first row)")
     parser.add_argument("--format", default="markdown", choices=FORMATS,
                         help="markdown, csv (numbers unrounded) or latex (default: %(default)s)")
@@ -259,17 +272,19 @@ COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_comma
 
 def main(argv=None) -> int:
     """The ``pyro-mvae`` entry point: run the command ``argv[0]`` (default ``sys.argv[1:]``) and
-    return the exit code (0; 2 for a usage or user error; 1 for a diverged run or failed jobs;
-    128 + the signal number when interrupted)."""
+    return the exit code (0; 2 for a usage or user error, or a listing of the groups with an
+    installed component that cannot be loaded; 1 for a diverged run or failed jobs; 128 + the
+    signal number when interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())
-        return 0 if args else 2
+        return 2 if report_broken() or not args else 0
     if args[0] == "--version":
         print(f"pyro-mvae {__version__}")
         return 0
     if args[0] not in COMMANDS:
         print(f"pyro-mvae: unknown command '{args[0]}'\n{usage()}", file=sys.stderr)
+        report_broken()
         return 2
     try:
         COMMANDS[args[0]](args[1:])

@@ -11,10 +11,10 @@ validates, and what the component reads its options from (for example
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import MISSING, dataclass, field, fields
 
-from pyro_mvae.errors import ConfigError, UnknownNameError
+from pyro_mvae.errors import ConfigError, PluginError, UnknownNameError
 
 
 def option(default, doc: str, derived: bool = False):
@@ -143,13 +143,74 @@ def unknown_keys_message(owner: str, unknown: list[str], valid: list[str]) -> st
     return f"{owner} has no setting {', '.join(repr(k) for k in unknown)}; its settings are: {have}"
 
 
+BROKEN: dict[tuple[str, str], str] = {}
+"""``(kind, name)`` -> why the component ``name`` that an installed package's entry point
+declares cannot be used: one line naming the entry point, its package, the error and the fix.
+Filled by :func:`pyro_mvae.training.plugins.load_installed`; :func:`lookup` raises it as a
+:class:`~pyro_mvae.errors.PluginError` when the name is asked for."""
+
+
+class Registry(MutableMapping):
+    """Name -> component of one kind (``kind``: ``"prior"``, ``"guide"``, ``"likelihood"``,
+    ``"net"`` or ``"data"``), a mapping like a dict.
+
+    Every read (a name, ``in``, iteration, ``len``) first calls the loader that
+    :meth:`before_reads` set: :func:`pyro_mvae.training.plugins.load_installed`, which registers
+    the installed packages' entry points once per process. So entry points are loaded when a
+    registry is first used, not while ``import pyro_mvae`` runs, and a package's module can import
+    from ``pyro_mvae`` at its top. Writes (registration, ``pop``'s removal) never load."""
+
+    _loader = None
+
+    def __init__(self, kind: str, components: Mapping):
+        self.kind = kind
+        self._components = dict(components)
+
+    @classmethod
+    def before_reads(cls, loader) -> None:
+        """Call ``loader()``, a function of no arguments, before every read of any registry."""
+        cls._loader = loader
+
+    def _read(self) -> dict:
+        if Registry._loader is not None:
+            Registry._loader()
+        return self._components
+
+    def __getitem__(self, name):
+        return self._read()[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._read()
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __setitem__(self, name, component) -> None:
+        self._components[name] = component
+
+    def __delitem__(self, name) -> None:
+        del self._components[name]
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._components)})"
+
+
 def lookup(table: Mapping, kind: str, name: str):
     """The entry registered as ``name`` in ``table``.
 
     Raises:
-        UnknownNameError: naming the kind and listing the valid names.
+        PluginError: ``name`` is a component of an installed package whose entry point cannot
+            be loaded (:data:`BROKEN`); the message names the package and the fix.
+        UnknownNameError: naming the kind and listing the valid names (and the ``kind``
+            components of installed packages that cannot be loaded, with why).
     """
     if name not in table:
+        if (kind, name) in BROKEN:
+            raise PluginError(BROKEN[kind, name])
         valid = ", ".join(sorted(table))
-        raise UnknownNameError(f"unknown {kind} '{name}'; valid {kind} names: {valid}")
+        broken = "".join(f"; {why}" for (of, _), why in sorted(BROKEN.items()) if of == kind)
+        raise UnknownNameError(f"unknown {kind} '{name}'; valid {kind} names: {valid}{broken}")
     return table[name]

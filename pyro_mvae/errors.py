@@ -19,6 +19,12 @@ class UnknownNameError(ConfigError):
     """A configuration named a component that is not registered."""
 
 
+class PluginError(ConfigError):
+    """A component of an installed package that cannot be used: its entry point failed to load
+    or to register. Raised when the component is named or its kind is listed (never on import);
+    the message names the entry point, the package, the error and the fix."""
+
+
 class PairingError(UserError):
     """Components that make no valid bound together (a prior and a guide, or an objective and
     the model); the message names the capability that is missing."""

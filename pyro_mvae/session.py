@@ -13,7 +13,15 @@ from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import build_from_config, check_config, groups, objective_name, trainer_settings
+from pyro_mvae.training.config import (
+    OWN_NET,
+    build_from_config,
+    check_config,
+    compose_config,
+    groups,
+    objective_name,
+    trainer_settings,
+)
 from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import fit
 
@@ -22,9 +30,10 @@ RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", 
 """The only settings a resume may give; the rest is the run's own configuration."""
 
 
-def train_config(config: dict, overrides: list[str]) -> dict:
+def train_config(config: dict, overrides: list[str], encoder=None, decoder=None) -> dict:
     """Train the run a composed and checked ``config`` describes (``overrides``: the command
-    line's, which a resume checks); returns the report.
+    line's, which a resume checks); returns the report. ``encoder`` and ``decoder``: the user's own
+    modules, for resuming a run trained on them (:func:`resume_run`).
 
     ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
@@ -36,7 +45,7 @@ def train_config(config: dict, overrides: list[str]) -> dict:
     """
     resume = None
     if config["resume"]:
-        config, resume = resumed_config(config, overrides)
+        config, resume = resumed_config(config, overrides, own_modules=encoder is not None)
         check_config(config)  # the checkpoint's own configuration is checked as well
     trainer = trainer_settings(config)
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
@@ -49,22 +58,37 @@ def train_config(config: dict, overrides: list[str]) -> dict:
         distributed.spawn(train_rank, trainer.devices, config, resume)
         return json.loads((Path(config["run_dir"]) / "report.json").read_text())
     if group is None:
-        return train_rank(distributed.SINGLE, config, resume)
+        return train_rank(distributed.SINGLE, config, resume, encoder, decoder)
     try:
         return train_rank(group, config, resume)
     finally:
         torch.distributed.destroy_process_group()
 
 
-def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
+def resume_run(run_dir, epochs: int | None = None, encoder=None, decoder=None) -> dict:
+    """Continue the run in ``run_dir`` from its ``last.pt`` in this process, as ``pyro-mvae train
+    resume=RUN_DIR [trainer.epochs=N]`` does (checkpoints, metrics, final evaluation, figures,
+    summary line): ``epochs`` raises the run's ``trainer.epochs``; ``encoder`` and ``decoder`` are
+    the same modules again for a run trained on networks of the user's own (``net: own``), which
+    the command line cannot resume. Returns the report (``report.json``).
+
+    Raises:
+        ConfigError: see :func:`resumed_config`, and for ``net: own`` without the modules.
+        pyro_mvae.errors.RunError: for a missing or unreadable ``last.pt``.
+    """
+    overrides = [f"resume={run_dir}"] + ([f"trainer.epochs={epochs}"] if epochs is not None else [])
+    return train_config(compose_config(overrides), overrides, encoder, decoder)
+
+
+def resumed_config(config: dict, overrides: list[str], own_modules: bool = False) -> tuple[dict, str]:
     """The configuration of the run ``config["resume"]`` (from its ``last.pt``) with only the
     :data:`RESUMABLE` settings taken from ``config``; and the checkpoint's path. A run that
     finished training but has no ``report.json`` (stopped in its final evaluation) resumes
     straight into the evaluation.
 
     Raises:
-        ConfigError: for any other override, a finished and reported run, or another number of
-            processes.
+        ConfigError: for any other override, a finished and reported run, another number of
+            processes, or a run on the user's own networks (``net: own``) without ``own_modules``.
         pyro_mvae.errors.RunError: for a missing or unreadable ``last.pt``.
     """
     given = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
@@ -75,6 +99,11 @@ def resumed_config(config: dict, overrides: list[str]) -> tuple[dict, str]:
     run_dir = Path(config["resume"])
     ckpt = checkpoints.load(run_dir / "last.pt", resume=True)
     resumed = ckpt["config"]
+    if resumed["net"].get("name") == OWN_NET and not own_modules:
+        raise ConfigError(f"{run_dir} was trained on networks of your own (net: own), which a configuration cannot "
+                          "name, so the command line cannot resume it; resume it in Python with the same modules: "
+                          f"pyro_mvae.resume_run('{run_dir}', epochs=N, encoder=body, decoder=decoder) "
+                          "(docs/guide/python.md)")
     for key in RESUMABLE[1:]:
         if key in given:
             resumed["trainer"][key.split(".")[1]] = config["trainer"][key.split(".")[1]]
@@ -107,12 +136,13 @@ def _preflight(config: dict) -> None:
     build_objective(**config["objective"], vae=vae)
 
 
-def train_rank(group, config: dict, resume: str | None = None) -> dict:
-    """Train the run ``config`` describes (resumed from the checkpoint ``resume``) as one rank of
-    ``group``, write its figures, print its summary line; returns the report."""
+def train_rank(group, config: dict, resume: str | None = None, encoder=None, decoder=None) -> dict:
+    """Train the run ``config`` describes (resumed from the checkpoint ``resume``; on the user's own
+    ``encoder`` and ``decoder`` for ``net: own``) as one rank of ``group``, write its figures, print
+    its summary line; returns the report."""
     device = distributed.device_for(group, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])  # parameter initialisation, the same on every rank
-    data, vae = build_from_config(config, device)
+    data, vae = build_from_config(config, device, encoder, decoder)
     checkpoint = None if resume is None else checkpoints.load(resume, device, resume=True)
     run_dir = Path(config["run_dir"])
     report = fit(vae, data, trainer_settings(config), config["objective"], run_dir, config, seed=config["seed"],

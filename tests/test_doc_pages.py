@@ -75,7 +75,7 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     """The command's arguments with a tiny budget and local stand-ins, or None to skip it."""
     args = command.replace("RUN_DIR", str(run)).replace("runs/mnist_more_priors/RUN", str(run)).split()[1:]
     args = [str(run) if a in ("RUN_A", "RUN_B", "RUN_C") else a for a in args]
-    if "device=cuda" in args and not torch.cuda.is_available():
+    if {"device=cuda", "cuda"} & set(args) and not torch.cuda.is_available():  # device=cuda, --device cuda
         return None
     if "-m" in args or any(a.startswith(("multirun/", "SWEEP_DIR")) for a in args):
         return None  # sweeps: tests/sweeps runs these grids and plans every study's
@@ -104,6 +104,7 @@ def _write_user_arrays(root: Path) -> None:
     bunch = load_digits()
     np.save(root / "images.npy", (bunch.images[:300] * 255 / 16).round().astype(np.uint8))  # (N, 8, 8)
     np.savez(root / "faces.npz", x=bunch.data[:300] / 16, y=bunch.target[:300])  # (N, 64) in [0, 1]
+    np.save(root / "photos.npy", np.repeat(bunch.images[:300, :, :, None] / 16, 3, axis=-1))  # (N, 8, 8, 3)
 
 
 @pytest.mark.parametrize("command", _commands())

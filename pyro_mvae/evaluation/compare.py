@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -214,7 +215,7 @@ def _row(label: str, members: list[EvaluatedRun]) -> dict:
             "elbo": mean("elbo"), "active_units": mean("active_units"),
             "latent_dim": members[0].evaluation["latent_dim"],
             "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
-            "best_epoch": None if mean("best_epoch", "report") is None else mean("best_epoch", "report") + 1,
+            "best_epoch": mean("best_epoch", "report"),  # counted from 0, as train and report.json count
             "epochs": mean("epochs_run", "report"),
             "epoch_seconds": None if None in seconds else float(np.mean(seconds))}
 
@@ -231,7 +232,10 @@ def _baseline_row(out: list[dict], baseline: str | None) -> dict:
 
 
 COLUMNS = ("row", "seeds", "IWAE log p(x) (nats)", "s.e. over seeds", "paired Δ (nats)", "ELBO (nats)",
-           "active units", "k̂ > 0.7", "prior perplexity", "best epoch / epochs", "s per epoch")
+           "active units", "k̂ > 0.7", "prior perplexity", "best epoch from 0 (of N run)", "s per epoch")
+"""The columns of the markdown and LaTeX tables. The best epoch is numbered as ``pyro-mvae train``
+numbers it (its final line, ``report.json``, ``metrics.jsonl``): from 0, so that the last of 6
+epochs run is ``5 (of 6)``."""
 
 
 def _cells(row: dict) -> list[str]:
@@ -242,7 +246,7 @@ def _cells(row: dict) -> list[str]:
             num(row["iwae_se_seeds"], ".2f"), delta, num(row["elbo"], ".2f"),
             f"{num(row['active_units'], '.3g')}/{row['latent_dim']}",
             "—" if row["khat_share"] is None else f"{100 * row['khat_share']:.1f}%",
-            num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} / {num(row['epochs'], '.3g')}",
+            num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} (of {num(row['epochs'], '.3g')})",
             num(row["epoch_seconds"], ".1f")]
 
 
@@ -276,11 +280,17 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", lim
     return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in cells])
 
 
+LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "{": r"\{", "}": r"\}",
+         "$": r"\$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
+         "k̂": r"$\hat{k}$", "—": "--", "−": "-", ">": "$>$", "<": "$<$"}
+"""What each character of a cell becomes in LaTeX (``k̂`` is two: k and a combining circumflex)."""
+
+
 def _latex(text: str) -> str:
-    for old, new in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                     ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("k̂", r"$\hat{k}$"), ("—", "--"), ("−", "-")):
-        text = text.replace(old, new)
-    return text
+    """A cell in LaTeX: special characters escaped, symbols and comparisons in math mode, and the
+    sign of a negative number a math minus (``$-$``, not a hyphen)."""
+    text = re.sub("|".join(map(re.escape, LATEX)), lambda m: LATEX[m.group()], text)  # in one pass
+    return re.sub(r"(?<![\w.])-(?=\.?\d)", "$-$", text)  # a minus sign: not a hyphen within a word
 
 
 def _csv(table: list[dict]) -> str:

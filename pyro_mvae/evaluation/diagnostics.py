@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pyro_mvae.models.guides import MixtureGuide
+from pyro_mvae.models.modes import evaluates
 
 KHAT_THRESHOLD = 0.7
 """Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024)."""
@@ -97,6 +98,7 @@ def active_units(posterior_means: torch.Tensor) -> tuple[int, torch.Tensor]:
     return int((variances > ACTIVE_UNIT_THRESHOLD).sum()), variances
 
 
+@evaluates
 @torch.no_grad()
 def kl_per_dimension(vae, x: torch.Tensor, num_samples: int = 64) -> torch.Tensor | None:
     """E_x KL(q(z_j | x) ‖ p(z_j)) for each dimension j, ``(d,)`` in nats, by Monte Carlo.
@@ -122,6 +124,7 @@ def perplexity(probs: torch.Tensor) -> torch.Tensor:
     return entropy.exp()
 
 
+@evaluates
 @torch.no_grad()
 def component_probabilities(vae, x: torch.Tensor) -> torch.Tensor | None:
     """Per-image probabilities of each mixture component, ``(N, C)`` or ``(N, d, N_c)``.

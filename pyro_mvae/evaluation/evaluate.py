@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pyro_mvae.infer.iwae import (
     log_weight_matrix,
     mean_and_stderr,
 )
+from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
@@ -101,6 +103,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     return report
 
 
+@evaluates
 def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None, batch_size: int = 100,
                  progress: bool = False, compile="auto") -> tuple[dict, dict]:
     """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
@@ -111,12 +114,13 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None
         chunk_size = default_chunk_size(batch_size, x.device)
     log_joint = joint_for(vae, x, num_samples, compile)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
-    report = _summary(vae, x, labels, scores, num_samples, x.shape[1])
+    report = _summary(vae, x, labels, scores, num_samples, math.prod(x.shape[1:]))  # D values per image
     report["density"] = density_note(vae)
     report["compiled"] = log_joint is not None and log_joint.compiled is not None  # torch.compile ran it
     return scores, report
 
 
+@evaluates
 def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> dict:
     """The final evaluation of a training run (``fit(..., evaluate=evaluate_final)``, as
     ``pyro-mvae train`` runs it): score the test images ``test`` (a
@@ -262,30 +266,40 @@ def _write_per_datapoint(path: Path, labels, scores) -> None:
 def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat) -> dict:
     paths = model_figures(vae, run_dir, x, labels, event_shape)
     out = run_dir / "figures"
-    paths |= {"k_sweep": out / "k_sweep.png", "khat": out / "khat.png"}
     ks = [int(k) for k in report["k_sweep"]]
-    figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
-                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], paths["k_sweep"])
-    figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, paths["khat"])
-    return {name: str(p.relative_to(run_dir)) for name, p in paths.items() if p.exists()}
+    drawers = {"k_sweep": lambda p: figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
+                                                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
+               "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
+    paths |= {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
+    return {name: str(p.relative_to(run_dir)) for name, p in paths.items()}
 
 
+@evaluates
 @torch.no_grad()
 def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, event_shape) -> dict:
     """The figures of a trained model in ``run_dir/figures/``: samples, reconstructions, latent
     map, latent marginals, interpolations and (when the run has metrics) training curves, from
     images x ``(N, *event)`` with labels ``(N,)``. Written at the end of ``pyro-mvae train`` and by
-    ``evaluate``; returns ``{name: path}``."""
+    ``evaluate``; returns ``{name: path}`` of those drawn. A figure that cannot be drawn is skipped
+    with a one-line warning on stderr: figures never fail a finished run."""
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
-    paths = {name: out / f"{name}.png" for name in
-             ("samples", "reconstructions", "latent_map", "latent_marginals", "interpolations")}
-    figures.samples(vae, event_shape, paths["samples"])
-    figures.reconstructions(vae, x, event_shape, paths["reconstructions"])
-    figures.latent_map(vae, x[:2000], labels[:2000], paths["latent_map"])
-    figures.latent_marginals(vae, x, paths["latent_marginals"])
-    figures.interpolations(vae, x, labels, event_shape, paths["interpolations"])
+    drawers = {"samples": lambda p: figures.samples(vae, event_shape, p),
+               "reconstructions": lambda p: figures.reconstructions(vae, x, event_shape, p),
+               "latent_map": lambda p: figures.latent_map(vae, x[:2000], labels[:2000], p),
+               "latent_marginals": lambda p: figures.latent_marginals(vae, x, p),
+               "interpolations": lambda p: figures.interpolations(vae, x, labels, event_shape, p)}
     if (Path(run_dir) / "metrics.jsonl").exists():
-        paths["training_curves"] = out / "training_curves.png"
-        figures.training_curves(Path(run_dir) / "metrics.jsonl", paths["training_curves"])
-    return paths
+        drawers["training_curves"] = lambda p: figures.training_curves(Path(run_dir) / "metrics.jsonl", p)
+    return {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
+
+
+def _drawn(name: str, draw, path: Path) -> bool:
+    """Draw one figure into ``path``; on any error, warn on stderr and say it was not drawn."""
+    try:
+        draw(path)
+    except Exception as err:  # any error: a figure is never worth a failed run
+        print(f"warning: figure {name} not drawn ({type(err).__name__}: {err}); the run's numbers are unaffected",
+              file=sys.stderr)
+        return False
+    return True

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from pyro_mvae.models.layouts import PerDimensionLayout
+from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.data import as_image_batch
 from pyro_mvae.training.storage import write_bytes_atomic
 
@@ -48,12 +49,14 @@ def _save(fig, path: Path) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
+@evaluates
 @torch.no_grad()
 def samples(vae, event_shape, path: Path, n: int = 64) -> None:
     """n images from the model (likelihood means at z ~ p(z)), in a grid."""
     image_grid(vae.sample(n), event_shape, path, title="samples from the model: mean of p(x | z), z ~ p(z)")
 
 
+@evaluates
 @torch.no_grad()
 def reconstructions(vae, x: torch.Tensor, event_shape, path: Path, n: int = 32) -> None:
     """Rows alternate, each labelled: test images ("data"), then their reconstructions (the
@@ -67,6 +70,7 @@ def reconstructions(vae, x: torch.Tensor, event_shape, path: Path, n: int = 32) 
                row_labels=["data", "reconstruction"] * len(rows))
 
 
+@evaluates
 @torch.no_grad()
 def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, event_shape, path: Path,
                    pairs: int = 6, steps: int = 10) -> None:
@@ -86,6 +90,7 @@ def interpolations(vae, x: torch.Tensor, labels: torch.Tensor, event_shape, path
                title="decoded straight lines between the posterior means E_q[z | x] of two test images")
 
 
+@evaluates
 @torch.no_grad()
 def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     """Posterior means E_q[z | x] in 2-D coloured by label, with the prior's modes (×): for the
@@ -132,6 +137,7 @@ def _pca_plane(means: np.ndarray, loc: np.ndarray | None):
     return pca.transform(means), None if loc is None else pca.transform(loc), names
 
 
+@evaluates
 @torch.no_grad()
 def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int = 60) -> None:
     """Does the learned prior match what the encoder uses? For the ``dims`` most active latent

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, option
 from pyro_mvae.infer import compiled
+from pyro_mvae.models.modes import evaluates
 
 TARGET_ACCEPTANCE = 0.65
 """HMC acceptance rate each image's step size is steered towards (Wu et al. 2017, §3)."""
@@ -131,6 +132,7 @@ def _hmc(path: _Path, z: torch.Tensor, grads: dict, step_size: torch.Tensor, lea
     return torch.where(accept[..., None], z_new["z"], z).detach(), log_accept.exp()
 
 
+@evaluates
 def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, leapfrog: int = 10,
            step_size: float = 0.05, step_sizes: torch.Tensor | None = None, stats: AISStats | None = None,
            bar=None, log_joint=None) -> torch.Tensor:
@@ -169,6 +171,7 @@ def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, 
     return log_w.detach()
 
 
+@evaluates
 def initial_distribution(vae, x: torch.Tensor, init: str):
     """q₀: the guide's q(z | x) with any component summed out (batch ``(B,)``) or the prior's
     marginal p(z) (batch ``()``); event ``(d,)``.
@@ -183,6 +186,7 @@ def initial_distribution(vae, x: torch.Tensor, init: str):
     raise ValueError(f"unknown AIS initial distribution '{init}'; choose guide or prior")
 
 
+@evaluates
 def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "guide",
               step_size: float = 0.05, stats: AISStats | None = None, bar=None, log_joint=None) -> torch.Tensor:
     """Forward AIS estimates of log p(x) ``(B,)`` in nats for images x ``(B, *event)``: S =
@@ -195,6 +199,7 @@ def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
     return torch.logsumexp(log_w, 0) - math.log(chains)
 
 
+@evaluates
 def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16, leapfrog: int = 10,
                        init: str = "guide", step_size: float = 0.05, max_particles: int = 1600,
                        progress: bool = False, log_joint=None, compile="auto") -> tuple[torch.Tensor, dict]:

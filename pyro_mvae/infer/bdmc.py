@@ -12,8 +12,10 @@ from tqdm.auto import tqdm
 
 from pyro_mvae.infer.ais import AISStats, anneal, initial_distribution, sigmoid_schedule
 from pyro_mvae.infer.iwae import mean_and_stderr
+from pyro_mvae.models.modes import evaluates
 
 
+@evaluates
 @torch.no_grad()
 def simulate(vae, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n pairs from the model: z ~ p(z) ``(n, d)`` and x ~ p(x | z) ``(n, *event)`` (a Bernoulli
@@ -23,6 +25,7 @@ def simulate(vae, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return z, vae.likelihood(vae.decode(z)).sample()  # (n, *event)
 
 
+@evaluates
 def bounds(vae, x: torch.Tensor, z_true: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
            init: str = "guide", step_size: float = 0.05, bar=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds on log p(x), each ``(B,)`` in nats, for simulated images x
@@ -42,6 +45,7 @@ def bounds(vae, x: torch.Tensor, z_true: torch.Tensor, steps: int, chains: int, 
     return log_mean(forward), -log_mean(reverse)
 
 
+@evaluates
 def bdmc(vae, n: int = 100, steps: tuple[int, ...] = (10, 100, 1000), chains: int = 4, leapfrog: int = 10,
          init: str = "guide", step_size: float = 0.05, max_particles: int = 1600, progress: bool = False) -> dict:
     """The BDMC sandwich on ``n`` images simulated from ``vae``, for each T in ``steps``.

@@ -16,8 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_mvae.infer import compiled
+from pyro_mvae.models.modes import evaluates
 
 
+@evaluates
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, k: int, posterior=None, log_joint=None) -> torch.Tensor:
     """log p(x, z_k) − log q(z_k | x) for k particles z_k ~ q(z | x): x ``(B, *event)`` -> ``(k, B)``, nats.
@@ -46,6 +48,7 @@ def _chunks(vae, x: torch.Tensor, num_samples: int, chunk_size: int, log_joint=N
         yield log_importance_weights(vae, x, min(chunk_size, num_samples - start), posterior, log_joint)
 
 
+@evaluates
 @torch.no_grad()
 def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int, log_joint=None) -> torch.Tensor:
     """All K log importance weights of each image, drawn in chunks: x ``(B, *event)`` -> ``(B, K)``.
@@ -56,6 +59,7 @@ def log_weight_matrix(vae, x: torch.Tensor, num_samples: int, chunk_size: int, l
     return torch.cat(list(_chunks(vae, x, num_samples, chunk_size, log_joint)), dim=0).T  # (K, B) -> (B, K)
 
 
+@evaluates
 @torch.no_grad()
 def iwae_batch(vae, x: torch.Tensor, num_samples: int, chunk_size: int, log_joint=None) -> torch.Tensor:
     """IWAE log p(x) estimates ``(B,)`` in nats for one batch x ``(B, *event)``, K = ``num_samples``;
@@ -74,8 +78,9 @@ IWAE-5000 took 0.054 s per image eager and 0.039 compiled at 5,000 rows, against
 reused memory instead of being mapped fresh from the OS (and faulted in) for every chunk."""
 
 GPU_CHUNK_SIZE = 500
-"""Particles per chunk on a GPU when no chunk size is given: on an NVIDIA H200 (MLP 784-300-300-40,
-MNIST, K = 5000) 100 particles took 3× as long per image as 500, and 1000-5000 no less than 500
+"""Particles per chunk on a GPU when no chunk size is given (50,000 rows at 100 images).
+On an NVIDIA H200 (MLP 784-300-300-40, MNIST, K = 5000), 100 particles took 3× as long per image
+as 500, and 1000-5000 no less than 500
 (``experiments/bench_compile.py --device cuda --chunks``, docs/benchmarks.md)."""
 
 
@@ -87,6 +92,7 @@ def default_chunk_size(batch_size: int, device) -> int:
     return GPU_CHUNK_SIZE
 
 
+@evaluates
 def iwae_log_likelihood(vae, x: torch.Tensor, num_samples: int = 5000, chunk_size: int | None = None,
                         batch_size: int = 100, progress: bool = False, compile="auto") -> torch.Tensor:
     """Per-datapoint IWAE estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``.

@@ -282,7 +282,9 @@ class MarginalMixtureGuide(ScoreBaselines, MixtureGuide):
       2016). When components are several standard deviations apart, the weights' per-sample
       gradient is heavy-tailed (Pareto k̂ > 0.8 in the tests; an average of 800,000 draws can
       have the wrong sign): use it where they overlap, or for the ``iwae`` objective, which
-      needs every site reparameterised.
+      needs every site reparameterised. It stays the per-dimension default by measurement: on
+      MNIST (N = 3 and 5) it trained to an IWAE 0.5-0.6 nats above ``score_weights``, whose
+      light-tailed weight gradient was 8-21 times as variable (docs/results.md).
 
     ``estimator="auto"`` is the layout's default.
 

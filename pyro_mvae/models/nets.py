@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from pyro_mvae.config import Settings, option
+from pyro_mvae.config import Registry, Settings, option
 from pyro_mvae.errors import ConfigError
 
 
@@ -200,10 +200,10 @@ class NetKind:
     Config: type[Settings]
 
 
-NETS = {k.name: k for k in (
+NETS = Registry("net", {k.name: k for k in (
     NetKind("mlp", lambda shape, cfg: MLPBody(shape, cfg.hidden),
             lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig),
     NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
             lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
-                                           cfg.hidden[::-1]), ConvConfig))}
-"""Network kind -> :class:`NetKind`."""
+                                           cfg.hidden[::-1]), ConvConfig))})
+"""Network kind -> :class:`NetKind` (a :class:`~pyro_mvae.config.Registry`)."""

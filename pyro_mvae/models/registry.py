@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from torch import nn
 
-from pyro_mvae.config import lookup
+from pyro_mvae.config import Registry, lookup
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import holders, missing, pairing_error
 from pyro_mvae.models.flows import FlowGuide, FlowPrior
@@ -23,15 +23,16 @@ from pyro_mvae.models.vae import VAE
 from pyro_mvae.models.vamp import VampPrior
 
 
-def _table(*classes) -> dict:
-    return {cls.name: cls for cls in classes}
+def _table(kind: str, *classes) -> Registry:
+    return Registry(kind, {cls.name: cls for cls in classes})
 
 
-PRIORS = _table(StandardPrior, MixturePrior, FactorizedMixturePrior, VampPrior, FlowPrior)
-"""Prior name (``prior=<name>``) -> its :class:`~pyro_mvae.models.base.Prior` subclass."""
-GUIDES = _table(GaussianGuide, RelaxedMixtureGuide, DiscreteMixtureGuide, MarginalMixtureGuide, FlowGuide)
+PRIORS = _table("prior", StandardPrior, MixturePrior, FactorizedMixturePrior, VampPrior, FlowPrior)
+"""Prior name (``prior=<name>``) -> its :class:`~pyro_mvae.models.base.Prior` subclass (a
+:class:`~pyro_mvae.config.Registry`: installed packages' entry points are loaded on its first read)."""
+GUIDES = _table("guide", GaussianGuide, RelaxedMixtureGuide, DiscreteMixtureGuide, MarginalMixtureGuide, FlowGuide)
 """Guide name (``guide=<name>``) -> its :class:`~pyro_mvae.models.base.Guide` subclass."""
-LIKELIHOODS = _table(BernoulliLikelihood, GaussianLikelihood)
+LIKELIHOODS = _table("likelihood", BernoulliLikelihood, GaussianLikelihood)
 """Likelihood name (``likelihood=<name>``) -> its
 :class:`~pyro_mvae.models.likelihoods.Likelihood` subclass."""
 

@@ -26,6 +26,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from pyro_mvae.errors import DataError
+from pyro_mvae.models.modes import evaluates
 
 
 class VAE(nn.Module):
@@ -110,6 +111,7 @@ class VAE(nn.Module):
                 name, constraint=constraints.real, event_dim=None, name=name)
         self.guide(x)
 
+    @evaluates
     @torch.no_grad()
     def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-sample estimates of E_q[log p(x | z)] and KL(q ‖ p), each ``(B,)``, in nats.
@@ -143,12 +145,14 @@ class VAE(nn.Module):
                             "values: clean or drop those images first")
         self.likelihood.check(x)
 
+    @evaluates
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
         """n images ``(n, *event)`` from the model: the likelihood's mean at z ~ p(z)."""
         z = self.prior.marginal().sample((n,))  # (n, d)
         return self.likelihood.mean(self.decode(z))
 
+    @evaluates
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Likelihood mean at the guide's posterior mean: x ``(B, *event)`` -> ``(B, *event)``."""

@@ -5,15 +5,18 @@ then hands the overrides to Hydra's own ``--multirun``: the launcher (``hydra/la
 ``joblib``, ``submitit_local``, ``submitit_slurm``) runs :func:`run_job` once per job, the sweeper
 (basic grid, ``optuna``) decides the jobs. Each job is an ordinary run directory
 ``hydra.sweep.dir/<its overrides>``; running the same command again skips the jobs that
-finished, resumes those that stopped and starts the rest.
+finished, resumes those that stopped and starts the rest. SIGINT or SIGTERM to this process stops
+the jobs the launcher runs elsewhere on this machine (:mod:`pyro_mvae.sweeps.stop`).
 """
 
 import json
+import os
 import re
 import shlex
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -25,11 +28,17 @@ from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.session import resumed_config, train_rank
 from pyro_mvae.sweeps.grid import check_jobs, plan
-from pyro_mvae.sweeps.record import finish_record, start_record, summary, write_job_state
+from pyro_mvae.sweeps.record import finish_record, start_record, stopped_by, summary, write_job_state
+from pyro_mvae.sweeps.stop import stop_jobs_on_signals
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import check_config, register_configs, resolve_objective
 from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
+from pyro_mvae.training.signals import interrupt_on_stop_signals
+
+_SWEEP_PROCESS: int | None = None
+"""The id of the process running :func:`multirun`; a job in another process runs in a launcher's
+worker (joblib's loky processes, submitit's job processes)."""
 
 
 def multirun(overrides: list[str]) -> dict:
@@ -39,8 +48,11 @@ def multirun(overrides: list[str]) -> dict:
         ConfigError: a job that cannot run (every such job named; nothing is written), a missing
             plugin, or a search told to minimise.
         JobsFailed: when the launcher returns with jobs failed or not run (the record says which).
-        Interrupted: a job stopped by SIGINT or SIGTERM (the sweep stops; the record says where).
+        Interrupted: SIGINT or SIGTERM to this process or to a job (the sweep stops; the record
+            says where).
     """
+    global _SWEEP_PROCESS
+    _SWEEP_PROCESS = os.getpid()
     if not any(o.startswith("trainer.progress=") for o in overrides):
         overrides = [*overrides, "trainer.progress=false"]  # side-by-side jobs share a terminal
     sweep = plan(overrides)
@@ -53,13 +65,15 @@ def multirun(overrides: list[str]) -> dict:
     trials = sweep.hydra["sweeper"].get("n_trials", "?")
     jobs = f"a search of {trials} trials" if sweep.search else f"{len(record['jobs'])} jobs"
     print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
-    hydra_code = _launch(launch)
+    hydra_code = 0
+    with stop_jobs_on_signals(sweep_dir, record, sweep.hydra["launcher"]["_target_"]) as stop:
+        hydra_code = _launch(launch)  # left where it stands when stopped by a signal
     record = finish_record(sweep_dir, record, sweep.varying_keys())
     text, complete = summary(record)
     print(text)
-    if hydra_code > 128:
-        raise Interrupted(hydra_code - 128, f"the sweep was stopped; its record is {sweep_dir / 'sweep.json'}; "
-                                            "run the same command again to resume it")
+    if stop or hydra_code > 128:
+        raise Interrupted(stop.signum or hydra_code - 128, f"the sweep was stopped; its record is "
+                          f"{sweep_dir / 'sweep.json'}; run the same command again to resume it")
     if not complete or hydra_code:
         raise JobsFailed(f"not every job of the sweep is done; its record is {sweep_dir / 'sweep.json'}; "
                          "run the same command again to resume the stopped jobs and retry the failed ones")
@@ -128,8 +142,8 @@ def run_job(config) -> float | None:
 
     A job whose pairing is refused returns None and leaves no directory when ``skip_invalid``
     is set. A failed job records the reason in its ``job.json`` and re-raises, for the launcher;
-    a job stopped by SIGINT or SIGTERM (``last.pt`` written) stops the sweep with exit code
-    128 + the signal.
+    a job stopped by SIGINT or SIGTERM (``last.pt`` written if it was training), or started
+    after the sweep was stopped, stops the sweep with exit code 128 + the signal.
     """
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
@@ -137,11 +151,15 @@ def run_job(config) -> float | None:
     if (job_dir / "report.json").exists():  # finished in an earlier launch of the sweep
         print(f"{job_dir.name}: finished in an earlier launch (report.json), not trained again", flush=True)
         return _finish(job_dir, overrides, config, json.loads((job_dir / "report.json").read_text()))
-    write_job_state(job_dir, overrides, "running")
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
     try:
-        return _finish(job_dir, overrides, config, _train(config, job_dir))
+        with interrupt_on_stop_signals(f"stopped outside its training loop; the same command resumes {job_dir}"):
+            write_job_state(job_dir, overrides, "running", pid=os.getpid())  # the pid: for stop.py
+            if signum := stopped_by(sweep_dir):  # the sweep was stopped while this job was handed out
+                raise Interrupted(signum, f"not started: the sweep was stopped by signal {signum}")
+            return _finish(job_dir, overrides, config, _train(config, job_dir))
     except (Interrupted, KeyboardInterrupt) as stop:  # stop the sweep: a launcher goes on past an Exception
-        write_job_state(job_dir, overrides, "interrupted", reason=str(stop) or "stopped by SIGINT")
+        _record_stop(job_dir, overrides, str(stop) or "stopped by SIGINT")
         raise SystemExit(128 + getattr(stop, "signum", signal.SIGINT)) from stop
     except BaseException as err:
         if isinstance(err, PairingError) and config["skip_invalid"] and not holds_run(job_dir):
@@ -149,6 +167,22 @@ def run_job(config) -> float | None:
             return None
         write_job_state(job_dir, overrides, "failed", reason=f"{type(err).__name__}: {err}")
         raise
+
+
+def _record_stop(job_dir: Path, overrides: list[str], reason: str) -> None:
+    """Record the job ``interrupted``, whatever signals come meanwhile. In a launcher's worker
+    the sweep is stopping and the launcher ends the process: from here on it ignores SIGINT and
+    SIGTERM, which may come twice (from the terminal's process group and from the sweep's process,
+    :mod:`pyro_mvae.sweeps.stop`) and would otherwise end it before its state is written."""
+    while True:
+        try:
+            if os.getpid() != _SWEEP_PROCESS and threading.current_thread() is threading.main_thread():
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(s, signal.SIG_IGN)
+            write_job_state(job_dir, overrides, "interrupted", reason=reason)  # atomic: written again if cut
+            return
+        except (Interrupted, KeyboardInterrupt):
+            continue
 
 
 STARTED = ("config.yaml", "environment.json", "metrics.jsonl", "timings.jsonl")

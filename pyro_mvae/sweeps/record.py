@@ -2,9 +2,11 @@
 
 ``SWEEP_DIR/sweep.json``, the sweep's record, written by the command that started it (before any
 job, and again when the launcher returns): the command, the grid, and each job with its
-directory and state. ``SWEEP_DIR/<job>/job.json``, written by the job itself (it may run on
-another machine): its overrides, its state (``running``, ``done``, ``failed``) and, when done,
-the metric it returned to the sweeper. Both are written atomically.
+directory and state; ``stopped`` (the signal) when the command was stopped by SIGINT or SIGTERM
+(:mod:`pyro_mvae.sweeps.stop`). ``SWEEP_DIR/<job>/job.json``, written by the job itself (it may
+run on another machine): its overrides, its state (``running`` with the process's ``pid``,
+``done``, ``failed``, ``interrupted``) and, when done, the metric it returned to the sweeper.
+Both are written atomically.
 """
 
 import json
@@ -18,7 +20,8 @@ JOB = "job.json"
 
 
 def write_job_state(job_dir: Path, overrides: list[str], state: str, **details) -> None:
-    """Record one job's ``state`` (``running``, ``done``, ``failed``) in ``job_dir/job.json``."""
+    """Record one job's ``state`` (``running``, ``done``, ``failed``, ``interrupted``) in
+    ``job_dir/job.json``."""
     write_json_atomic(Path(job_dir) / JOB, {"overrides": list(overrides), "state": state,
                                             "time": time.strftime("%Y-%m-%d %H:%M:%S")} | details)
 
@@ -26,6 +29,37 @@ def write_job_state(job_dir: Path, overrides: list[str], state: str, **details) 
 def job_states(sweep_dir: Path) -> dict[str, dict]:
     """``{job directory name: its job.json}`` for every job of ``sweep_dir`` that started."""
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(sweep_dir).glob(f"*/{JOB}"))}
+
+
+def running_jobs(sweep_dir: Path, since: float) -> dict[str, int]:
+    """``{job directory name: its process id}`` for every job of ``sweep_dir`` whose ``job.json``
+    says ``running`` and was written at or after ``since`` (a file modification time: that of
+    ``sweep.json`` as this launch started it, so that a job an earlier launch left ``running`` is
+    not counted)."""
+    running = {}
+    for path in sorted(Path(sweep_dir).glob(f"*/{JOB}")):
+        try:
+            state = json.loads(path.read_text())
+            if state["state"] == "running" and "pid" in state and path.stat().st_mtime >= since:
+                running[path.parent.name] = state["pid"]
+        except (OSError, ValueError, KeyError):  # replaced while read: read again on the next look
+            continue
+    return running
+
+
+def mark_stopped(sweep_dir: Path, record: dict, signum: int) -> None:
+    """Write into ``record`` and ``sweep_dir/sweep.json`` that the sweep was stopped by ``signum``:
+    a job that starts from now on stops at once (:func:`stopped_by`)."""
+    record["stopped"] = {"signal": signum, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_json_atomic(Path(sweep_dir) / RECORD, record)
+
+
+def stopped_by(sweep_dir: Path) -> int | None:
+    """The signal that stopped this launch of the sweep in ``sweep_dir``, if one did."""
+    try:
+        return json.loads((Path(sweep_dir) / RECORD).read_text()).get("stopped", {}).get("signal")
+    except (OSError, ValueError):
+        return None
 
 
 def start_record(sweep_dir: Path, command: str, grid: dict, jobs: list[list[str]], skipped: list[dict],
@@ -45,8 +79,9 @@ def start_record(sweep_dir: Path, command: str, grid: dict, jobs: list[list[str]
 
 def finish_record(sweep_dir: Path, record: dict, varying: list[str]) -> dict:
     """Fill each job's directory and state from the ``job.json`` files (a job that never wrote
-    one is ``not started``), matched by the ``varying`` keys' overrides; add the jobs a search
-    drew and its best job; write ``sweep.json``; returns it."""
+    one is ``not started``; in a stopped sweep, one still ``running`` is ``interrupted``), matched
+    by the ``varying`` keys' overrides; add the jobs a search drew and its best job; write
+    ``sweep.json``; returns it."""
     def key(overrides):
         return tuple(sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") in varying))
 
@@ -55,7 +90,9 @@ def finish_record(sweep_dir: Path, record: dict, varying: list[str]) -> dict:
     record["jobs"] += [{"overrides": s["overrides"]} for k, (_, s) in by_key.items() if k not in listed]
     for job in record["jobs"]:
         name, state = by_key.get(key(job["overrides"]), (None, {"state": "not started"}))
-        job.update({"dir": name} | {k: v for k, v in state.items() if k != "overrides"})
+        job.update({"dir": name} | {k: v for k, v in state.items() if k not in ("overrides", "pid")})
+        if job["state"] == "running" and "stopped" in record:  # ended before it could record it
+            job.update(state="interrupted", reason=f"the sweep was stopped by signal {record['stopped']['signal']}")
     done = [job for job in record["jobs"] if job["state"] == "done" and job.get("metric")]
     if done:
         record["best"] = max(done, key=lambda job: job["metric"]["value"])

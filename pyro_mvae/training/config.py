@@ -6,6 +6,7 @@ defaults are the dataclasses (:mod:`pyro_mvae.config`). Nothing in a config is e
 executed: it can only name registered components and set their declared options.
 """
 
+import re
 from dataclasses import dataclass, fields
 
 from hydra import compose, initialize_config_module
@@ -59,7 +60,11 @@ def groups() -> dict:
     }
 
 
-GROUP_NAMES = tuple(groups())
+GROUP_NAMES = ("data", "prior", "guide", "likelihood", "objective", "net", "trainer")
+"""The config groups, in the order of :func:`groups` (named here, not read from it: reading a
+registry while ``import pyro_mvae`` runs would load the installed packages' entry points then)."""
+COMPONENT_GROUPS = ("data", "prior", "guide", "likelihood", "net")
+"""The groups whose options are registered components (:class:`~pyro_mvae.config.Registry`)."""
 SELECTIONS = (*GROUP_NAMES, "route", "experiment")
 """Keys that select a config file rather than set a value. They are the groups, ``route``
 (``conf/route/*.yaml``, a named prior/guide pairing of the studies) and ``experiment``
@@ -88,6 +93,7 @@ def compose_config(overrides: list[str]) -> dict:
             Hydra cannot parse or apply (an unknown group option, say).
     """
     register_configs()
+    check_selections(overrides)
     selections = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in SELECTIONS]
     chosen = _compose(selections)
     check_overrides(overrides, {g: chosen[g].get("name", "default") for g in GROUP_NAMES})
@@ -97,6 +103,22 @@ def compose_config(overrides: list[str]) -> dict:
 def _compose(overrides: list[str]) -> dict:
     with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
         return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+
+
+def check_selections(overrides: list[str]) -> None:
+    """Refuse ``group=NAME`` for a component group when NAME is not registered, before Hydra
+    composes anything (:func:`~pyro_mvae.config.lookup`'s one line: the valid names, or, for a
+    component of an installed package that cannot be loaded, its package and the fix).
+
+    Raises:
+        PluginError: NAME's package is installed but its entry point fails.
+        UnknownNameError: NAME is not registered; the message lists the valid names.
+    """
+    options = groups()
+    for override in overrides:
+        group, _, name = override.partition("=")
+        if group in COMPONENT_GROUPS and re.fullmatch(r"[A-Za-z_][\w-]*", name):  # one name, not a sweep
+            lookup(options[group], group, name)
 
 
 def check_overrides(overrides: list[str], chosen: dict) -> None:
@@ -138,6 +160,8 @@ def check_config(config: dict) -> None:
     for group, options in groups().items():
         values = dict(config[group])
         name = "default" if group == "trainer" else values.pop("name")
+        if group == "net" and name == OWN_NET:  # the user's modules: checked by build_vae's shape probe
+            continue
         owner = "trainer" if group == "trainer" else f"{group} '{name}'"
         lookup(options, group, name).from_options(values, owner)
 

@@ -12,11 +12,17 @@ config file or checkpoint still names a registered component only, never an impo
 points are read from the metadata of packages the user installed, and every run records which
 package provided each of its components, so that a run whose package is missing is refused with
 the package to install.
+
+Entry points are loaded on the first read of a registry (:class:`~pyro_mvae.config.Registry`),
+never while ``import pyro_mvae`` runs: a package's module may import anything from
+``pyro_mvae`` at its top. An entry point that cannot be loaded or registered breaks nothing else:
+it is recorded (:data:`~pyro_mvae.config.BROKEN`) and reported, as one line with its package and
+the fix, only when its component is named or its kind is listed.
 """
 
 from importlib import metadata
 
-from pyro_mvae.config import Settings
+from pyro_mvae.config import BROKEN, Registry, Settings
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, Prior
 from pyro_mvae.models.likelihoods import Likelihood
@@ -68,25 +74,45 @@ def register(kind: str, name: str, component, replace: bool = False) -> None:
 
 
 def load_installed() -> None:
-    """Register the components of every installed package's ``pyro_mvae.*`` entry points (once
-    per process; the command line calls it before it reads a configuration).
+    """Register the components of every installed package's ``pyro_mvae.*`` entry points, once
+    per process (every registry calls it before it is read, so that the command line and
+    :func:`~pyro_mvae.models.registry.build_vae` see them; calling it is never needed).
 
-    Raises:
-        ConfigError: an entry point that cannot be loaded or registered, naming its package.
+    An entry point whose module cannot be imported (or raises), whose object is missing, or
+    which :func:`register` refuses is not registered: its reason, with its package and the fix,
+    goes to :data:`~pyro_mvae.config.BROKEN`, and :func:`~pyro_mvae.config.lookup` raises it as
+    a :class:`~pyro_mvae.errors.PluginError` when that component is named. Nothing is raised here.
     """
     global _loaded
     if _loaded:
         return
-    _loaded = True
+    _loaded = True  # first: a package's module that reads a registry must not load them again
+    BROKEN.clear()
     for kind, group in ENTRY_POINT_GROUPS.items():
         for entry in metadata.entry_points(group=group):
-            package = f"{entry.dist.name} {entry.dist.version}" if entry.dist else entry.value
             try:
                 register(kind, entry.name, entry.load())
-            except (ImportError, AttributeError, ConfigError) as err:
-                raise ConfigError(f"the installed package {package} registers {kind} '{entry.name}' "
-                                  f"({entry.value}), which cannot be used: {err}") from err
-            PROVIDERS[f"{kind}:{entry.name}"] = package
+            except Exception as err:  # whatever a package's module raises stays its own
+                BROKEN[kind, entry.name] = _broken(kind, entry, err)
+                continue
+            PROVIDERS[f"{kind}:{entry.name}"] = f"{entry.dist.name} {entry.dist.version}" if entry.dist \
+                else entry.value
+
+
+def _broken(kind: str, entry: metadata.EntryPoint, err: Exception) -> str:
+    """One line: the component, the entry point and its package, the error, and the fix."""
+    error = " ".join(f"{type(err).__name__}: {err}".split()) if str(err) else type(err).__name__
+    module = entry.value.split(":", 1)[0].strip()
+    if entry.dist is None:
+        package, fix = "an installed package", f"remove the entry point or fix the module {module}"
+    else:
+        package = f"the package {entry.dist.name} {entry.dist.version}"
+        fix = f"pip uninstall {entry.dist.name}, or fix the module {module}"
+    return (f"{kind} '{entry.name}' of {package} cannot be used: its entry point {entry.name} = {entry.value} "
+            f"(group {entry.group}) fails with {error}; {fix}")
+
+
+Registry.before_reads(load_installed)
 
 
 def providers(config: dict) -> dict:

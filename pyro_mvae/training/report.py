@@ -6,11 +6,13 @@ from dataclasses import asdict
 import torch
 
 from pyro_mvae.infer.iwae import density_note, iwae_log_likelihood, mean_and_stderr
+from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset, Split, dequantized_bits_per_dim
 from pyro_mvae.training.distributed import SINGLE, Group
 
 
+@evaluates
 @torch.no_grad()
 def evaluate_elbo(vae, split, batch_size: int, group: Group = SINGLE) -> dict:
     """One-sample ELBO, log-likelihood and KL per datapoint over a split: means (nats) and the
@@ -21,6 +23,7 @@ def evaluate_elbo(vae, split, batch_size: int, group: Group = SINGLE) -> dict:
     return {"elbo": elbo, "elbo_se": elbo_se, "log_lik": log_lik.mean().item(), "kl": kl.mean().item()}
 
 
+@evaluates
 def final_report(vae, data: Dataset, trainer, progress: Progress, group: Group = SINGLE,
                  config: dict | None = None, evaluate=None) -> dict:
     """Test ELBO and IWAE log p(x) (mean ± s.e., nats) of ``vae`` (the best state), sharded.

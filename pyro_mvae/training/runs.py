@@ -53,10 +53,11 @@ def _missing_plugin(run_dir: Path, err: UnknownNameError) -> Exception:
 def load_run(run_dir: Path, device="cpu", encoder=None, decoder=None):
     """The model of a run at its best checkpoint, with its config, checkpoint and dataset.
 
-    Returns ``(vae, config, checkpoint, data)``: ``vae`` on ``device`` with β = 1 and the
-    checkpoint's τ; ``data`` loaded from the config's data group, on ``device``. A run trained
-    on the user's own networks (``net: own``) needs the same ``encoder`` body and ``decoder``
-    modules (their weights are the checkpoint's once loaded).
+    Returns ``(vae, config, checkpoint, data)``: ``vae`` on ``device`` in eval mode (call
+    ``vae.train()`` to train it further) with β = 1 and the checkpoint's τ; ``data`` loaded from
+    the config's data group, on ``device``. A run trained on the user's own networks
+    (``net: own``) needs the same ``encoder`` body and ``decoder`` modules (their weights are the
+    checkpoint's once loaded).
 
     Raises:
         pyro_mvae.errors.RunError: for a directory that is not a run, and see
@@ -74,4 +75,4 @@ def load_run(run_dir: Path, device="cpu", encoder=None, decoder=None):
     except UnknownNameError as err:
         raise _missing_plugin(Path(run_dir), err) from err
     ckpt = checkpoints.load(path, device, into=vae)
-    return vae, config, ckpt, data
+    return vae.eval(), config, ckpt, data

@@ -135,7 +135,8 @@ def complete_config(config: dict, vae, data: Dataset, trainer: TrainerConfig, ob
     """The run's whole configuration: the groups ``config`` gives, and for the others what
     ``vae.spec`` and ``data.spec`` (set by ``build_vae`` and the data loaders), ``trainer`` and
     ``objective`` describe, so that every run :func:`fit` writes can be evaluated, sampled and
-    resumed from the command line. A hand-built VAE (no ``spec``) leaves its groups to ``config``."""
+    resumed from the command line, from any working directory (data paths made absolute). A
+    hand-built VAE (no ``spec``) leaves its groups to ``config``."""
     chosen = lookup(OBJECTIVES, "objective", objective["name"])
     options = {k: v for k, v in objective.items() if k != "name"}
     trainer_options = {k: v for k, v in asdict(trainer).items() if k != "batch_size"}
@@ -144,7 +145,15 @@ def complete_config(config: dict, vae, data: Dataset, trainer: TrainerConfig, ob
                "trainer": trainer_options, **(vae.spec or {})}
     if data.spec is not None:
         derived["data"] = data.spec | {"batch_size": trainer.batch_size}
-    return derived | config
+    complete = derived | config
+    return complete | {"data": absolute_paths(complete["data"])} if "data" in complete else complete
+
+
+def absolute_paths(data: dict) -> dict:
+    """The data group with its file and folder options (``path``, ``root``) made absolute, so
+    that ``evaluate``, ``load_run`` and ``resume=`` find the data from any working directory."""
+    return data | {key: str(Path(data[key]).expanduser().resolve()) for key in ("path", "root")
+                   if isinstance(data.get(key), str)}
 
 
 def fit(vae, data: Dataset, trainer: TrainerConfig, objective: dict, run_dir: Path,
@@ -304,7 +313,9 @@ class Run:
 
     def train(self) -> None:
         """Epochs until ``trainer.epochs`` or early stopping, with a per-step progress bar (loss,
-        epoch, validation ELBO, ETA)."""
+        epoch, validation ELBO, ETA). The VAE trains in train mode; every evaluation inside
+        (validation, the logger's images) runs in eval mode and gives train mode back."""
+        self.vae.train()
         steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
         self.bar = tqdm(total=self.trainer.epochs * steps, initial=self.progress.epoch * steps + self.progress.batch,
                         desc="train", unit="step", disable=not (self.trainer.progress and self.group.is_main))

@@ -87,6 +87,8 @@ def test_compare_gives_paired_differences(trained_runs, capsys):
     base, other = table[4].split("|"), table[5].split("|")
     assert len(table) == 6 and base[1].strip() == "prior=mixture" and other[1].strip() == "prior=factorized_mixture"
     assert base[5].strip() == "—" and "±" in other[5]
+    report = json.loads((trained_runs["mixture"] / "report.json").read_text())  # as train numbers it
+    assert base[10].strip() == f"{report['best_epoch']} (of {report['epochs_run']})"
 
 
 def test_missing_or_corrupted_checkpoints_are_refused(trained_runs, tmp_path, capsys):
@@ -151,3 +153,22 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
 def test_bad_annealing_options_are_refused(trained_runs, capsys, args, needle):
     assert main(["evaluate", str(trained_runs["mixture"]), "-K", "10", "--limit", "5", *args]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_run_ends_with_its_report(tmp_path, monkeypatch, capsys):
+    from pyro_mvae.evaluation import figures
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot reshape array of size 20 into shape (1,8,8)")
+
+    monkeypatch.setattr(figures, "latent_map", broken)
+    run = tmp_path / "run"
+    assert main(["train", "trainer.epochs=1", "trainer.eval_samples=10", "trainer.progress=false", "net.hidden=[16]",
+                 "net.latent_dim=2", f"run_dir={run}"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: figure latent_map not drawn (ValueError: cannot reshape" in err and "Traceback" not in err
+    assert (run / "report.json").exists() and (run / "figures" / "samples.png").exists()
+    assert not (run / "figures" / "latent_map.png").exists()
+    assert main(["evaluate", str(run), "-K", "10"]) == 0  # evaluate too: its report lists the figures drawn
+    report = json.loads((run / "eval.json").read_text())
+    assert "latent_map" not in report["figures"] and "khat" in report["figures"]

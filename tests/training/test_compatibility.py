@@ -26,6 +26,7 @@ def test_a_release_run_loads_the_trained_model(tmp_path):
     is ~10 nats below)."""
     run = _copy(tmp_path)
     vae, config, ckpt, data = load_run(run)
+    assert not any(m.training for m in vae.modules())  # ready to evaluate: eval mode
     saved = checkpoints.upgrade_model(torch.load(run / "best.pt", weights_only=True)["model"])  # 0.1.0's keys
     assert all(torch.equal(vae.state_dict()[k], v) for k, v in saved.items())
     report = json.loads((run / "report.json").read_text())

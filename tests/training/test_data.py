@@ -172,6 +172,44 @@ def test_arrays_keep_channels_first_images_and_vectors(tmp_path, capsys):
     assert code == 2 and "net=conv needs images of shape (C, H, W), got data of shape (10,)" in capsys.readouterr().err
 
 
+def test_a_relative_data_path_is_stored_absolute_and_the_run_evaluates_from_elsewhere(tmp_path, monkeypatch,
+                                                                                        capsys):
+    from sklearn.datasets import load_digits as sk_digits
+
+    from pyro_mvae.cli import main
+
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "digits.npy", sk_digits().images[:200] / 16)  # (200, 8, 8)
+    monkeypatch.chdir(tmp_path)
+    code, run = _arrays_run(tmp_path, "data/digits.npy")
+    assert code == 0, capsys.readouterr().err
+    assert f"path: {tmp_path / 'data' / 'digits.npy'}" in (run / "config.yaml").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["evaluate", str(run), "-K", "10", "--no-figures"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_channels_last_arrays_are_refused_with_the_fix_unless_the_layout_is_given(tmp_path, capsys, channels):
+    """(N, H, W, C) as PIL and TensorFlow store images: refused (exit 2, no run directory) naming
+    np.moveaxis; data.layout=channels_last moves the axis and gives the same images as channels first."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    from pyro_mvae.training.datasets import load_arrays
+
+    first = np.repeat(sk_digits().images[:200, None] / 16, channels, axis=1)  # (200, C, 8, 8)
+    np.save(tmp_path / "last.npy", np.moveaxis(first, 1, -1))  # (200, 8, 8, C)
+    np.save(tmp_path / "first.npy", first)
+    code, run = _arrays_run(tmp_path, tmp_path / "last.npy")
+    err = capsys.readouterr().err
+    assert code == 2 and "np.moveaxis(x, -1, 1)" in err and "data.layout=channels_last" in err and not run.exists()
+    moved = load_arrays(path=str(tmp_path / "last.npy"), layout="channels_last")
+    assert moved.event_shape == (channels, 8, 8)
+    assert torch.equal(moved.train.x, load_arrays(path=str(tmp_path / "first.npy")).train.x)
+    code, run = _arrays_run(tmp_path, tmp_path / "last.npy", "data.layout=channels_last")
+    assert code == 0, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("array,needle", [
     (np.full((30, 8, 8), np.nan), "NaN or infinite"),
     (np.full((30, 8, 8), 300.0), "rescale"),

@@ -9,7 +9,7 @@ import torch
 from sklearn.datasets import load_sample_images
 from torch import nn
 
-from pyro_mvae import TrainerConfig, build_from_config, build_vae, evaluate_run, fit, load_run
+from pyro_mvae import TrainerConfig, build_from_config, build_vae, evaluate_run, fit, load_run, resume_run
 from pyro_mvae.cli import main
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.ais import AISSettings
@@ -61,10 +61,26 @@ def test_an_own_network_run_loads_evaluates_and_resumes(rgb_file, tmp_path, caps
     assert main(["evaluate", str(run), "-K", "10", "--no-figures"]) == 2
     assert "net: own" in capsys.readouterr().err
 
-    ckpt = checkpoints.load(run / "last.pt", resume=True)  # resume in Python, for a third epoch
+    ckpt = checkpoints.load(run / "last.pt", resume=True)  # resume in Python by hand, for a third epoch
     ckpt["config"]["trainer"]["epochs"] = 3
     data, again = build_from_config(ckpt["config"], "cpu", **modules())
     fit(again, data, trainer_settings(ckpt["config"]), ckpt["config"]["objective"], run, ckpt["config"],
         resume=ckpt)
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [0, 1, 2]
+
+
+def test_an_own_network_run_resumes_from_python_and_the_command_line_says_how(rgb_file, tmp_path, capsys):
+    data = load_arrays(path=str(rgb_file), batch_size=20)
+    vae = build_vae(data.event_shape, {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                    {"latent_dim": LATENT}, **modules())
+    run = tmp_path / "run"
+    fit(vae, data, TrainerConfig(epochs=1, eval_samples=10, progress=False), {"name": "trace"}, run, config={})
+    assert main(["train", f"resume={run}", "trainer.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "net: own" in err and f"pyro_mvae.resume_run('{run}', epochs=N, encoder=body, decoder=decoder)" in err
+    assert "Traceback" not in err
+    report = resume_run(run, epochs=2, **modules())  # the same modules again: a second epoch, then the evaluation
+    assert report["epochs_run"] == 2 and (run / "eval.json").exists() and (run / "figures" / "samples.png").exists()
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1]

@@ -1,22 +1,33 @@
 """Components from the user's own code (issue 23, item 4): `pyro_mvae.register` in Python and
 entry points of an installed package make command-line options with the built-ins' checks; a
-run records the package, and is refused by name with it when the package is gone."""
+run records the package, and is refused by name with it when the package is gone. A plugin fails
+alone (issue 34, item 3): an entry point that cannot be loaded is reported, in one line with its
+package and the fix, only where its component is named or its group listed; a plugin's module
+imports from the package root."""
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import tomllib
 from torch import nn
 
-from pyro_mvae import register
+import pyro_mvae
+from doc_pages import block_after
+from pyro_mvae import build_vae, register
 from pyro_mvae.cli import main
-from pyro_mvae.config import option
-from pyro_mvae.errors import ConfigError
+from pyro_mvae.config import BROKEN, option
+from pyro_mvae.errors import ConfigError, PluginError, UnknownNameError
 from pyro_mvae.models import registry
 from pyro_mvae.models.nets import MLPConfig, NetKind
 from pyro_mvae.models.priors import StandardPrior
 from pyro_mvae.training import plugins
+from pyro_mvae.training.config import GROUP_NAMES, groups
 
 TINY = ["trainer.epochs=1", "trainer.eval_samples=10", "trainer.figures=false", "trainer.progress=false",
         "net.hidden=[16]", "net.latent_dim=4"]
@@ -50,23 +61,48 @@ class WidePrior(StandardPrior):
 '''
 
 
-@pytest.fixture
-def installed(tmp_path, monkeypatch):
-    """A package `my-priors` 1.0, installed the way pip leaves it: its module and a dist-info
-    folder whose entry_points.txt names `wide` in the group `pyro_mvae.priors`."""
-    site = tmp_path / "site"
-    (site / "my_priors").mkdir(parents=True)
-    (site / "my_priors" / "__init__.py").write_text(PLUGIN)
-    info = site / "my_priors-1.0.dist-info"
+def install(site: Path, name: str, version: str, entry_points: dict, modules: dict | None = None) -> None:
+    """Install the package ``name`` under ``site`` the way pip leaves it: its modules (file name ->
+    source) and a dist-info folder whose ``entry_points.txt`` holds ``entry_points`` (group ->
+    entry name -> ``module:object``)."""
+    site.mkdir(parents=True, exist_ok=True)
+    for path, source in (modules or {}).items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(source)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-priors\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[pyro_mvae.priors]\nwide = my_priors:WidePrior\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{entry} = {target}\n" for entry, target in entries.items())
+        for group, entries in entry_points.items()))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on ``sys.path`` to install packages in; the registries read its entry points
+    afresh, and forget them afterwards."""
+    kinds = plugins.KINDS.items()
+    before = dict(BROKEN), {kind: set(table) for kind, (table, _) in kinds}, dict(plugins.PROVIDERS)
+    site = tmp_path / "site"
+    site.mkdir()
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     monkeypatch.setattr(plugins, "_loaded", False)
     yield site
-    registry.PRIORS.pop("wide", None)
-    plugins.PROVIDERS.pop("prior:wide", None)
+    for kind, (table, _) in kinds:
+        for name in set(table) - before[1][kind]:
+            del table[name]
+    for record, saved in ((BROKEN, before[0]), (plugins.PROVIDERS, before[2])):
+        record.clear()
+        record.update(saved)
+
+
+@pytest.fixture
+def installed(site):
+    """A package `my-priors` 1.0 whose entry point names `wide` in the group `pyro_mvae.priors`."""
+    install(site, "my-priors", "1.0", {"pyro_mvae.priors": {"wide": "my_priors:WidePrior"}},
+            {"my_priors/__init__.py": PLUGIN})
+    yield site
 
 
 def test_an_installed_package_makes_a_checked_option_and_is_named_when_gone(installed, tmp_path, capsys, monkeypatch):
@@ -87,11 +123,77 @@ def test_an_installed_package_makes_a_checked_option_and_is_named_when_gone(inst
            "pip install my-priors" in capsys.readouterr().err
 
 
-def test_a_package_whose_entry_point_cannot_load_is_named(installed, capsys):
+def test_an_entry_point_without_its_object_is_named_with_its_package(installed, tmp_path, capsys):
     entry_points = installed / "my_priors-1.0.dist-info" / "entry_points.txt"
     entry_points.write_text("[pyro_mvae.priors]\nwide = my_priors:Gone\n")
-    assert main(["train", *TINY]) == 2
-    assert "the installed package my-priors 1.0 registers prior 'wide' (my_priors:Gone)" in capsys.readouterr().err
+    assert main(["train", "prior=wide", *TINY, f"run_dir={tmp_path / 'run'}"]) == 2
+    assert capsys.readouterr().err == (
+        "pyro-mvae: error: prior 'wide' of the package my-priors 1.0 cannot be used: its entry point "
+        "wide = my_priors:Gone (group pyro_mvae.priors) fails with AttributeError: module 'my_priors' has no "
+        "attribute 'Gone'; pip uninstall my-priors, or fix the module my_priors\n")
+    assert not (tmp_path / "run").exists()
+
+
+def _cli(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m pyro_mvae.cli ARGS`` in a fresh process that sees the packages of ``site``."""
+    root = Path(pyro_mvae.__file__).resolve().parents[1]
+    path = os.pathsep.join([str(site), str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-m", "pyro_mvae.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=os.environ | {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def test_a_package_that_cannot_be_imported_breaks_nothing_else(site, tmp_path, capsys):
+    install(site, "broken-priors", "0.3", {"pyro_mvae.priors": {"broken": "broken_priors_gone:BrokenPrior"}})
+    line = ("prior 'broken' of the package broken-priors 0.3 cannot be used: its entry point broken = "
+            "broken_priors_gone:BrokenPrior (group pyro_mvae.priors) fails with ModuleNotFoundError: No module "
+            "named 'broken_priors_gone'; pip uninstall broken-priors, or fix the module broken_priors_gone")
+    # a fresh process: `import pyro_mvae` (which the command does first) works, and naming the component
+    # is refused with one line and no traceback
+    named = _cli("train", "prior=broken", *TINY, f"run_dir={tmp_path / 'named'}", site=site, cwd=tmp_path)
+    assert named.returncode == 2 and "Traceback" not in named.stderr, named.stderr
+    assert named.stderr.splitlines()[-1:] == [f"pyro-mvae: error: {line}"], named.stderr  # the whole message
+    assert not (tmp_path / "named").exists()
+    listed = _cli("--help", site=site, cwd=tmp_path)  # the listing of every group's options
+    assert listed.returncode == 2 and "Traceback" not in listed.stderr, listed.stderr
+    assert listed.stderr.splitlines()[-1:] == [f"pyro-mvae: error: {line}"], listed.stderr
+    assert "; prior (standard, mixture, factorized_mixture, vamp, flow); guide (" in listed.stdout
+
+    run = tmp_path / "run"  # everything else works
+    assert main(["train", *TINY, f"run_dir={run}"]) == 0
+    assert json.loads((run / "environment.json").read_text())["plugins"] == {}
+    assert main(["evaluate", str(run), "-K", "10", "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main(["train", "prior=brokn", *TINY, f"run_dir={run}_2"]) == 2
+    assert capsys.readouterr().err == ("pyro-mvae: error: unknown prior 'brokn'; valid prior names: "
+                                       f"factorized_mixture, flow, mixture, standard, vamp; {line}\n")
+    with pytest.raises(PluginError, match="pip uninstall broken-priors") as refused:
+        build_vae(64, {"name": "broken"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                  {"name": "mlp", "hidden": [8], "latent_dim": 2})
+    assert isinstance(refused.value, ConfigError) and not isinstance(refused.value, UnknownNameError)
+
+
+def test_the_group_names_are_the_groups_without_reading_a_registry_on_import():
+    assert GROUP_NAMES == tuple(groups())  # named in the module, so that importing it reads no registry
+
+
+PLUGIN_PAGE = "docs/contributing.md"
+
+
+def test_the_documented_plugin_imports_from_the_package_root_and_trains(site, tmp_path):
+    """The contributing guide's plugin package, installed from its module and pyproject.toml, with
+    every name of ``pyro_mvae.__all__`` imported at the top of its module: the entry point is
+    loaded after ``import pyro_mvae`` has finished, in a fresh process, and the net trains."""
+    project = tomllib.loads(block_after(PLUGIN_PAGE, "<!-- plugin-pyproject -->", "toml"))["project"]
+    (name,) = project["entry-points"]["pyro_mvae.nets"]
+    module = f"from pyro_mvae import {', '.join(pyro_mvae.__all__)}  # noqa: F401\n" \
+        + block_after(PLUGIN_PAGE, "<!-- plugin-module -->")
+    install(site, project["name"], project["version"], project["entry-points"], {"my_nets.py": module})
+    run = tmp_path / "run"
+    done = _cli("train", f"net={name}", "net.width=3", *TINY, f"run_dir={run}", site=site, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"net:\n  name: {name}\n  hidden:\n  - 16\n  latent_dim: 4\n  width: 3" in (run / "config.yaml").read_text()
+    assert json.loads((run / "environment.json").read_text())["plugins"] == {f"net:{name}": "my-nets 1.0"}
 
 
 def test_register_checks_what_it_is_given():

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from pyro_mvae.config import Settings, lookup
+from pyro_mvae.config import Registry, Settings, lookup
 from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.datasets.arrays import ArraysConfig, load_arrays
 from pyro_mvae.training.datasets.binarized_mnist import BinarizedMnistConfig, load_binarized_mnist
@@ -31,14 +31,14 @@ class DataSource:
     Config: type[Settings]
 
 
-DATASETS = {s.name: s for s in (
+DATASETS = Registry("data", {s.name: s for s in (
     DataSource("digits", load_digits, DigitsConfig),
     *(DataSource(name, partial(load_idx_set, name), MnistConfig) for name in IDX_SETS),
     DataSource("binarized_mnist", load_binarized_mnist, BinarizedMnistConfig),
     DataSource("omniglot", load_omniglot, OmniglotConfig),
     DataSource("arrays", load_arrays, ArraysConfig),
-    DataSource("folder", load_folder, FolderConfig))}
-"""Data set name -> :class:`DataSource`."""
+    DataSource("folder", load_folder, FolderConfig))})
+"""Data set name -> :class:`DataSource` (a :class:`~pyro_mvae.config.Registry`)."""
 
 
 def build_dataset(data: Mapping, device) -> Dataset:

@@ -18,6 +18,13 @@ class ArraysConfig(OwnImagesConfig):
 
     path: str | None = option(None, ".npy or .npz file: images (N, H, W), (N, C, H, W) or vectors (N, D) in [0, 1] "
                                     "or 0..255; an .npz holds them under 'x' (or as its only array), labels under 'y'")
+    layout: str = option("auto", "of (N, ., ., .) images: channels_first (N, C, H, W) | channels_last (N, H, W, C), "
+                                 "moved to channels first | auto: channels first, and an array whose last axis "
+                                 "is 1 or 3 while its second is not (it looks channels last) is refused")
+
+    def check(self):
+        super().check()
+        self.one_of("layout", ("auto", "channels_first", "channels_last"))
 
 
 def load_arrays(device="cpu", **options) -> Dataset:
@@ -33,6 +40,7 @@ def load_arrays(device="cpu", **options) -> Dataset:
     """
     cfg = ArraysConfig.from_options(options, "data 'arrays'")
     x, y = _read_arrays(cfg.path)
+    x = _channels_first(x, cfg.layout, cfg.path)  # (N, C, H, W) when 4-D
     x, levels = _unit_intensities(x, cfg.path)  # (N, ...) in [0, 1]
     return split_own_images("arrays", x, y, levels, cfg, _image_shape(x), device)
 
@@ -63,6 +71,28 @@ def _read_arrays(path) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{file}: labels 'y' must be {len(x)} integers, one per image; got {y.dtype} {y.shape}")
     return x, y
+
+
+def _channels_first(x: np.ndarray, layout: str, path) -> np.ndarray:
+    """Images ``(N, C, H, W)`` from a 4-D array in the given ``layout``; other arrays unchanged.
+
+    Raises:
+        DataError: under ``auto``, for an array that looks channels last (last axis 1 or 3, second
+            axis not), naming the fix.
+    """
+    if x.ndim != 4 or layout == "channels_first":
+        return x
+    if layout == "channels_last":
+        return np.moveaxis(x, -1, 1)  # (N, H, W, C) -> (N, C, H, W)
+    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        n, h, w, c = x.shape
+        raise DataError(
+            f"{path} holds images of shape {x.shape[1:]}: the last axis ({c}) looks like colour channels, so "
+            f"these look like {n} images of {h}×{w} pixels stored channels last, but data=arrays reads (N, C, H, W) "
+            f"and would take them for {h} channels of {w}×{c} pixels. Convert the file with "
+            "x = np.moveaxis(x, -1, 1), or give data.layout=channels_last (data.layout=channels_first if the "
+            "second axis really holds the channels)")
+    return x
 
 
 def _unit_intensities(x: np.ndarray, path) -> tuple[np.ndarray, int | None]:
