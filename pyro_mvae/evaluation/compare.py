@@ -215,6 +215,8 @@ def _row(label: str, members: list[EvaluatedRun]) -> dict:
             "elbo": mean("elbo"), "active_units": mean("active_units"),
             "latent_dim": members[0].evaluation["latent_dim"],
             "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
+            "usage_perplexity": mean("usage_perplexity"), "cluster_accuracy": mean("cluster_accuracy"),
+            "nmi": mean("nmi"), "ari": mean("ari"),
             "best_epoch": mean("best_epoch", "report"),  # counted from 0, as train and report.json count
             "epochs": mean("epochs_run", "report"),
             "epoch_seconds": None if None in seconds else float(np.mean(seconds))}
@@ -237,6 +239,14 @@ COLUMNS = ("row", "seeds", "IWAE log p(x) (nats)", "s.e. over seeds", "paired Δ
 numbers it (its final line, ``report.json``, ``metrics.jsonl``): from 0, so that the last of 6
 epochs run is ``5 (of 6)``."""
 
+CLUSTER_COLUMNS = ("usage perplexity", "cluster accuracy", "NMI", "ARI")
+"""Added when a row's runs chose one component per image on labelled data (``eval.json``'s
+clustering scores, :func:`~pyro_mvae.evaluation.diagnostics.clustering_scores`)."""
+
+
+def _columns(table: list[dict]) -> tuple[str, ...]:
+    return COLUMNS + (CLUSTER_COLUMNS if any(row["cluster_accuracy"] is not None for row in table) else ())
+
 
 def _cells(row: dict) -> list[str]:
     def num(value, spec):
@@ -247,7 +257,9 @@ def _cells(row: dict) -> list[str]:
             f"{num(row['active_units'], '.3g')}/{row['latent_dim']}",
             "—" if row["khat_share"] is None else f"{100 * row['khat_share']:.1f}%",
             num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} (of {num(row['epochs'], '.3g')})",
-            num(row["epoch_seconds"], ".1f")]
+            num(row["epoch_seconds"], ".1f"),
+            num(row["usage_perplexity"], ".2f"), num(row["cluster_accuracy"], ".3f"), num(row["nmi"], ".3f"),
+            num(row["ari"], ".3f")]
 
 
 def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", limit: int | None = None) -> str:
@@ -270,13 +282,14 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", lim
         return _csv(table)
     if pending:
         scope += f" (not evaluated yet, left out: {', '.join(p.name for p in pending)})"
-    cells = [_cells(row) for row in table]
+    columns = _columns(table)
+    cells = [_cells(row)[:len(columns)] for row in table]
     if fmt == "latex":
         body = "\n".join(" & ".join(_latex(c) for c in line) + r" \\" for line in cells)
-        header = " & ".join(_latex(c) for c in COLUMNS) + r" \\"
-        return (f"% {scope}\n\\begin{{tabular}}{{l{'r' * (len(COLUMNS) - 1)}}}\n\\toprule\n{header}\n"
+        header = " & ".join(_latex(c) for c in columns) + r" \\"
+        return (f"% {scope}\n\\begin{{tabular}}{{l{'r' * (len(columns) - 1)}}}\n\\toprule\n{header}\n"
                 f"\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}")
-    lines = [f"Scored on {scope}.", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [f"Scored on {scope}.", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in cells])
 
 
@@ -296,7 +309,8 @@ def _latex(text: str) -> str:
 def _csv(table: list[dict]) -> str:
     buffer = io.StringIO()
     fields = ["label", "seeds", "iwae", "iwae_se_images", "iwae_se_seeds", "delta", "delta_se", "elbo",
-              "active_units", "latent_dim", "khat_share", "prior_perplexity", "best_epoch", "epochs", "epoch_seconds"]
+              "active_units", "latent_dim", "khat_share", "prior_perplexity", "best_epoch", "epochs", "epoch_seconds",
+              "usage_perplexity", "cluster_accuracy", "nmi", "ari"]
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table:

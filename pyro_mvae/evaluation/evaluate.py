@@ -98,7 +98,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
                   chunk_size=chunk_size, data=config["data"]["name"], prior=config["prior"]["name"],
                   guide=config["guide"]["name"])
     if make_figures:
-        report["figures"] = _figures(vae, run_dir, x, labels, data.event_shape, report, scores["khat"])
+        report["figures"] = _figures(vae, run_dir, x, labels, data.event_shape, report, scores["khat"],
+                                     scores.get("cluster"))
     write_evaluation(run_dir, labels, scores, report, data)
     return report
 
@@ -209,7 +210,10 @@ def _summary(vae, x, labels, scores, num_samples, data_dim) -> dict:
     if num_samples < diagnostics.MIN_PSIS_SAMPLES:
         report["khat_share_above_0.7"] = report["khat_max"] = None
     report["warnings"] = _warnings(report)
-    report.update(_posterior_health(vae, x, labels))
+    health, clusters = _posterior_health(vae, x, labels)
+    if clusters is not None:
+        scores["cluster"] = clusters  # (N,): argmax q(c | x), a column of the per-image file
+    report.update(health)
     return report
 
 
@@ -232,7 +236,9 @@ def _warnings(report) -> list[str]:
 
 
 @torch.no_grad()
-def _posterior_health(vae, x, labels) -> dict:
+def _posterior_health(vae, x, labels) -> tuple[dict, np.ndarray | None]:
+    """Active units, KL per dimension, component usage and, with one component choice per image,
+    its clusters ``(N,)`` and how they match the labels (when there are two labels or more)."""
     means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)])  # (N, d)
     count, variances = diagnostics.active_units(means)
     kl = [diagnostics.kl_per_dimension(vae, xb) for xb in x.split(500)]  # each (d,) or None
@@ -242,34 +248,39 @@ def _posterior_health(vae, x, labels) -> dict:
               (sum(k * len(xb) for k, xb in zip(kl, x.split(500))) / x.shape[0]).tolist()}
     probs = diagnostics.component_probabilities(vae, x)  # (N, C) or (N, d, N_c), or None
     if probs is None:
-        return health
+        return health, None
     health["prior_weights_perplexity"] = diagnostics.perplexity(vae.prior.weights).mean().item()
     health["usage_perplexity"] = diagnostics.perplexity(probs.mean(0)).mean().item()
-    if probs.dim() == 2:  # one choice per image: its clusters can be scored against the labels
-        clusters = probs.argmax(-1).cpu().numpy()
-        health["clustering_accuracy"] = diagnostics.clustering_accuracy(clusters, labels.cpu().numpy())
-        health["clusters_used"] = int(np.unique(clusters).size)
-    return health
+    if probs.dim() != 2:  # a choice per dimension: no cluster per image
+        return health, None
+    clusters, labels = probs.argmax(-1).cpu().numpy(), labels.cpu().numpy()  # (N,), (N,)
+    if np.unique(labels).size > 1:  # a data set with labels (an array file without 'y' has none)
+        health |= diagnostics.clustering_scores(clusters, labels)
+    return health, clusters
 
 
 def _write_per_datapoint(path: Path, labels, scores) -> None:
     buffer = io.StringIO()
     sweep = sorted((k for k in scores if k.startswith("iwae_")), key=lambda k: int(k.split("_")[1]))
-    columns = ["index", "label"] + sweep + [c for c in ("ais",) if c in scores] + ["elbo", "khat"]
+    columns = ["index", "label"] + sweep + [c for c in ("ais",) if c in scores] + ["elbo", "khat"] \
+        + [c for c in ("cluster",) if c in scores]
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for i, label in enumerate(labels.tolist()):
-        writer.writerow([i, label] + [repr(float(scores[c][i])) for c in columns[2:]])
+        writer.writerow([i, label] + [str(int(scores[c][i])) if c == "cluster" else repr(float(scores[c][i]))
+                                      for c in columns[2:]])
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
-def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat) -> dict:
+def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat, clusters) -> dict:
     paths = model_figures(vae, run_dir, x, labels, event_shape)
     out = run_dir / "figures"
     ks = [int(k) for k in report["k_sweep"]]
     drawers = {"k_sweep": lambda p: figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
                                                     [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
                "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
+    if "cluster_accuracy" in report:
+        drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p)
     paths |= {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
     return {name: str(p.relative_to(run_dir)) for name, p in paths.items()}
 

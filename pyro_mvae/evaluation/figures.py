@@ -227,6 +227,31 @@ def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     _save(fig, path)
 
 
+def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    """Labels × clusters (clusters, labels ``(N,)``): the share of each label's images in each
+    cluster, the clusters ordered by their Hungarian match to the labels (the diagonal holds the
+    images the unsupervised accuracy counts right)."""
+    from pyro_mvae.evaluation.diagnostics import cluster_matching, clustering_scores
+
+    table, label_values, cluster_values, _ = cluster_matching(clusters, labels)  # (L, K)
+    shares = table / table.sum(1, keepdims=True)
+    scores = clustering_scores(clusters, labels)
+    fig = Figure(figsize=(1.2 + 0.45 * len(cluster_values), 1.2 + 0.45 * len(label_values)))
+    ax = fig.subplots()
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, k), count in np.ndenumerate(table):
+        if count:
+            ax.text(k, i, str(count), ha="center", va="center", fontsize=6,
+                    color="white" if shares[i, k] > 0.5 else "black")
+    ax.set_xticks(range(len(cluster_values)), [str(c) for c in cluster_values], fontsize=7)
+    ax.set_yticks(range(len(label_values)), [str(v) for v in label_values], fontsize=7)
+    ax.set_xlabel("component argmax q(c | x), in the order matched to the labels")
+    ax.set_ylabel("label")
+    ax.set_title(f"accuracy {scores['cluster_accuracy']:.3f} (Hungarian), NMI {scores['nmi']:.3f}, "
+                 f"ARI {scores['ari']:.3f}", fontsize=8)
+    _save(fig, path)
+
+
 def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
     """Histogram of the per-image Pareto k̂, with the trust threshold."""
     fig = Figure(figsize=(6, 4))

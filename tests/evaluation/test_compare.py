@@ -101,3 +101,21 @@ def test_the_latex_table_compiles(sweep, tmp_path):
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "table.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and (tmp_path / "table.pdf").exists(), done.stdout[-3000:]
+
+
+def test_clustering_columns_appear_when_a_run_has_clustering_scores(sweep):
+    sweep_dir, runs = sweep
+    assert "cluster accuracy" not in compare_table([sweep_dir])  # no run chose one component per image
+    run, _ = runs["mixture", "gaussian", 0]
+    evaluation = json.loads((run / "eval.json").read_text())
+    scores = {"usage_perplexity": 7.5, "cluster_accuracy": 0.625, "nmi": 0.5, "ari": 0.25}
+    for seed in (0, 1):  # both seeds of the row: the row shows their mean
+        path = runs["mixture", "gaussian", seed][0] / "eval.json"
+        path.write_text(json.dumps(evaluation | {k: v + 0.1 * seed for k, v in scores.items()}))
+    lines = compare_table([sweep_dir]).splitlines()
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header[-4:] == ["usage perplexity", "cluster accuracy", "NMI", "ARI"]
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[4:])}
+    mixture = next(cells for label, cells in rows.items() if "mixture" in label and "gaussian" in label)
+    assert mixture[-4:] == ["7.55", "0.675", "0.550", "0.300"]
+    assert all(cells[-1] == "—" for label, cells in rows.items() if "flow" in label or "standard" in label)

@@ -1,6 +1,7 @@
-"""Diagnostics with known answers: PSIS k̂, active units, KL per dimension, clustering accuracy."""
+"""Diagnostics with known answers: PSIS k̂, active units, KL per dimension, clustering scores."""
 
 import importlib.util
+import itertools
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from pyro_mvae.evaluation.compare import paired_difference
 from pyro_mvae.evaluation.diagnostics import (
     active_units,
     bits_per_dim,
-    clustering_accuracy,
+    clustering_scores,
     kl_per_dimension,
     pareto_khat,
     perplexity,
@@ -86,14 +87,47 @@ def test_kl_per_dimension_matches_the_gaussian_closed_form():
     torch.testing.assert_close(estimate, exact.detach(), atol=0.01, rtol=0.02)
 
 
-def test_clustering_accuracy_hand_computed():
+def test_clustering_scores_hand_computed():
     clusters = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
     labels = np.array([7, 7, 1, 3, 3, 5, 5, 1, 5, 7])
-    # cluster 0 -> 7 (2 right), 1 -> 3 (2), 2 -> 5 (3), 3 -> 7 (1): 8 of 10, many-to-one allowed
-    assert clustering_accuracy(clusters, labels) == pytest.approx(0.8)
-    assert clustering_accuracy(labels, labels) == 1.0
+    scores = clustering_scores(clusters, labels)
+    # one to one (Hungarian): 0 -> 7 (2 right), 1 -> 3 (2), 2 -> 5 (3), 3 -> 1 (0): 7 of 10;
+    # many to one (purity): 0 -> 7, 1 -> 3, 2 -> 5, 3 -> 7 (1): 8 of 10
+    assert scores["cluster_accuracy"] == pytest.approx(0.7) and scores["cluster_purity"] == pytest.approx(0.8)
+    assert scores["clusters_used"] == 4
+    renamed = clustering_scores(np.array([4, 4, 9, 9, 2]), np.array([0, 0, 1, 1, 2]))  # the labels, renamed
+    assert renamed["cluster_accuracy"] == renamed["nmi"] == renamed["ari"] == 1.0
+    too_many = clustering_scores(np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]))  # 4 clusters, 2 labels
+    assert too_many["cluster_accuracy"] == 0.5 and too_many["cluster_purity"] == 1.0
     with pytest.raises(ValueError):
-        clustering_accuracy(clusters[:3], labels)
+        clustering_scores(clusters[:3], labels)
+
+
+def _pair_counts(table: np.ndarray) -> tuple[float, float, float, float]:
+    comb = lambda n: n * (n - 1) / 2  # noqa: E731
+    return comb(table).sum(), comb(table.sum(1)).sum(), comb(table.sum(0)).sum(), comb(table.sum())
+
+
+def test_clustering_scores_against_brute_force_and_the_formulas():
+    """Accuracy: the best of all 5! one-to-one mappings; NMI = 2 I(U; V) / (H(U) + H(V)); ARI from
+    the pair counts (Hubert & Arabie 1985), each computed here from the contingency table."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, 300)
+    clusters = np.where(rng.random(300) < 0.6, (labels + 2) % 5, rng.integers(0, 5, 300))  # noisy relabelling
+    table = np.zeros((5, 5))
+    np.add.at(table, (labels, clusters), 1)  # (L, K)
+    best = max(sum(table[label, k] for label, k in enumerate(perm)) for perm in itertools.permutations(range(5)))
+    p = table / 300
+    pu, pv = p.sum(1), p.sum(0)
+    mi = np.nansum(p * np.log(p / np.outer(pu, pv)))
+    nmi = 2 * mi / (-(pu * np.log(pu)).sum() - (pv * np.log(pv)).sum())
+    index, rows, cols, pairs = _pair_counts(table)
+    expected = rows * cols / pairs
+    ari = (index - expected) / ((rows + cols) / 2 - expected)
+    scores = clustering_scores(clusters, labels)
+    assert scores["cluster_accuracy"] == pytest.approx(best / 300)
+    assert scores["nmi"] == pytest.approx(nmi) and scores["ari"] == pytest.approx(ari)
+    assert 0.3 < scores["ari"] < 0.9  # neither chance nor the labels: the comparison has power
 
 
 def test_perplexity_and_bits_per_dim():

@@ -9,6 +9,7 @@ from PIL import Image
 
 from pyro_mvae.cli import main
 from pyro_mvae.errors import RunError
+from pyro_mvae.evaluation.diagnostics import clustering_scores
 from pyro_mvae.evaluation.evaluate import evaluate_run
 
 TRAIN = ["trainer.epochs=3", "trainer.eval_samples=200", "trainer.progress=false",
@@ -40,8 +41,13 @@ def test_evaluate_reproduces_the_training_report(trained_runs):
     sweep = [report["k_sweep"][k]["mean"] for k in ("1", "10", "100", "200")]
     assert sweep == sorted(sweep)
     rows = (run / "per_datapoint_test.csv").read_text().splitlines()
-    assert rows[0] == "index,label,iwae_1,iwae_10,iwae_100,iwae_200,elbo,khat" and len(rows) == 298
-    assert "clustering_accuracy" in report and 0.1 <= report["clustering_accuracy"] <= 1.0
+    assert rows[0] == "index,label,iwae_1,iwae_10,iwae_100,iwae_200,elbo,khat,cluster" and len(rows) == 298
+    clusters = np.loadtxt(run / "per_datapoint_test.csv", delimiter=",", skiprows=1, usecols=(1, 8), dtype=int)
+    assert report["cluster_accuracy"] == pytest.approx(clustering_scores(clusters[:, 1], clusters[:, 0])[
+        "cluster_accuracy"])  # the file's argmax q(c | x) column is what was scored
+    assert 0.1 <= report["cluster_accuracy"] <= report["cluster_purity"] <= 1 and -1 <= report["ari"] <= 1
+    assert main(["evaluate", str(run), "-K", "30"]) == 0
+    assert "clusters" in json.loads((run / "eval.json").read_text())["figures"]  # the confusion matrix
 
 
 def test_every_figure_is_a_real_png(trained_runs):
