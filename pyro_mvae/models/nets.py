@@ -38,6 +38,11 @@ def positive(raw):
     return nn.functional.softplus(raw) + MIN_SCALE
 
 
+def inverse_positive(scale):
+    """The raw value whose :func:`positive` is ``scale`` (same shape; scale > MIN_SCALE)."""
+    return (scale - MIN_SCALE).expm1().log()
+
+
 def event_size(event_shape) -> int:
     """The number of values of one datapoint of ``event_shape``: D = C·H·W for images."""
     return math.prod(event_shape)

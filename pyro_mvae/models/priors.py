@@ -8,6 +8,7 @@ sites used when the guide chooses a component.
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from torch import nn
 from pyro_mvae.config import option
 from pyro_mvae.models.base import Prior, PriorConfig
 from pyro_mvae.models.layouts import PerDimensionLayout, WholeVectorLayout
-from pyro_mvae.models.nets import UNIT_SCALE_RAW, positive
+from pyro_mvae.models.nets import MIN_SCALE, UNIT_SCALE_RAW, inverse_positive, positive
 
 
 class StandardPrior(Prior):
@@ -45,6 +46,7 @@ class MixtureConfig(PriorConfig):
 
     components: int = option(10, "C (mixture) or N (factorized_mixture), the number of components")
     init_spread: float = option(1.0, "component means start as init_spread · N(0, I)")
+    learn_weights: bool = option(True, "false: the weights π stay uniform (a flat prior on the component c)")
 
     def check(self):
         self.at_least("components", 1)
@@ -63,7 +65,10 @@ class LearnedMixturePrior(Prior):
         self.config = self.configure(options)
         self.layout = layout = self.LAYOUT(latent_dim, self.config.components)
         init_spread = self.config.init_spread
-        self.logits = nn.Parameter(torch.zeros(layout.logits_shape))
+        if self.config.learn_weights:
+            self.logits = nn.Parameter(torch.zeros(layout.logits_shape))
+        else:  # a buffer: in the state dict as before, never trained
+            self.register_buffer("logits", torch.zeros(layout.logits_shape))
         self.loc = nn.Parameter(init_spread * torch.randn(layout.table_shape))
         self.scale_raw = nn.Parameter(torch.full(layout.table_shape, UNIT_SCALE_RAW))
 
@@ -84,6 +89,36 @@ class LearnedMixturePrior(Prior):
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         """p(c | z): z ``(..., d)`` -> ``(..., C)`` or ``(..., d, N)``."""
         return self.layout.responsibilities(self.logits, self.loc, self.scale, z)
+
+    @torch.no_grad()
+    def fit_to(self, z: torch.Tensor, seed: int = 0) -> None:
+        """Start the mixture from a Gaussian mixture fitted by EM to points z ``(N, d)``
+        (scikit-learn's ``GaussianMixture``, diagonal covariances, k-means start, ``seed``): C
+        components in d dimensions for the whole-vector layout, N components to each z_j for the
+        per-dimension one. π, μ and σ take the fit's weights, means and standard deviations (π stays
+        uniform when the weights are not learned). With z the guide's means after a warm-up this is
+        VaDE's initialisation (Jiang et al. 2017, §3.3).
+
+        Raises:
+            ValueError: for fewer points than components.
+        """
+        from sklearn.mixture import GaussianMixture
+
+        points = z.detach().cpu().double().numpy()  # device: scikit-learn fits on the host
+        if len(points) < self.layout.components:
+            raise ValueError(f"{len(points)} points cannot fit {self.layout.components} components")
+        columns = [points] if self.layout.logits_shape == (self.layout.components,) \
+            else [points[:, j:j + 1] for j in range(points.shape[1])]  # whole vector, or each z_j
+        fits = [GaussianMixture(self.layout.components, covariance_type="diag", random_state=seed).fit(c)
+                for c in columns]
+        weights = torch.tensor(np.stack([f.weights_ for f in fits]))  # (1, C) or (d, N)
+        means = torch.tensor(np.stack([f.means_ for f in fits]))  # (1, C, d) or (d, N, 1)
+        stds = torch.tensor(np.sqrt(np.stack([f.covariances_ for f in fits])))  # as means
+        shape = self.layout.table_shape
+        self.loc.copy_(means.reshape(shape))
+        self.scale_raw.copy_(inverse_positive(stds.reshape(shape).clamp_min(2 * MIN_SCALE)))
+        if self.config.learn_weights:
+            self.logits.copy_(weights.log().reshape(self.layout.logits_shape))
 
     @property
     def weights(self) -> torch.Tensor:

@@ -22,11 +22,12 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, lookup, option
-from pyro_mvae.errors import Diverged, Interrupted, NonFiniteStep
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep
 from pyro_mvae.infer import compiled
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
+from pyro_mvae.models.modes import eval_mode
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset
@@ -77,6 +78,9 @@ class TrainerConfig(Settings):
     check_finite: bool = option(True, "check every step's loss and gradients before the optimiser moves")
     on_nonfinite: str = option("stop", "stop | skip (drop the step and count it)")
     figures: bool = option(True, "write the model's figures (RUN_DIR/figures/) at the end of pyro-mvae train")
+    gmm_init_epoch: int | None = option(None, "VaDE's start of a mixture prior: at the start of this epoch fit a "
+                                              "Gaussian mixture to one draw z ~ q(z | x) per training image and "
+                                              "set the prior to it (null: never)")
     logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
     log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
 
@@ -89,7 +93,7 @@ class TrainerConfig(Settings):
         for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
                      "eval_batch_size", "devices", "eval_limit", "log_images_every"):
             self.at_least(name, 1)
-        for name in ("warmup_epochs", "tau_anneal_epochs", "threads"):
+        for name in ("warmup_epochs", "tau_anneal_epochs", "threads", "gmm_init_epoch"):
             self.at_least(name, 0)
         for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
             self.positive(name)
@@ -114,6 +118,17 @@ def check_dataset(vae, data: Dataset) -> None:
     for split in data.splits().values():
         first = next(split.batches(len(split)))  # the whole split, binarised if dynamic
         vae.check_data(first)
+
+
+@torch.no_grad()
+def fit_prior_to_posterior(vae, split, seed: int) -> None:
+    """Fit the mixture prior to the aggregate posterior: one draw z ~ q(z | x) ``(N, d)`` per image
+    of the split (:meth:`~pyro_mvae.models.priors.LearnedMixturePrior.fit_to`, scikit-learn's EM
+    seeded with ``seed``), as ``trainer.gmm_init_epoch`` does. Draws rather than VaDE's means, so
+    that the latent dimensions the guide leaves at the prior keep their unit spread in the fit."""
+    with eval_mode(vae):
+        z = torch.cat([vae.encoder.posterior(xb).sample() for xb in split.x.split(500)])  # (N, d)
+    vae.prior.fit_to(z, seed)
 
 
 def apply_threads(threads: int) -> None:
@@ -202,6 +217,10 @@ class Run:
         self.config = complete_config(config, vae, data, trainer, objective, self.run_dir, seed)
         elbo = build_objective(**objective, vae=vae)
         check_dataset(vae, data)
+        if trainer.gmm_init_epoch is not None and not hasattr(vae.prior, "fit_to"):
+            raise ConfigError(f"trainer.gmm_init_epoch starts a mixture prior from a fit, and prior "
+                              f"'{vae.prior.name}' has no components: use prior=mixture or factorized_mixture, "
+                              "or leave trainer.gmm_init_epoch=null")
         self.step = self._stepper(elbo, objective["name"])
         logger = logger_class(trainer.logger) if group.is_main else NoLogger
         self.progress = self._start(resume)
@@ -347,6 +366,8 @@ class Run:
         epoch's metrics record and keeps a new best state."""
         vae, epoch = self.vae, self.progress.epoch
         vae.beta, vae.tau = self.trainer.beta(epoch), self.trainer.tau(epoch)
+        if epoch == self.trainer.gmm_init_epoch and self.progress.batch == 0:
+            fit_prior_to_posterior(vae, self.data.train, self.seed)
         self.train_batches()
         val = evaluate_elbo(vae, self.data.val, self.trainer.batch_size, self.group)
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,

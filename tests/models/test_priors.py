@@ -92,3 +92,36 @@ def test_mixture_prior_samples_follow_its_weights():
         prior.loc.copy_(torch.tensor([[-10.0], [10.0]]))
     z = prior.marginal().sample((20000,))
     assert (z > 0).float().mean().item() == pytest.approx(0.75, abs=0.015)
+
+
+def test_fit_to_recovers_the_mixture_that_drew_the_points():
+    """The oracle: points drawn from a known 3-component mixture in 2-D, far apart; the fit
+    (scikit-learn's EM) gives back its weights, means and standard deviations."""
+    gen = torch.Generator().manual_seed(0)
+    weights, means = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([[-6.0, 0.0], [6.0, 2.0], [0.0, 8.0]])
+    stds = torch.tensor([[1.0, 0.5], [0.7, 1.2], [1.5, 1.0]])
+    c = torch.multinomial(weights, 6000, replacement=True, generator=gen)  # (N,)
+    z = means[c] + stds[c] * torch.randn(6000, 2, generator=gen)  # (N, 2)
+    prior = MixturePrior(2, components=3)
+    prior.fit_to(z, seed=0)
+    order = prior.loc[:, 0].argsort()  # the fit's components in the order of the truth's first coordinate
+    truth = means[:, 0].argsort()
+    torch.testing.assert_close(prior.loc[order], means[truth], atol=0.1, rtol=0)
+    torch.testing.assert_close(prior.scale[order], stds[truth], atol=0.06, rtol=0)
+    torch.testing.assert_close(prior.weights[order], weights[truth], atol=0.02, rtol=0)
+
+
+def test_fit_to_fits_each_dimension_of_the_factorized_prior_and_keeps_flat_weights():
+    gen = torch.Generator().manual_seed(1)
+    sign = torch.randint(0, 2, (4000, 3), generator=gen) * 2 - 1  # (N, 3): each z_j at -4 or +4
+    z = 4.0 * sign + 0.5 * torch.randn(4000, 3, generator=gen)
+    prior = FactorizedMixturePrior(3, components=2)
+    prior.fit_to(z)
+    torch.testing.assert_close(prior.loc.sort(-1).values, torch.tensor([[-4.0, 4.0]] * 3), atol=0.1, rtol=0)
+    torch.testing.assert_close(prior.scale, torch.full((3, 2), 0.5), atol=0.05, rtol=0)
+    flat = MixturePrior(3, components=2, learn_weights=False)
+    assert "logits" not in dict(flat.named_parameters()) and "logits" in flat.state_dict()
+    flat.fit_to(z)
+    assert torch.equal(flat.weights, torch.full((2,), 0.5))  # π stays uniform: only μ and σ are fitted
+    with pytest.raises(ValueError, match="cannot fit"):
+        MixturePrior(3, components=10).fit_to(z[:5])

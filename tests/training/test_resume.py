@@ -33,6 +33,7 @@ MODELS = {
                          "objective=tracegraph"],
     "marginal": ["prior=factorized_mixture", "guide=marginal_mixture"],
     "gumbel_rao": ["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"],
+    "gmm_init": ["prior=mixture", "guide=gaussian", "trainer.gmm_init_epoch=2"],  # the fit at the resume point
 }
 
 

@@ -139,3 +139,18 @@ def test_schedules():
     assert exponential_anneal(5, 1.0, 0.25, 10) == pytest.approx(0.5)
     assert exponential_anneal(99, 1.0, 0.25, 10) == pytest.approx(0.25)
     assert linear_anneal(2.5, 1.0, 0.5, 5) == pytest.approx(0.75)
+
+
+def test_the_gmm_start_and_the_flat_prior_train_and_are_refused_without_components(tmp_path, capsys):
+    from pyro_mvae.cli import main
+
+    quick = ["trainer.epochs=3", "trainer.eval_samples=20", "trainer.progress=false", "trainer.figures=false",
+             "net.hidden=[32]", "net.latent_dim=4"]
+    run = tmp_path / "run"
+    assert main(["train", *quick, "prior=mixture", "prior.components=5", "prior.learn_weights=false",
+                 "trainer.gmm_init_epoch=1", f"run_dir={run}"]) == 0
+    state = torch.load(run / "best.pt", weights_only=True)["model"]
+    assert torch.equal(state["prior.logits"], torch.zeros(5))  # flat: π never moved
+    assert state["prior.scale_raw"].std() > 0  # the fitted σ differ by component (all equal at the start)
+    assert main(["train", *quick, "prior=standard", "trainer.gmm_init_epoch=1", f"run_dir={tmp_path / 'no'}"]) == 2
+    assert "prior 'standard' has no components" in capsys.readouterr().err and not (tmp_path / "no").exists()
