@@ -111,9 +111,10 @@ class LearnedMixturePrior(Prior):
             else [points[:, j:j + 1] for j in range(points.shape[1])]  # whole vector, or each z_j
         fits = [GaussianMixture(self.layout.components, covariance_type="diag", random_state=seed).fit(c)
                 for c in columns]
-        weights = torch.tensor(np.stack([f.weights_ for f in fits]))  # (1, C) or (d, N)
-        means = torch.tensor(np.stack([f.means_ for f in fits]))  # (1, C, d) or (d, N, 1)
-        stds = torch.tensor(np.sqrt(np.stack([f.covariances_ for f in fits])))  # as means
+        device, dtype = self.loc.device, self.loc.dtype
+        weights = torch.tensor(np.stack([f.weights_ for f in fits]), device=device, dtype=dtype)  # (1, C) or (d, N)
+        means = torch.tensor(np.stack([f.means_ for f in fits]), device=device, dtype=dtype)  # (1, C, d) or (d, N, 1)
+        stds = torch.tensor(np.sqrt(np.stack([f.covariances_ for f in fits])), device=device, dtype=dtype)  # as means
         shape = self.layout.table_shape
         self.loc.copy_(means.reshape(shape))
         self.scale_raw.copy_(inverse_positive(stds.reshape(shape).clamp_min(2 * MIN_SCALE)))
