@@ -96,8 +96,8 @@ class LearnedMixturePrior(Prior):
         (scikit-learn's ``GaussianMixture``, diagonal covariances, k-means start, ``seed``): C
         components in d dimensions for the whole-vector layout, N components to each z_j for the
         per-dimension one. π, μ and σ take the fit's weights, means and standard deviations (π stays
-        uniform when the weights are not learned). With z the guide's means after a warm-up this is
-        VaDE's initialisation (Jiang et al. 2017, §3.3).
+        uniform when the weights are not learned). VaDE's initialisation fits the guide's means after
+        a warm-up (Jiang et al. 2017, §3.3); ``trainer.gmm_init_epoch`` fits draws z ~ q(z | x).
 
         Raises:
             ValueError: for fewer points than components.

@@ -123,7 +123,8 @@ def check_dataset(vae, data: Dataset) -> None:
 @torch.no_grad()
 def fit_prior_to_posterior(vae, split, seed: int) -> None:
     """Fit the mixture prior to the aggregate posterior: one draw z ~ q(z | x) ``(N, d)`` per image
-    of the split (:meth:`~pyro_mvae.models.priors.LearnedMixturePrior.fit_to`, scikit-learn's EM
+    of the split as stored (grey levels where training binarises afresh)
+    (:meth:`~pyro_mvae.models.priors.LearnedMixturePrior.fit_to`, scikit-learn's EM
     seeded with ``seed``), as ``trainer.gmm_init_epoch`` does. Draws rather than VaDE's means, so
     that the latent dimensions the guide leaves at the prior keep their unit spread in the fit."""
     with eval_mode(vae):
