@@ -116,11 +116,16 @@ class VAE(nn.Module):
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """Guide over a batch x ``(B, *event)``; sites "c" (optional) and "z"; given class labels y
-        ``(B,)``, the one site "z" ~ q(z | c = y, x)."""
+        ``(B,)``, the one site "z" ~ q(z | c = y, x).
+
+        Raises:
+            PairingError: labels given to a prior or guide without ``labels_component``.
+        """
         with pyro.plate("data", x.shape[0]), self._kl_weight():
             if y is None:
                 self.encoder.sample_sites(x, self.tau)
             else:
+                check_labels_component(self)
                 self.encoder.sample_labelled(x, y)
 
     def svi_guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:

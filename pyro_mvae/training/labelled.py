@@ -18,7 +18,7 @@ import torch
 from pyro_mvae.errors import ConfigError, DataError
 from pyro_mvae.models.modes import evaluates
 from pyro_mvae.models.vae import check_labels_component
-from pyro_mvae.training.data import Split
+from pyro_mvae.training.data import Dataset, Split
 
 
 def default_alpha(n_train: int, n_labelled: int) -> float:
@@ -117,6 +117,25 @@ def labelled_set(vae, train: Split, n: int, seed: int, batch_size: int, alpha: f
 
     return LabelledSet(part(rows), part(keep), indices,
                        default_alpha(len(train), n) if alpha is None else alpha, min(batch_size, n))
+
+
+def labelled_for(vae, data: Dataset, seed: int, batch_size: int, alpha: float | None,
+                 world: int = 1) -> LabelledSet | None:
+    """The :func:`labelled_set` of ``data.labelled`` images of ``data``'s training split for ``vae``
+    (None without ``data.labelled``), as a training run of ``world`` processes would use it.
+
+    Raises:
+        ConfigError: ``alpha`` (``trainer.alpha``) without ``data.labelled``; several processes.
+        PairingError, DataError: see :func:`labelled_set`.
+    """
+    if data.labelled is None:
+        if alpha is not None:
+            raise ConfigError("trainer.alpha weights the classification term of labelled images: give "
+                              "data.labelled=N (semi-supervised M2) or leave trainer.alpha=null")
+        return None
+    if world > 1:
+        raise ConfigError("data.labelled trains in one process: set trainer.devices=1")
+    return labelled_set(vae, data.train, data.labelled, seed, batch_size, alpha)
 
 
 @evaluates

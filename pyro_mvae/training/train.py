@@ -32,7 +32,7 @@ from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
-from pyro_mvae.training.labelled import classification_error, labelled_set
+from pyro_mvae.training.labelled import classification_error, labelled_for
 from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
 from pyro_mvae.training.plugins import providers
 from pyro_mvae.training.provenance import environment
@@ -274,18 +274,12 @@ class Run:
         return next(self.vae.parameters()).device
 
     def _labelled_set(self):
-        """The labelled images of ``data.labelled`` (:func:`~pyro_mvae.training.labelled.labelled_set`;
+        """The labelled images of ``data.labelled`` (:func:`~pyro_mvae.training.labelled.labelled_for`;
         α set on the VAE), or None."""
-        if self.data.labelled is None:
-            if self.trainer.alpha is not None:
-                raise ConfigError("trainer.alpha weights the classification term of labelled images: give "
-                                  "data.labelled=N (semi-supervised M2) or leave trainer.alpha=null")
-            return None
-        if self.group.world > 1:
-            raise ConfigError("data.labelled trains in one process: set trainer.devices=1")
-        chosen = labelled_set(self.vae, self.data.train, self.data.labelled, self.seed, self.trainer.batch_size,
-                              self.trainer.alpha)
-        self.vae.alpha = chosen.alpha
+        chosen = labelled_for(self.vae, self.data, self.seed, self.trainer.batch_size, self.trainer.alpha,
+                              self.group.world)
+        if chosen is not None:
+            self.vae.alpha = chosen.alpha
         return chosen
 
     def _start(self, resume) -> Progress:
