@@ -287,7 +287,8 @@ def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat, clusters)
                                                     [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
                "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
     if "cluster_accuracy" in report:
-        drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p)
+        drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p,
+                                                                 as_classes="classification_error" in report)
     paths |= {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
     return {name: str(p.relative_to(run_dir)) for name, p in paths.items()}
 
