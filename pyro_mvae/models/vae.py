@@ -87,7 +87,7 @@ class VAE(nn.Module):
 
         With class labels y ``(B,)`` (integers in {0..C−1}): "c" observed as y, z ~ p(z | c = y),
         and the factor ``"classification"`` = α · log q(c = y | x) in nats (Kingma et al. 2014,
-        eq. 9; α = :attr:`alpha`).
+        eq. 9; α = ``self.alpha``).
 
         Raises:
             PairingError: labels given to a prior or guide without ``labels_component``.

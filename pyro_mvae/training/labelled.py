@@ -91,7 +91,7 @@ def labelled_set(vae, train: Split, n: int, seed: int, batch_size: int, alpha: f
 
     Raises:
         PairingError: a prior or guide that cannot observe c (prior=mixture and a mixture guide can).
-        ConfigError: labels outside {0..C−1}, or fewer than two classes.
+        ConfigError: training labels over another number of classes than C, or a single class.
         DataError: see :func:`choose_labelled`; n leaving no unlabelled image.
     """
     check_labels_component(vae)

@@ -121,6 +121,9 @@ def test_m2_trains_from_the_cli_with_each_guide_family(family, tmp_path, capsys)
     assert record["per_class"] == [10] * 10 and record["alpha"] == pytest.approx(1.2) and record["seed"] == 0
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= m["val_error"] <= 1 and m["train_labelled_loss"] > 0 for m in metrics)
+    if family == "enum":  # evaluate draws the confusion matrix with the components as the classes
+        assert main(["evaluate", str(run), "-K", "20"]) == 0
+        assert (run / "figures" / "clusters.png").exists()
 
 
 def test_labels_lower_the_error_of_the_same_model(tmp_path):
