@@ -258,12 +258,13 @@ def _posterior_health(vae, x, labels) -> tuple[dict, np.ndarray | None]:
         return health, None
     health["prior_weights_perplexity"] = diagnostics.perplexity(vae.prior.weights).mean().item()
     health["usage_perplexity"] = diagnostics.perplexity(probs.mean(0)).mean().item()
-    if probs.dim() != 2:  # a choice per dimension: no cluster per image
-        return health, None
-    clusters, labels = probs.argmax(-1).cpu().numpy(), labels.cpu().numpy()  # (N,), (N,)
-    if np.unique(labels).size > 1:  # a data set with labels (an array file without 'y' has none)
-        health |= diagnostics.clustering_scores(clusters, labels)
-    return health, clusters
+    choices, labels = probs.argmax(-1).cpu().numpy(), labels.cpu().numpy()  # (N,) or (N, d), and (N,)
+    labelled = np.unique(labels).size > 1  # a data set with labels (an array file without 'y' has none)
+    if choices.ndim == 2:  # a choice per dimension: no cluster per image, an NMI per dimension
+        return health | (diagnostics.per_dimension_nmi(choices, labels) if labelled else {}), None
+    if labelled:
+        health |= diagnostics.clustering_scores(choices, labels)
+    return health, choices
 
 
 def _write_per_datapoint(path: Path, labels, scores) -> None:
