@@ -180,9 +180,11 @@ def default_run_dir(config: dict) -> str:
 
 def summary(report: dict, run_dir: Path) -> str:
     """The line ``pyro-mvae train`` prints at the end of a run: test IWAE log p(x) and ELBO with
-    their standard errors, the best epoch and the run directory."""
+    their standard errors, the classification error of a semi-supervised run, the best epoch and
+    the run directory."""
+    error = f", classification error {100 * report['test_error']:.2f}%" if "test_error" in report else ""
     return (f"{report['dataset']} test ({report['n_test']} images): "
             f"IWAE log p(x) (K={report['K']}) = {report['test_iwae_ll']:.2f} ± "
             f"{report['test_iwae_ll_se']:.2f} nats, ELBO = {report['test_elbo']:.2f} ± "
-            f"{report['test_elbo_se']:.2f} nats; best epoch {report['best_epoch']} of "
+            f"{report['test_elbo_se']:.2f} nats{error}; best epoch {report['best_epoch']} of "
             f"{report['epochs_run']}; run directory {run_dir}")

@@ -51,6 +51,13 @@ def test_the_config_snippet_trains_and_loads_back(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "example2" / "eval.json").exists()  # evaluate=evaluate_final
 
 
+def test_the_m2_snippet_trains_a_classifier_with_pyros_svi(capsys):
+    page = "docs/guide/semi_supervised.md"
+    exec(compile(block_after(page, "## From Python and with"), page, "exec"), {})
+    error = float(capsys.readouterr().out.split()[-1])  # "test error 0.123"
+    assert error < 0.5  # chance is 0.9: the 100 labels taught q(c | x) the digits
+
+
 def _commands() -> list[str]:
     """Every ``pyro-mvae`` line of the bash blocks of the README and the docs, comments dropped."""
     lines = []

@@ -216,7 +216,7 @@ def _row(label: str, members: list[EvaluatedRun]) -> dict:
             "latent_dim": members[0].evaluation["latent_dim"],
             "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
             "usage_perplexity": mean("usage_perplexity"), "cluster_accuracy": mean("cluster_accuracy"),
-            "nmi": mean("nmi"), "ari": mean("ari"),
+            "nmi": mean("nmi"), "ari": mean("ari"), "classification_error": mean("classification_error"),
             "best_epoch": mean("best_epoch", "report"),  # counted from 0, as train and report.json count
             "epochs": mean("epochs_run", "report"),
             "epoch_seconds": None if None in seconds else float(np.mean(seconds))}
@@ -244,22 +244,32 @@ CLUSTER_COLUMNS = ("usage perplexity", "cluster accuracy", "NMI", "ARI")
 clustering scores, :func:`~pyro_mvae.evaluation.diagnostics.clustering_scores`)."""
 
 
+ERROR_COLUMN = "test error"
+"""Added when a row's runs were semi-supervised (``data.labelled``): ``eval.json``'s
+``classification_error``, the share of images whose argmax q(c | x) is not their label."""
+
+
 def _columns(table: list[dict]) -> tuple[str, ...]:
-    return COLUMNS + (CLUSTER_COLUMNS if any(row["cluster_accuracy"] is not None for row in table) else ())
+    clusters = CLUSTER_COLUMNS if any(row["cluster_accuracy"] is not None for row in table) else ()
+    error = (ERROR_COLUMN,) if any(row["classification_error"] is not None for row in table) else ()
+    return COLUMNS + clusters + error
 
 
-def _cells(row: dict) -> list[str]:
+def _cells(row: dict) -> dict[str, str]:
+    """Column name -> the row's cell."""
     def num(value, spec):
         return "—" if value is None else format(value, spec)
     delta = "—" if row["delta"] is None else "{:+.2f} ± {:.2f}".format(*row["delta"])
-    return [row["label"], row["seeds"], f"{row['iwae']:.2f} ± {row['iwae_se_images']:.2f}",
-            num(row["iwae_se_seeds"], ".2f"), delta, num(row["elbo"], ".2f"),
-            f"{num(row['active_units'], '.3g')}/{row['latent_dim']}",
-            "—" if row["khat_share"] is None else f"{100 * row['khat_share']:.1f}%",
-            num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} (of {num(row['epochs'], '.3g')})",
-            num(row["epoch_seconds"], ".1f"),
-            num(row["usage_perplexity"], ".2f"), num(row["cluster_accuracy"], ".3f"), num(row["nmi"], ".3f"),
-            num(row["ari"], ".3f")]
+    error = row["classification_error"]
+    cells = [row["label"], row["seeds"], f"{row['iwae']:.2f} ± {row['iwae_se_images']:.2f}",
+             num(row["iwae_se_seeds"], ".2f"), delta, num(row["elbo"], ".2f"),
+             f"{num(row['active_units'], '.3g')}/{row['latent_dim']}",
+             "—" if row["khat_share"] is None else f"{100 * row['khat_share']:.1f}%",
+             num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} (of {num(row['epochs'], '.3g')})",
+             num(row["epoch_seconds"], ".1f"),
+             num(row["usage_perplexity"], ".2f"), num(row["cluster_accuracy"], ".3f"), num(row["nmi"], ".3f"),
+             num(row["ari"], ".3f"), "—" if error is None else f"{100 * error:.2f}%"]
+    return dict(zip(COLUMNS + CLUSTER_COLUMNS + (ERROR_COLUMN,), cells))
 
 
 def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", limit: int | None = None) -> str:
@@ -283,7 +293,7 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", lim
     if pending:
         scope += f" (not evaluated yet, left out: {', '.join(p.name for p in pending)})"
     columns = _columns(table)
-    cells = [_cells(row)[:len(columns)] for row in table]
+    cells = [[_cells(row)[column] for column in columns] for row in table]
     if fmt == "latex":
         body = "\n".join(" & ".join(_latex(c) for c in line) + r" \\" for line in cells)
         header = " & ".join(_latex(c) for c in columns) + r" \\"
@@ -310,7 +320,7 @@ def _csv(table: list[dict]) -> str:
     buffer = io.StringIO()
     fields = ["label", "seeds", "iwae", "iwae_se_images", "iwae_se_seeds", "delta", "delta_se", "elbo",
               "active_units", "latent_dim", "khat_share", "prior_perplexity", "best_epoch", "epochs", "epoch_seconds",
-              "usage_perplexity", "cluster_accuracy", "nmi", "ari"]
+              "usage_perplexity", "cluster_accuracy", "nmi", "ari", "classification_error"]
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table:

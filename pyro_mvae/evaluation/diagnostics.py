@@ -194,6 +194,25 @@ def clustering_scores(clusters: np.ndarray, labels: np.ndarray) -> dict:
             "ari": float(adjusted_rand_score(labels, clusters)), "clusters_used": int(np.unique(clusters).size)}
 
 
+def per_dimension_nmi(choices: np.ndarray, labels: np.ndarray) -> dict:
+    """How much each latent dimension's own component choice (the per-dimension layout, seed 001
+    §5) says about the labels, for choices ``(N, d)`` (argmax q(c_j | x)) and labels ``(N,)``:
+    ``nmi_per_dim`` (d values, :func:`clustering_scores`' NMI of each column) and ``nmi_best_dim``
+    (the largest). A dimension chooses among N components, not among the classes, so the one-to-one
+    accuracy has no meaning here and is not given.
+
+    Raises:
+        ValueError: for shapes that do not match.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    choices = np.asarray(choices)
+    if choices.ndim != 2:
+        raise ValueError(f"choices must be (N, d), got {choices.shape}")
+    scores = [float(normalized_mutual_info_score(*_checked(labels, column))) for column in choices.T]
+    return {"nmi_per_dim": scores, "nmi_best_dim": max(scores)}
+
+
 def bits_per_dim(log_likelihood_nats: float, data_dim: int) -> float:
     """−log p(x) / (D ln 2): nats per image -> bits per dimension."""
     return -log_likelihood_nats / (data_dim * math.log(2))

@@ -88,7 +88,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     elif chunk_size is None:
         chunk_size = default_chunk_size(batch_size, device)
     tic = time.perf_counter()
-    scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress, compile)
+    scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress, compile,
+                                  classes=data.labelled is not None)
     iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
     if ais is not None:
         scores["ais"], report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
@@ -106,16 +107,21 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
 
 @evaluates
 def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None, batch_size: int = 100,
-                 progress: bool = False, compile="auto") -> tuple[dict, dict]:
+                 progress: bool = False, compile="auto", classes: bool = False) -> tuple[dict, dict]:
     """Score images x ``(N, *event)`` (labels ``(N,)``) with ``num_samples`` importance samples each:
     the per-image scores (``iwae_<k>`` for the K sweep, ``elbo``, ``khat``: ``(N,)`` arrays, nats)
     and the summary that ``eval.json`` holds (means ± s.e., k̂ share, active units, perplexities);
-    ``chunk_size`` and ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`."""
+    ``chunk_size`` and ``compile`` as in :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`.
+    ``classes``: the components are the classes (a semi-supervised run, ``data.labelled``), so the
+    summary also gives ``classification_error``, the share of images whose argmax q(c | x) is not
+    their label."""
     if chunk_size is None:
         chunk_size = default_chunk_size(batch_size, x.device)
     log_joint = joint_for(vae, x, num_samples, compile)
     scores = _score(vae, x, num_samples, chunk_size, batch_size, progress, log_joint)
     report = _summary(vae, x, labels, scores, num_samples, math.prod(x.shape[1:]))  # D values per image
+    if classes and "cluster" in scores:
+        report["classification_error"] = float(np.mean(scores["cluster"] != labels.cpu().numpy()))
     report["density"] = density_note(vae)
     report["compiled"] = log_joint is not None and log_joint.compiled is not None  # torch.compile ran it
     return scores, report
@@ -132,7 +138,8 @@ def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> d
     if chunk_size is None:
         chunk_size = default_chunk_size(trainer.eval_batch_size, test.x.device)
     scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, chunk_size,
-                                   trainer.eval_batch_size, trainer.progress, trainer.compile)
+                                   trainer.eval_batch_size, trainer.progress, trainer.compile,
+                                   classes=data.labelled is not None)
     summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,
                    tau=vae.tau, chunk_size=chunk_size, data=config["data"]["name"],
                    prior=config["prior"]["name"], guide=config["guide"]["name"])
@@ -251,12 +258,13 @@ def _posterior_health(vae, x, labels) -> tuple[dict, np.ndarray | None]:
         return health, None
     health["prior_weights_perplexity"] = diagnostics.perplexity(vae.prior.weights).mean().item()
     health["usage_perplexity"] = diagnostics.perplexity(probs.mean(0)).mean().item()
-    if probs.dim() != 2:  # a choice per dimension: no cluster per image
-        return health, None
-    clusters, labels = probs.argmax(-1).cpu().numpy(), labels.cpu().numpy()  # (N,), (N,)
-    if np.unique(labels).size > 1:  # a data set with labels (an array file without 'y' has none)
-        health |= diagnostics.clustering_scores(clusters, labels)
-    return health, clusters
+    choices, labels = probs.argmax(-1).cpu().numpy(), labels.cpu().numpy()  # (N,) or (N, d), and (N,)
+    labelled = np.unique(labels).size > 1  # a data set with labels (an array file without 'y' has none)
+    if choices.ndim == 2:  # a choice per dimension: no cluster per image, an NMI per dimension
+        return health | (diagnostics.per_dimension_nmi(choices, labels) if labelled else {}), None
+    if labelled:
+        health |= diagnostics.clustering_scores(choices, labels)
+    return health, choices
 
 
 def _write_per_datapoint(path: Path, labels, scores) -> None:
@@ -280,7 +288,8 @@ def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat, clusters)
                                                     [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
                "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
     if "cluster_accuracy" in report:
-        drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p)
+        drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p,
+                                                                 as_classes="classification_error" in report)
     paths |= {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
     return {name: str(p.relative_to(run_dir)) for name, p in paths.items()}
 

@@ -227,15 +227,25 @@ def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     _save(fig, path)
 
 
-def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path) -> None:
+def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path, as_classes: bool = False) -> None:
     """Labels × clusters (clusters, labels ``(N,)``): the share of each label's images in each
     cluster, the clusters ordered by their Hungarian match to the labels (the diagonal holds the
-    images the unsupervised accuracy counts right)."""
+    images the unsupervised accuracy counts right). ``as_classes``: the components are the classes
+    (semi-supervised M2), kept in their own order, the diagonal the images classified right."""
+    from sklearn.metrics import confusion_matrix as contingency
+
     from pyro_mvae.evaluation.diagnostics import cluster_matching, clustering_scores
 
-    table, label_values, cluster_values, _ = cluster_matching(clusters, labels)  # (L, K)
-    shares = table / table.sum(1, keepdims=True)
-    scores = clustering_scores(clusters, labels)
+    if as_classes:
+        values = np.arange(max(clusters.max(), labels.max()) + 1)
+        table, label_values, cluster_values = contingency(labels, clusters, labels=values), values, values
+        title = f"classification error {100 * np.mean(clusters != labels):.2f}% (component c = class)"
+    else:
+        table, label_values, cluster_values, _ = cluster_matching(clusters, labels)  # (L, K)
+        scores = clustering_scores(clusters, labels)
+        title = (f"accuracy {scores['cluster_accuracy']:.3f} (Hungarian), NMI {scores['nmi']:.3f}, "
+                 f"ARI {scores['ari']:.3f}")
+    shares = table / np.maximum(table.sum(1, keepdims=True), 1)
     fig = Figure(figsize=(1.2 + 0.45 * len(cluster_values), 1.2 + 0.45 * len(label_values)))
     ax = fig.subplots()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -245,10 +255,9 @@ def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path) -> No
                     color="white" if shares[i, k] > 0.5 else "black")
     ax.set_xticks(range(len(cluster_values)), [str(c) for c in cluster_values], fontsize=7)
     ax.set_yticks(range(len(label_values)), [str(v) for v in label_values], fontsize=7)
-    ax.set_xlabel("component argmax q(c | x), in the order matched to the labels")
+    ax.set_xlabel("component argmax q(c | x)" + ("" if as_classes else ", in the order matched to the labels"))
     ax.set_ylabel("label")
-    ax.set_title(f"accuracy {scores['cluster_accuracy']:.3f} (Hungarian), NMI {scores['nmi']:.3f}, "
-                 f"ARI {scores['ari']:.3f}", fontsize=8)
+    ax.set_title(title, fontsize=8)
     _save(fig, path)
 
 

@@ -9,6 +9,10 @@
   the score-function baselines, and RenyiELBO), as ``pyro.infer.SVI`` does it, with
   ``vae.svi_guide`` (which records the parameters as Pyro ``param`` sites).
 
+A step on labelled images (semi-supervised M2: ``stepper(x, y)``) is always the fast route of
+Trace_ELBO (``labelled_elbo``): given c = y the guide's one site z is reparameterised, so the
+objective's discrete machinery (enumeration, strata, baselines) has nothing to act on.
+
 Pyro's argument validation is off inside a step (the data were checked once before training);
 ``validate=True`` turns it on, as the tests do.
 """
@@ -17,16 +21,17 @@ import contextlib
 
 import pyro
 import torch
+from pyro.infer import Trace_ELBO
 from torch import nn
 
 from pyro_mvae.errors import NonFiniteStep
 
 
 class ELBOLoss(nn.Module):
-    """``scale`` × −ELBO of ``vae.model`` and ``vae.guide`` on a batch x ``(B, *event)``: a 0-dim
-    tensor in nats, summed over the batch, differentiable. Holds the VAE, so ``parameters()``
-    are the VAE's. ``scale`` = W, the number of ranks, turns DistributedDataParallel's gradient
-    average into the gradient of the global batch's sum."""
+    """``scale`` × −ELBO of ``vae.model`` and ``vae.guide`` on a batch x ``(B, *event)`` (with class
+    labels y ``(B,)`` when given): a 0-dim tensor in nats, summed over the batch, differentiable.
+    Holds the VAE, so ``parameters()`` are the VAE's. ``scale`` = W, the number of ranks, turns
+    DistributedDataParallel's gradient average into the gradient of the global batch's sum."""
 
     def __init__(self, vae, elbo, scale: float = 1.0):
         super().__init__()
@@ -34,10 +39,17 @@ class ELBOLoss(nn.Module):
         self.elbo = elbo
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``scale`` × −ELBO on x ``(B, *event)``, a 0-dim tensor in nats, differentiable."""
-        loss = self.elbo.differentiable_loss(self.vae.model, self.vae.guide, x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``scale`` × −ELBO on x ``(B, *event)`` (labels y ``(B,)`` or None), a 0-dim tensor in nats,
+        differentiable."""
+        loss = self.elbo.differentiable_loss(self.vae.model, self.vae.guide, x, y)
         return loss if self.scale == 1 else self.scale * loss
+
+
+def labelled_elbo(elbo) -> Trace_ELBO:
+    """The Trace_ELBO of labelled steps, with ``elbo``'s particles (vectorised when several)."""
+    particles = elbo.num_particles
+    return Trace_ELBO(num_particles=particles, max_plate_nesting=1, vectorize_particles=particles > 1)
 
 
 def has_differentiable_loss(elbo) -> bool:
@@ -48,7 +60,8 @@ def has_differentiable_loss(elbo) -> bool:
 class Stepper:
     """Calling the stepper, ``stepper(x)``, zeroes the gradients, computes −ELBO on x ``(B, *event)``
     with its gradients, and steps the optimiser; returns the loss as a detached 0-dim tensor on the data's device (nats,
-    summed over the batch).
+    summed over the batch). ``stepper(x, y)`` does the same for labelled images (class labels y
+    ``(B,)``) with the labelled Trace_ELBO; its loss includes −α · log q(c = y | x).
 
     Args:
         vae: the :class:`~pyro_mvae.models.vae.VAE`.
@@ -73,6 +86,7 @@ class Stepper:
         self.fast = fast and has_differentiable_loss(elbo)
         self.loss_module = loss_module if loss_module is not None else ELBOLoss(vae, elbo)
         self.check_finite, self.agree, self.networks = check_finite, agree, networks
+        self.labelled_module = ELBOLoss(vae, labelled_elbo(elbo))
 
     @property
     def compiled(self) -> bool:
@@ -85,12 +99,12 @@ class Stepper:
         ``loss_and_grads``)."""
         return "fast" if self.fast else "svi"
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         networks = self.networks.active() if self.networks is not None else contextlib.nullcontext()
         with pyro.validation_enabled(self.validate), networks:
-            if self.fast:
-                loss = self.loss_module(x)
+            if self.fast or y is not None:
+                loss = self.loss_module(x) if y is None else self.labelled_module(x, y)
                 loss.backward()
                 loss = loss.detach()
             else:

@@ -25,6 +25,7 @@ CAPABILITIES = {
     "analytic_kl": "KL(q ‖ p) has a closed form (the standard prior with the Gaussian guide)",
     "has_components": "the prior is a mixture whose component a guide can choose (its `layout`)",
     "has_base_posterior": "the guide has a Gaussian q(z | x) the VampPrior can mix",
+    "labels_component": "the component c is one choice per image, so a class label can observe it",
     "score_baselines": "the objective uses the baselines of a score-function gradient "
                        "(TraceGraph_ELBO)",
 }
@@ -59,13 +60,15 @@ class Prior(Component):
     ``one_hot_choice`` and ``discrete_choice`` over their ``layout``.
 
     Flags (class attributes, defaults here): ``has_components`` (False: no ``layout``),
-    ``analytic_kl`` (False), ``guide_needs`` (capabilities the guide must have: none).
+    ``labels_component`` (False), ``analytic_kl`` (False), ``guide_needs`` (capabilities the guide
+    must have: none).
     """
 
     GROUP = "prior"
     Config = PriorConfig
     layout = None
     has_components: ClassVar[bool] = False
+    labels_component: ClassVar[bool] = False
     analytic_kl: ClassVar[bool] = False
     guide_needs: ClassVar[tuple[str, ...]] = ()
 
@@ -93,7 +96,7 @@ class Guide(Component):
 
     Flags (class attributes or properties, defaults here): ``reparameterized`` (True),
     ``chooses_component`` (False: no "c" site), ``enumerable`` (False), ``stratifiable`` (False),
-    ``analytic_kl`` (False),
+    ``analytic_kl`` (False), ``labels_component`` (False: no ``sample_labelled``),
     ``has_base_posterior`` (False), ``elbo_bounds_discrete_model`` (True: the ELBO bounds the
     discrete mixture's log p(x)), ``prior_needs`` (none), ``objective_needs`` (none; with
     ``why_objective_needs``, the setting that needs it), ``max_particles`` (None: no limit; with
@@ -106,6 +109,7 @@ class Guide(Component):
     enumerable = False
     stratifiable = False
     analytic_kl = False
+    labels_component: ClassVar[bool] = False
     has_base_posterior: ClassVar[bool] = False
     elbo_bounds_discrete_model = True
     prior_needs: ClassVar[tuple[str, ...]] = ()

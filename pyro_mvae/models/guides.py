@@ -84,6 +84,7 @@ class MixtureGuide(Guide):
     """
 
     chooses_component = True
+    labels_component = True
     prior_needs = ("has_components",)
     Config = GuideConfig
 
@@ -123,6 +124,17 @@ class MixtureGuide(Guide):
     def component_probs(self, x: torch.Tensor) -> torch.Tensor:
         """q(c | x) of the discrete choice: ``(B, C)`` or ``(B, d, N)``."""
         return torch.softmax(self.component_params(x)[0], -1)
+
+    def label_log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log q(c = y | x) in nats, ``(B,)``, for images x ``(B, *event)`` with class labels y
+        ``(B,)`` (a whole-vector layout: the classifier of Kingma et al. 2014's M2)."""
+        return dist.Categorical(logits=self.component_params(x)[0]).log_prob(y)
+
+    def sample_labelled(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Site ``"z"`` ~ q(z | c = y, x) for images x ``(B, *event)`` whose component is observed as
+        their class label y ``(B,)`` (no ``"c"`` site: the model observes it); returns z ``(B, d)``."""
+        _, loc, scale = self.component_params(x)  # (B, C, d) each
+        return pyro.sample("z", self.layout.conditional(self.layout.one_hot(y), loc, scale))
 
 
 @dataclass

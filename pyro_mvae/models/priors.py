@@ -149,6 +149,7 @@ class MixturePrior(LearnedMixturePrior):
     name = "mixture"
     LAYOUT = WholeVectorLayout
     Config = MixtureConfig
+    labels_component = True  # one c per image: a class label can observe it (semi-supervised M2)
 
 
 @dataclass

@@ -7,6 +7,10 @@ All sites live in ``pyro.plate("data", B)``. When the guide chooses a component 
 model has the matching relaxed "c" site at the same τ (a valid bound for the relaxed model);
 otherwise the model's p(z) is the prior's exact marginal.
 
+Given class labels y (semi-supervised M2, Kingma et al. 2014), the model observes c = y, the
+guide draws z ~ q(z | c = y, x), and the model adds α · log q(c = y | x) as the factor
+``"classification"`` (Kingma et al. 2014, eq. 9).
+
 The VAE is an ordinary ``torch.nn.Module``: its parameters are leaves of the autograd graph that
 Pyro's ELBOs build, trained by a ``torch.optim`` optimiser, and never enter Pyro's global
 parameter store. They are not ``PyroModule`` parameters because every access to one of those is
@@ -26,6 +30,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from pyro_mvae.errors import DataError
+from pyro_mvae.models.base import holders, pairing_error
 from pyro_mvae.models.modes import evaluates
 
 
@@ -43,7 +48,9 @@ class VAE(nn.Module):
             (an int D means ``(D,)``).
 
     Attributes ``beta`` (β, weight of the latent sites, i.e. of the KL; Higgins et al. 2017) and
-    ``tau`` (τ, Concrete temperature) are set by the training schedules.
+    ``tau`` (τ, Concrete temperature) are set by the training schedules; ``alpha`` (α, weight of
+    the classification term on labelled images; 0 until set) by semi-supervised training
+    (:mod:`pyro_mvae.training.labelled`).
     """
 
     def __init__(self, prior, guide, likelihood, decoder, event_shape):
@@ -56,6 +63,7 @@ class VAE(nn.Module):
         likelihood.attach(self.event_shape)
         self.beta = 1.0
         self.tau = 1.0
+        self.alpha = 0.0
         self.spec = None  # {"prior", "guide", "likelihood", "net"} mappings, set by build_vae
 
     @property
@@ -74,12 +82,22 @@ class VAE(nn.Module):
         lead = z.shape[:-1]
         return self.decoder(z.reshape(-1, z.shape[-1])).reshape(*lead, *self.event_shape)
 
-    def model(self, x: torch.Tensor) -> None:
-        """Generative model over a batch x ``(B, *event)``; sites "c" (optional), "z", "x"."""
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """Generative model over a batch x ``(B, *event)``; sites "c" (optional), "z", "x".
+
+        With class labels y ``(B,)`` (integers in {0..C−1}): "c" observed as y, z ~ p(z | c = y),
+        and the factor ``"classification"`` = α · log q(c = y | x) in nats (Kingma et al. 2014,
+        eq. 9; α = ``self.alpha``).
+
+        Raises:
+            PairingError: labels given to a prior or guide without ``labels_component``.
+        """
         with pyro.plate("data", x.shape[0]):
             with self._kl_weight():
-                z = self._prior_sites()  # (B, d)
+                z = self._prior_sites() if y is None else self._labelled_prior_sites(y)  # (B, d)
             pyro.sample("x", self.likelihood(self.decode(z)), obs=x)
+            if y is not None and self.alpha:
+                pyro.factor("classification", self.alpha * self.encoder.label_log_prob(x, y))
 
     def _kl_weight(self):
         """β on the latent sites (``poutine.scale``); no messenger at all when β = 1."""
@@ -91,12 +109,26 @@ class VAE(nn.Module):
         c = pyro.sample("c", self.encoder.model_choice(self.prior, self.tau))
         return pyro.sample("z", self.prior.conditional(self.encoder.to_one_hot(c)))
 
-    def guide(self, x: torch.Tensor) -> None:
-        """Guide over a batch x ``(B, *event)``; sites "c" (optional) and "z"."""
-        with pyro.plate("data", x.shape[0]), self._kl_weight():
-            self.encoder.sample_sites(x, self.tau)
+    def _labelled_prior_sites(self, y: torch.Tensor) -> torch.Tensor:
+        check_labels_component(self)
+        pyro.sample("c", self.prior.discrete_choice(), obs=y)
+        return pyro.sample("z", self.prior.conditional(self.prior.layout.one_hot(y)))
 
-    def svi_guide(self, x: torch.Tensor) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """Guide over a batch x ``(B, *event)``; sites "c" (optional) and "z"; given class labels y
+        ``(B,)``, the one site "z" ~ q(z | c = y, x).
+
+        Raises:
+            PairingError: labels given to a prior or guide without ``labels_component``.
+        """
+        with pyro.plate("data", x.shape[0]), self._kl_weight():
+            if y is None:
+                self.encoder.sample_sites(x, self.tau)
+            else:
+                check_labels_component(self)
+                self.encoder.sample_labelled(x, y)
+
+    def svi_guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """:meth:`guide`, also recording every parameter as a Pyro ``param`` site.
 
         For ELBOs driven through ``loss_and_grads`` (TraceGraph_ELBO, RenyiELBO, as in
@@ -109,7 +141,7 @@ class VAE(nn.Module):
             value.unconstrained = weakref.ref(value)  # what pyro.optim steps (constraint: real)
             effectful(type="param")(lambda *_, value=value, **__: value)(
                 name, constraint=constraints.real, event_dim=None, name=name)
-        self.guide(x)
+        self.guide(x, y)
 
     @evaluates
     @torch.no_grad()
@@ -157,6 +189,22 @@ class VAE(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Likelihood mean at the guide's posterior mean: x ``(B, *event)`` -> ``(B, *event)``."""
         return self.likelihood.mean(self.decode(self.encoder.mean(x)))
+
+
+def check_labels_component(vae) -> None:
+    """Raises :class:`~pyro_mvae.errors.PairingError` unless ``vae``'s prior and guide can observe
+    the component as a class label (``labels_component``: prior=mixture and a mixture guide)."""
+    if vae.prior.labels_component and vae.encoder.labels_component:
+        return
+    from pyro_mvae.models.registry import GUIDES, PRIORS  # the registry imports this module
+
+    who = "data.labelled (semi-supervised M2)"
+    if not vae.prior.labels_component:
+        raise pairing_error(who, "labels_component", "prior", f"prior '{vae.prior.name}'",
+                            holders(PRIORS, "labels_component"))
+    if not vae.encoder.labels_component:
+        raise pairing_error(who, "labels_component", "guide", f"guide '{vae.encoder.name}'",
+                            holders(GUIDES, "labels_component"))
 
 
 def _site_log_prob(trace, name: str, x: torch.Tensor) -> torch.Tensor:

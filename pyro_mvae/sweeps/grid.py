@@ -24,6 +24,7 @@ from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.config import SELECTIONS, check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.datasets import build_dataset
+from pyro_mvae.training.labelled import labelled_for
 from pyro_mvae.training.train import check_dataset
 
 PLUGINS = {"joblib": "hydra_joblib_launcher", "submitit_local": "hydra_submitit_launcher",
@@ -168,3 +169,4 @@ def _check_job(overrides: list[str], data_cache: dict) -> None:
     vae = build_vae(data.event_shape, config["prior"], config["guide"], config["likelihood"], config["net"])
     build_objective(**config["objective"], vae=vae)
     check_dataset(vae, data)
+    labelled_for(vae, data, config["seed"], config["data"]["batch_size"], config["trainer"]["alpha"])

@@ -43,7 +43,9 @@ class Progress:
     epoch already stepped. step: optimiser steps taken in all. epoch_loss: −ELBO summed over the
     epoch's batches so far (nats). best_val_elbo / best_epoch: early-stopping state.
     skipped_steps: steps skipped for a non-finite loss or gradient. train_seconds: wall time
-    spent training, over every session of the run.
+    spent training, over every session of the run. labelled_loss / labelled_images: the labelled
+    steps' loss summed over the epoch so far (nats) and the labelled images it covers
+    (semi-supervised runs).
     """
 
     epoch: int = 0
@@ -54,6 +56,8 @@ class Progress:
     best_epoch: int = -1
     skipped_steps: int = 0
     train_seconds: float = 0.0
+    labelled_loss: float = 0.0
+    labelled_images: int = 0
 
 
 def _checkpoint(vae, optimizer, config: dict) -> dict:

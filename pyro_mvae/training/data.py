@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyro_mvae.config import Settings, option
 from pyro_mvae.errors import DataError
 from pyro_mvae.training.distributed import SINGLE, Group
 
@@ -23,6 +24,21 @@ FIXED_BINARIZATION_SEED = 1234
 """Seed of the one-off binarisation of validation and test images (same on every device)."""
 
 DEFAULT_ROOT = Path("~/.cache/pyro_mvae/data")
+
+
+@dataclass
+class DataConfig(Settings):
+    """Options every data set of the package has (a registered data set's ``Config`` subclasses it
+    to have them too)."""
+
+    GROUP = "data"
+    labelled: int | None = option(None, "semi-supervised M2: N training images keep their labels, balanced by "
+                                        "class and chosen by the run's seed (RUN_DIR/labelled.json), the rest "
+                                        "are unlabelled; needs prior=mixture with one component per class and a "
+                                        "mixture guide (null: every image unlabelled)")
+
+    def check(self):
+        self.at_least("labelled", 1)
 
 
 @dataclass
@@ -87,6 +103,12 @@ class Dataset:
     """Grey levels L of dequantised data (digits 17, MNIST 256); None for binary data."""
     spec: dict | None = None
     """The data config that loads this data set again (``build_dataset(spec, device)``)."""
+
+    @property
+    def labelled(self) -> int | None:
+        """N, the training images that keep their labels (``data.labelled``, semi-supervised M2;
+        :mod:`pyro_mvae.training.labelled`), read from :attr:`spec`; None: every image unlabelled."""
+        return (self.spec or {}).get("labelled")
 
     @property
     def data_dim(self) -> int:

@@ -10,6 +10,7 @@ from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset, Split, dequantized_bits_per_dim
 from pyro_mvae.training.distributed import SINGLE, Group
+from pyro_mvae.training.labelled import classification_error
 
 
 @evaluates
@@ -44,9 +45,11 @@ def final_report(vae, data: Dataset, trainer, progress: Progress, group: Group =
                                    compile=trainer.compile)
         ll_mean, ll_se = mean_and_stderr(group.gather(iwae))
         elbo = evaluate_elbo(vae, test, trainer.eval_batch_size, group)
-    discrete = {} if not data.levels else {  # dequantised grey levels (DESIGN.md §2)
+    extra = {} if not data.levels else {  # dequantised grey levels (DESIGN.md §2)
         "test_bits_per_dim_discrete": dequantized_bits_per_dim(ll_mean, data.data_dim, data.levels)}
-    return discrete | {
+    if data.labelled is not None:  # semi-supervised: the component is the class
+        extra["test_error"] = classification_error(vae, test)
+    return extra | {
         "dataset": data.name, "n_test": len(test), "K": trainer.eval_samples,
         "test_iwae_ll": ll_mean, "test_iwae_ll_se": ll_se,
         "test_elbo": elbo["elbo"], "test_elbo_se": elbo["elbo_se"],

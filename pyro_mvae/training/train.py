@@ -32,6 +32,7 @@ from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
+from pyro_mvae.training.labelled import classification_error, labelled_for
 from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
 from pyro_mvae.training.plugins import providers
 from pyro_mvae.training.provenance import environment
@@ -78,6 +79,8 @@ class TrainerConfig(Settings):
     check_finite: bool = option(True, "check every step's loss and gradients before the optimiser moves")
     on_nonfinite: str = option("stop", "stop | skip (drop the step and count it)")
     figures: bool = option(True, "write the model's figures (RUN_DIR/figures/) at the end of pyro-mvae train")
+    alpha: float | None = option(None, "α, weight of log q(c = y | x) on each labelled image (data.labelled; "
+                                       "null: 0.1 · N_train / N_labelled, Kingma et al. 2014)")
     gmm_init_epoch: int | None = option(None, "VaDE's start of a mixture prior: at the start of this epoch fit a "
                                               "Gaussian mixture to one draw z ~ q(z | x) per training image and "
                                               "set the prior to it (null: never)")
@@ -97,6 +100,8 @@ class TrainerConfig(Settings):
             self.at_least(name, 0)
         for name in ("lr", "beta_start", "beta_end", "tau_start", "tau_end"):
             self.positive(name)
+        if self.alpha is not None:
+            self.positive("alpha")
         self.one_of("tau_schedule", tuple(TAU_SCHEDULES))
         self.one_of("tau_update", ("epoch", "step"))
         self.one_of("on_nonfinite", ("stop", "skip"))
@@ -222,6 +227,8 @@ class Run:
             raise ConfigError(f"trainer.gmm_init_epoch starts a mixture prior from a fit, and prior "
                               f"'{vae.prior.name}' has no components: use prior=mixture or factorized_mixture, "
                               "or leave trainer.gmm_init_epoch=null")
+        self.labelled = self._labelled_set()
+        self.train_split = data.train if self.labelled is None else self.labelled.unlabelled
         self.step = self._stepper(elbo, objective["name"])
         logger = logger_class(trainer.logger) if group.is_main else NoLogger
         self.progress = self._start(resume)
@@ -266,6 +273,15 @@ class Run:
         """The device of the VAE's parameters."""
         return next(self.vae.parameters()).device
 
+    def _labelled_set(self):
+        """The labelled images of ``data.labelled`` (:func:`~pyro_mvae.training.labelled.labelled_for`;
+        α set on the VAE), or None."""
+        chosen = labelled_for(self.vae, self.data, self.seed, self.trainer.batch_size, self.trainer.alpha,
+                              self.group.world)
+        if chosen is not None:
+            self.vae.alpha = chosen.alpha
+        return chosen
+
     def _start(self, resume) -> Progress:
         """A new run's directory and progress, or a resumed run's restored state."""
         if resume is None:
@@ -277,6 +293,8 @@ class Run:
                 self._write_config()
                 record = environment(self.device, self.group.world) | {"plugins": providers(self.config)}
                 write_json_atomic(self.run_dir / "environment.json", record)
+                if self.labelled is not None:
+                    write_json_atomic(self.run_dir / "labelled.json", self.labelled.record(self.seed))
             return Progress()
         self.vae.load_state_dict(resume["model"])
         self.step.optimizer.load_state_dict(resume["optimizer"])
@@ -336,7 +354,7 @@ class Run:
         epoch, validation ELBO, ETA). The VAE trains in train mode; every evaluation inside
         (validation, the logger's images) runs in eval mode and gives train mode back."""
         self.vae.train()
-        steps = math.ceil(len(self.data.train) / self.trainer.batch_size)
+        steps = math.ceil(len(self.train_split) / self.trainer.batch_size)
         self.bar = tqdm(total=self.trainer.epochs * steps, initial=self.progress.epoch * steps + self.progress.batch,
                         desc="train", unit="step", disable=not (self.trainer.progress and self.group.is_main))
         while self.progress.epoch < self.trainer.epochs and not self.patience_exhausted():
@@ -372,8 +390,11 @@ class Run:
         self.train_batches()
         val = evaluate_elbo(vae, self.data.val, self.trainer.batch_size, self.group)
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
-                  "train_elbo": -self.progress.epoch_loss / len(self.data.train), "val_elbo": val["elbo"],
+                  "train_elbo": -self.progress.epoch_loss / len(self.train_split), "val_elbo": val["elbo"],
                   "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": self.progress.skipped_steps}
+        if self.labelled is not None:
+            record |= {"train_labelled_loss": self.progress.labelled_loss / max(self.progress.labelled_images, 1),
+                       "val_error": classification_error(vae, self.data.val)}
         if val["elbo"] > self.progress.best_val_elbo:  # the same decision on every rank: val is gathered
             self.progress.best_val_elbo, self.progress.best_epoch = val["elbo"], epoch
             self.best = {"state": {k: v.detach().clone() for k, v in vae.state_dict().items()}, "tau": vae.tau}
@@ -387,6 +408,7 @@ class Run:
         """Advance the progress to the next epoch; append the metrics and timing; write ``last.pt``."""
         p = self.progress
         p.epoch, p.batch, p.epoch_loss = record["epoch"] + 1, 0, 0.0
+        p.labelled_loss, p.labelled_images = 0.0, 0
         p.train_seconds += seconds
         rng = self.group.gather_objects(checkpoints.rng_state())
         if self.group.is_main:
@@ -399,10 +421,12 @@ class Run:
         """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed over the
         ranks into ``progress.epoch_loss`` (read from the device once, at the end, or at an
         interruption). The batch order is seeded by (seed, epoch), the same on every rank and
-        after a resume."""
-        p, trainer, group, split = self.progress, self.trainer, self.group, self.data.train
+        after a resume. A semi-supervised run follows each step by one on a labelled batch
+        (:meth:`labelled_step`)."""
+        p, trainer, group, split = self.progress, self.trainer, self.group, self.train_split
         steps_per_epoch = math.ceil(len(split) / trainer.batch_size)
         total = torch.tensor(p.epoch_loss / group.world, device=split.x.device)  # this rank's share
+        labelled = torch.tensor(p.labelled_loss, device=split.x.device)
         batches = split.batches(trainer.batch_size, shuffle=True, seed=self.seed * 1_000_003 + p.epoch,
                                 group=group, start=p.batch)
         for xb in batches:  # (B / W, D), re-binarised
@@ -413,13 +437,25 @@ class Run:
                 total = total + loss / group.world  # the loss is W × the shard's −ELBO
                 p.step += 1
                 self._show(loss, len(xb) * group.world)
+                if self.labelled is not None:
+                    labelled = labelled + self.labelled_step()
             except NonFiniteStep as bad:
                 self.non_finite(bad, xb)
             p.batch += 1
             if self.stop_requested(xb.device):
-                p.epoch_loss = float(group.sum(total))
+                p.epoch_loss, p.labelled_loss = float(group.sum(total)), float(labelled)
                 self.interrupt()
-        p.epoch_loss = float(group.sum(total))  # over all ranks, read once
+        p.epoch_loss, p.labelled_loss = float(group.sum(total)), float(labelled)  # over all ranks, read once
+
+    def labelled_step(self) -> torch.Tensor:
+        """One step on the labelled batch that follows the current one (same epoch and batch after
+        a resume); returns its loss (nats, 0-dim, on the device) and counts its images."""
+        p = self.progress
+        xl, yl = self.labelled.batch(self.seed, p.epoch, p.batch)  # (B_l, *event), (B_l,)
+        loss = self.step(xl, yl)
+        p.step += 1
+        p.labelled_images += len(yl)
+        return loss
 
     def stop_requested(self, device) -> bool:
         """SIGINT or SIGTERM seen, by this rank or (with several) by any."""

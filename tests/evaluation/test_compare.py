@@ -119,3 +119,16 @@ def test_clustering_columns_appear_when_a_run_has_clustering_scores(sweep):
     mixture = next(cells for label, cells in rows.items() if "mixture" in label and "gaussian" in label)
     assert mixture[-4:] == ["7.55", "0.675", "0.550", "0.300"]
     assert all(cells[-1] == "—" for label, cells in rows.items() if "flow" in label or "standard" in label)
+
+
+def test_a_test_error_column_appears_when_a_run_was_semi_supervised(sweep):
+    sweep_dir, runs = sweep
+    assert "test error" not in compare_table([sweep_dir])
+    for seed, error in ((0, 0.125), (1, 0.25)):
+        path = runs["mixture", "gaussian", seed][0] / "eval.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"classification_error": error}))
+    lines = compare_table([sweep_dir]).splitlines()
+    assert [cell.strip() for cell in lines[2].strip("|").split("|")][-1] == "test error"
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert {cells[-1] for cells in rows if "mixture" in cells[0] and "gaussian" in cells[0]} == {"18.75%"}
+    assert "classification_error" in compare_table([sweep_dir], fmt="csv").splitlines()[0]

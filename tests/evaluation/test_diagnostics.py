@@ -16,6 +16,7 @@ from pyro_mvae.evaluation.diagnostics import (
     clustering_scores,
     kl_per_dimension,
     pareto_khat,
+    per_dimension_nmi,
     perplexity,
 )
 from pyro_mvae.models.registry import build_vae
@@ -128,6 +129,19 @@ def test_clustering_scores_against_brute_force_and_the_formulas():
     assert scores["cluster_accuracy"] == pytest.approx(best / 300)
     assert scores["nmi"] == pytest.approx(nmi) and scores["ari"] == pytest.approx(ari)
     assert 0.3 < scores["ari"] < 0.9  # neither chance nor the labels: the comparison has power
+
+
+def test_per_dimension_nmi_scores_each_dimension_alone():
+    """A dimension that copies the label's parity carries log 2 of the label's log 5 bits; a
+    constant dimension none; a relabelled copy of the labels all; each NMI = 2 I / (H(U) + H(V))."""
+    labels = np.arange(500) % 5
+    choices = np.stack([labels % 2, np.zeros(500, int), (labels + 1) % 5], 1)  # (500, 3)
+    scores = per_dimension_nmi(choices, labels)
+    h_labels, h_parity = np.log(5), -(0.6 * np.log(0.6) + 0.4 * np.log(0.4))
+    assert scores["nmi_per_dim"] == pytest.approx([2 * h_parity / (h_labels + h_parity), 0.0, 1.0])
+    assert scores["nmi_best_dim"] == 1.0
+    with pytest.raises(ValueError, match="must be"):
+        per_dimension_nmi(labels, labels)
 
 
 def test_perplexity_and_bits_per_dim():

@@ -5,12 +5,14 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pyro_mvae.cli import main
 from pyro_mvae.errors import RunError
-from pyro_mvae.evaluation.diagnostics import clustering_scores
+from pyro_mvae.evaluation.diagnostics import clustering_scores, component_probabilities, per_dimension_nmi
 from pyro_mvae.evaluation.evaluate import evaluate_run
+from pyro_mvae.training.runs import load_run
 
 TRAIN = ["trainer.epochs=3", "trainer.eval_samples=200", "trainer.progress=false",
          "net.hidden=[64]", "net.latent_dim=6", "data.batch_size=50"]
@@ -50,6 +52,18 @@ def test_evaluate_reproduces_the_training_report(trained_runs):
     assert "clusters" in json.loads((run / "eval.json").read_text())["figures"]  # the confusion matrix
 
 
+def test_the_per_dimension_prior_gets_an_nmi_per_dimension(trained_runs):
+    """factorized_mixture: each z_j's choice scored against the labels alone, no clusters per image."""
+    run = trained_runs["factorized"]
+    report = json.loads((run / "eval.json").read_text())
+    assert "cluster_accuracy" not in report and len(report["nmi_per_dim"]) == report["latent_dim"] == 6
+    vae, _, _, data = load_run(run)
+    with torch.no_grad():
+        choices = component_probabilities(vae, data.test.x).argmax(-1).numpy()  # (297, 6)
+    assert report["nmi_per_dim"] == pytest.approx(per_dimension_nmi(choices, data.test.y.numpy())["nmi_per_dim"])
+    assert report["nmi_best_dim"] == max(report["nmi_per_dim"]) and 0 <= min(report["nmi_per_dim"])
+
+
 def test_every_figure_is_a_real_png(trained_runs):
     run = trained_runs["factorized"]
     assert main(["evaluate", str(run), "-K", "100", "--limit", "150"]) == 0
@@ -66,10 +80,7 @@ def test_every_figure_is_a_real_png(trained_runs):
 
 def test_interpolations_of_unlabelled_images_pair_consecutive_ones(trained_runs, tmp_path):
     """Data without labels (every label 0, as data=arrays without 'y') still gets its figure."""
-    import torch
-
     from pyro_mvae.evaluation.figures import interpolations
-    from pyro_mvae.training.runs import load_run
 
     vae, _, _, data = load_run(trained_runs["factorized"])
     out = tmp_path / "interpolations.png"

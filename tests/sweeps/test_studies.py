@@ -20,6 +20,7 @@ STUDIES = {
     "more_priors": ["vamp_gaussian", "flow_gaussian", "mix10_flow"],
     "gradient_routes": ["mix10_concrete", "mix10_straight_through", "mix10_score", "mix10_score_average",
                         "mix10_score_neural", "mix10_enum"],
+    "m2": ["mix10_enum", "mix10_concrete", "mix10_straight_through", "mix10_gumbel_rao", "mix10_marginal"],
     "route_study": [p.stem for p in sorted((ROOT / "pyro_mvae/conf/route").glob("*.yaml"))
                     if p.stem not in ("mix10_gaussian", "mix10_flow", "mix10_concrete", "mix10_score",
                                       "mix10_score_average", "mix10_score_neural", "vamp_gaussian", "flow_gaussian")],

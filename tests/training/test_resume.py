@@ -34,6 +34,7 @@ MODELS = {
     "marginal": ["prior=factorized_mixture", "guide=marginal_mixture"],
     "gumbel_rao": ["prior=mixture", "guide=relaxed_mixture", "guide.estimator=gumbel_rao"],
     "gmm_init": ["prior=mixture", "guide=gaussian", "trainer.gmm_init_epoch=2"],  # the fit at the resume point
+    "semi_supervised": ["prior=mixture", "guide=relaxed_mixture", "data.labelled=50"],  # labelled batches too
 }
 
 

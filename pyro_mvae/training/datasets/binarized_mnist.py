@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_mvae.config import Settings, option
+from pyro_mvae.config import option
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import Dataset, make_dataset, resolve_root
+from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, resolve_root
 from pyro_mvae.training.datasets.files import Files
 
 FILES = Files(folder="BinarizedMNIST",
@@ -19,10 +19,9 @@ FILES = Files(folder="BinarizedMNIST",
 
 
 @dataclass
-class BinarizedMnistConfig(Settings):
+class BinarizedMnistConfig(DataConfig):
     """Options of statically binarised MNIST (its files fix the 50k / 10k / 10k split)."""
 
-    GROUP = "data"
     batch_size: int = option(100, "B, images per SVI step")
     limit: int | None = option(None, "keep only the first `limit` images of each file")
     root: str | None = option(None, "folder holding BinarizedMNIST/binarized_mnist_{train,valid,test}.amat; "
@@ -30,6 +29,7 @@ class BinarizedMnistConfig(Settings):
     download: bool = option(True, "download from Larochelle's page when the files are absent")
 
     def check(self):
+        super().check()
         for name in ("batch_size", "limit"):
             self.at_least(name, 1)
 

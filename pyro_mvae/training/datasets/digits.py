@@ -4,18 +4,17 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from pyro_mvae.config import Settings, option
-from pyro_mvae.training.data import Dataset, make_dataset, take_first
+from pyro_mvae.config import option
+from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, take_first
 
 DIGITS_TEST_SIZE = 297
 """Digits held out for test by a fixed permutation (seed 0)."""
 
 
 @dataclass
-class DigitsConfig(Settings):
+class DigitsConfig(DataConfig):
     """Options of scikit-learn's 8×8 digits (1200 train / 300 validation / 297 test)."""
 
-    GROUP = "data"
     val_size: int = option(300, "validation images, the last ones of the training pool")
     batch_size: int = option(20, "B, images per SVI step")
     binarize: bool = option(True, "train re-binarised every batch; validation/test binarised once")
@@ -24,6 +23,7 @@ class DigitsConfig(Settings):
                                      "(needs binarize=false, likelihood=gaussian)")
 
     def check(self):
+        super().check()
         for name in ("val_size", "batch_size", "limit"):
             self.at_least(name, 1)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_mvae.config import Settings, option
+from pyro_mvae.config import option
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import Dataset, make_dataset, resolve_root, take_first
+from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, resolve_root, take_first
 from pyro_mvae.training.datasets.files import Files
 
 FILES = Files(folder="OMNIGLOT", names=("chardata.mat",),
@@ -19,10 +19,9 @@ each column one image stored column-major; ``target`` / ``testtarget`` (50, N) o
 
 
 @dataclass
-class OmniglotConfig(Settings):
+class OmniglotConfig(DataConfig):
     """Options of Omniglot (23,000 train / 1,345 validation / 8,070 test, as Tomczak & Welling 2018)."""
 
-    GROUP = "data"
     val_size: int = option(1345, "validation images, the last ones of the training pool")
     batch_size: int = option(100, "B, images per SVI step")
     binarize: bool = option(True, "train re-binarised every batch; validation/test binarised once")
@@ -32,6 +31,7 @@ class OmniglotConfig(Settings):
     download: bool = option(True, "download from the IWAE repository when the file is absent")
 
     def check(self):
+        super().check()
         for name in ("val_size", "batch_size", "limit"):
             self.at_least(name, 1)
 

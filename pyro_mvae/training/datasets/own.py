@@ -8,16 +8,15 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from pyro_mvae.config import Settings, option
+from pyro_mvae.config import option
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import Dataset, make_dataset, take_first
+from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, take_first
 
 
 @dataclass
-class OwnImagesConfig(Settings):
+class OwnImagesConfig(DataConfig):
     """Options shared by ``data=arrays`` and ``data=folder`` (``path`` is each one's own)."""
 
-    GROUP = "data"
     val_fraction: float = option(0.1, "share of the images held out for validation")
     test_fraction: float = option(0.1, "share of the images held out for test")
     split_seed: int = option(0, "seed of the permutation that splits the images")
@@ -28,6 +27,7 @@ class OwnImagesConfig(Settings):
                                      "images; needs binarize=false, likelihood=gaussian)")
 
     def check(self):
+        super().check()
         self.positive("val_fraction", below=1.0)
         self.positive("test_fraction", below=1.0)
         if self.val_fraction + self.test_fraction >= 1:
