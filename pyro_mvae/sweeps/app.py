@@ -30,8 +30,9 @@ from pyro_mvae.session import resumed_config, train_rank
 from pyro_mvae.sweeps.grid import check_jobs, plan
 from pyro_mvae.sweeps.record import finish_record, start_record, stopped_by, summary, write_job_state
 from pyro_mvae.sweeps.stop import stop_jobs_on_signals
+from pyro_mvae.training import tracking
 from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import check_config, register_configs, resolve_objective
+from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.signals import interrupt_on_stop_signals
@@ -62,6 +63,8 @@ def multirun(overrides: list[str]) -> dict:
               *_search_settings(sweep, overrides)]
     command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
     record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
+    if compose_config(sweep.jobs[0])["trainer"]["logger"] == "mlflow":  # one experiment, made before the jobs
+        print(f"sweep: MLflow experiment {tracking.prepare(sweep_dir / 'job')!r} in {tracking.tracking_uri()}")
     trials = sweep.hydra["sweeper"].get("n_trials", "?")
     jobs = f"a search of {trials} trials" if sweep.search else f"{len(record['jobs'])} jobs"
     print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)

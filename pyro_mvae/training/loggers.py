@@ -1,5 +1,5 @@
 """Optional live logs of a run (``trainer.logger``). ``metrics.jsonl`` stays the reference; a
-logger only mirrors it for viewing.
+logger only mirrors it for viewing. ``mlflow``: :mod:`pyro_mvae.training.tracking`.
 
 ``tensorboard`` (``pip install "pyro_mvae[tensorboard]"``) writes ``RUN_DIR/tensorboard/``: each
 epoch's scalars (the metrics record's numbers, under their own names), every
@@ -37,7 +37,7 @@ class TensorBoardLogger(NoLogger):
     forked random state, so logging changes no number of the run.
     """
 
-    def __init__(self, run_dir: Path, images_every: int, first_epoch: int = 0):
+    def __init__(self, run_dir: Path, images_every: int, first_epoch: int = 0, config: dict | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=first_epoch or None)
@@ -67,13 +67,19 @@ def _grid(images: torch.Tensor, event_shape) -> torch.Tensor:
     return make_grid(as_image_batch(images, event_shape), nrow=16, padding=1, pad_value=0.5)
 
 
-def logger_class(name: str) -> type[NoLogger]:
-    """The logger ``trainer.logger`` names (``none`` or ``tensorboard``), checked before a run
-    directory exists.
+def logger_class(name: str) -> type:
+    """The logger ``trainer.logger`` names (``none``, ``tensorboard`` or ``mlflow``,
+    :mod:`pyro_mvae.training.tracking`), checked before a run directory exists. Each is built as
+    ``Logger(run_dir, images_every, first_epoch, config)``.
 
     Raises:
-        ConfigError: for ``tensorboard`` without the tensorboard package (the message says how).
+        ConfigError: for ``tensorboard`` or ``mlflow`` without its package (the message says how).
     """
+    if name == "mlflow":
+        from pyro_mvae.training.tracking import MLflowLogger, client_class
+
+        client_class()  # installed, or the error that says how
+        return MLflowLogger
     if name != "tensorboard":
         return NoLogger
     try:

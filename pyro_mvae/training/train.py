@@ -84,7 +84,8 @@ class TrainerConfig(Settings):
     gmm_init_epoch: int | None = option(None, "VaDE's start of a mixture prior: at the start of this epoch fit a "
                                               "Gaussian mixture to one draw z ~ q(z | x) per training image and "
                                               "set the prior to it (null: never)")
-    logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
+    logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/) | mlflow ($MLFLOW_TRACKING_URI, else "
+                                 "./mlflow.db; a sweep is one experiment); metrics.jsonl stays the reference")
     log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
 
     def __post_init__(self):
@@ -105,7 +106,7 @@ class TrainerConfig(Settings):
         self.one_of("tau_schedule", tuple(TAU_SCHEDULES))
         self.one_of("tau_update", ("epoch", "step"))
         self.one_of("on_nonfinite", ("stop", "skip"))
-        self.one_of("logger", ("none", "tensorboard"))
+        self.one_of("logger", ("none", "tensorboard", "mlflow"))
         self.one_of("compile", compiled.SETTINGS)
 
     def beta(self, epoch: int) -> float:
@@ -233,7 +234,7 @@ class Run:
         logger = logger_class(trainer.logger) if group.is_main else NoLogger
         self.progress = self._start(resume)
         self.logger = (NoLogger() if logger is NoLogger
-                       else logger(self.run_dir, trainer.log_images_every, self.progress.epoch))
+                       else logger(self.run_dir, trainer.log_images_every, self.progress.epoch, self.config))
         self.stop = None
         self.best = None  # the best epoch's state and τ, when this session found one
         self.bar, self.shown, self.last_val = None, 0.0, None
@@ -412,10 +413,10 @@ class Run:
         p.train_seconds += seconds
         rng = self.group.gather_objects(checkpoints.rng_state())
         if self.group.is_main:
-            self.logger.epoch(record, self.vae, self.data)
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             append_jsonl(self.run_dir / "timings.jsonl", {"epoch": record["epoch"], "seconds": seconds})
             checkpoints.save_last(self.run_dir / "last.pt", self.vae, self.step.optimizer, self.config, p, rng)
+            self.logger.epoch(record | {"seconds": seconds}, self.vae, self.data)  # after the checkpoint
 
     def train_batches(self) -> None:
         """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed over the
