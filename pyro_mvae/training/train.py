@@ -264,6 +264,7 @@ class Run:
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       compiled_training=self.step.compiled,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
+                      tags=list(self.config.get("tags") or []),
                       environment=environment(self.device, self.group.world))
         if self.group.is_main:
             write_json_atomic(self.run_dir / "report.json", report)

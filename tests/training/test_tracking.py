@@ -44,7 +44,8 @@ def assert_curve(client: MlflowClient, run_id: str, key: str, expected: list[tup
 def test_a_run_logs_its_config_curves_final_numbers_and_files(store, tmp_path):
     run_dir = tmp_path / "runs" / "a"
     args = [a for a in QUICK if not a.startswith("trainer.eval_samples")] + ["trainer.eval_samples=100"]  # for k̂
-    assert main(["train", *args, "prior=mixture", "trainer.epochs=3", f"run_dir={run_dir}"]) == 0
+    args += ["prior=mixture", "trainer.epochs=3", "tags=[baseline,first]"]
+    assert main(["train", *args, f"run_dir={run_dir}"]) == 0
     (run,) = runs_of(store, "pyro_mvae")
     assert run.info.status == "FINISHED"
     assert run.info.run_id == json.loads((run_dir / "mlflow.json").read_text())["run_id"]
@@ -60,6 +61,8 @@ def test_a_run_logs_its_config_curves_final_numbers_and_files(store, tmp_path):
     assert run.data.metrics["test_iwae_ll"] == pytest.approx(json.loads((run_dir / "report.json").read_text())[
         "test_iwae_ll"])
     assert run.data.tags["pyro_mvae.version"] and run.data.tags["run_dir"] == str(run_dir.resolve())
+    assert run.data.tags["tag.baseline"] == run.data.tags["tag.first"] == "true"
+    assert json.loads((run_dir / "report.json").read_text())["tags"] == ["baseline", "first"]
     files = {a.path for a in store.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "report.json", "eval.json", "figures"} <= files
     assert "figures/samples.png" in {a.path for a in store.list_artifacts(run.info.run_id, "figures")}
