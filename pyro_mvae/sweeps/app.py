@@ -246,6 +246,7 @@ def _finish(job_dir: Path, overrides: list[str], config: dict, report: dict) -> 
     if earlier.get("state") != "done" or metric["name"] != config["search_metric"]:
         metric = {"name": config["search_metric"], "value": _metric(config, job_dir, report)}
         write_job_state(job_dir, overrides, "done", metric=metric)
+        tracking.log_numbers(job_dir, {f"search.{metric['name']}": metric["value"]})
     return metric["value"]
 
 

@@ -19,6 +19,8 @@ from pyro_mvae.training.data import as_image_batch
 SCALARS = ("train_elbo", "val_elbo", "val_log_lik", "val_kl", "beta", "tau", "skipped_steps")
 """The metrics record's keys that are logged, each as the scalar of that name (nats per image
 for the ELBO terms)."""
+OPTIONAL_SCALARS = ("val_iwae", "val_error", "train_labelled_loss", "seconds")
+"""Keys of the record logged when present (``trainer.val_iwae_samples``, ``data.labelled``)."""
 
 
 class NoLogger:
@@ -45,8 +47,9 @@ class TensorBoardLogger(NoLogger):
 
     def epoch(self, record: dict, vae, data) -> None:
         step = record["epoch"]
-        for key in SCALARS:
-            self.writer.add_scalar(key, record[key], step)
+        for key in SCALARS + OPTIONAL_SCALARS:
+            if key in record:
+                self.writer.add_scalar(key, record[key], step)
         if step % self.images_every == 0:
             device = next(vae.parameters()).device
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -206,6 +206,14 @@ def log_evaluation(run_dir: Path, report: dict) -> bool:
     return True
 
 
+def log_numbers(run_dir: Path, metrics: dict[str, float], step: int = 0) -> bool:
+    """Add ``metrics`` to the run's MLflow run, when it has one (a sweep job's ``search.<metric>``)."""
+    logger = _attached(run_dir)
+    if logger is not None:
+        logger._log(metrics=numbers(metrics), step=step)
+    return logger is not None
+
+
 def log_figures(run_dir: Path) -> bool:
     """Add ``RUN_DIR/figures/`` (drawn after training) to the run's MLflow run, when it has one."""
     logger = _attached(run_dir)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from pyro_mvae.config import Settings, lookup, option
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep
 from pyro_mvae.infer import compiled
+from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
@@ -65,6 +66,8 @@ class TrainerConfig(Settings):
     tau_schedule: str = option("exponential", "exponential | linear")
     tau_update: str = option("epoch", "epoch | step (every SVI step, by fractional epoch)")
     eval_samples: int = option(5000, "K of the final IWAE log-likelihood")
+    val_iwae_samples: int | None = option(None, "K of an IWAE estimate on the validation images every epoch "
+                                                "(metrics.jsonl val_iwae, nats per image; null: none)")
     eval_chunk_size: int | None = option(None, "particles drawn at once in the final evaluation (null: "
                                                "5000 // eval_batch_size on a CPU, 500 on a GPU)")
     eval_batch_size: int = option(100, "test images per IWAE batch")
@@ -94,7 +97,7 @@ class TrainerConfig(Settings):
         super().__post_init__()
 
     def check(self):
-        for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
+        for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size", "val_iwae_samples",
                      "eval_batch_size", "devices", "eval_limit", "log_images_every"):
             self.at_least(name, 1)
         for name in ("warmup_epochs", "tau_anneal_epochs", "threads", "gmm_init_epoch"):
@@ -394,6 +397,8 @@ class Run:
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
                   "train_elbo": -self.progress.epoch_loss / len(self.train_split), "val_elbo": val["elbo"],
                   "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": self.progress.skipped_steps}
+        if self.trainer.val_iwae_samples is not None:
+            record["val_iwae"] = self.validation_iwae()
         if self.labelled is not None:
             record |= {"train_labelled_loss": self.progress.labelled_loss / max(self.progress.labelled_images, 1),
                        "val_error": classification_error(vae, self.data.val)}
@@ -405,6 +410,14 @@ class Run:
                                       val["elbo"])
         record["best_epoch"] = self.progress.best_epoch
         return record
+
+    def validation_iwae(self) -> float:
+        """The mean IWAE estimate of log p(x) over the validation images with K =
+        ``trainer.val_iwae_samples`` (nats per image; each rank scores its shard)."""
+        x = self.data.val.shard(self.group).x  # (N / W, *event)
+        iwae = iwae_log_likelihood(self.vae, x, self.trainer.val_iwae_samples, self.trainer.eval_chunk_size,
+                                   self.trainer.eval_batch_size, compile="false")
+        return self.group.gather(iwae).mean().item()
 
     def end_of_epoch(self, record: dict, seconds: float) -> None:
         """Advance the progress to the next epoch; append the metrics and timing; write ``last.pt``."""

@@ -44,14 +44,15 @@ def assert_curve(client: MlflowClient, run_id: str, key: str, expected: list[tup
 def test_a_run_logs_its_config_curves_final_numbers_and_files(store, tmp_path):
     run_dir = tmp_path / "runs" / "a"
     args = [a for a in QUICK if not a.startswith("trainer.eval_samples")] + ["trainer.eval_samples=100"]  # for k̂
-    args += ["prior=mixture", "trainer.epochs=3", "tags=[baseline,first]"]
+    args += ["prior=mixture", "trainer.epochs=3", "tags=[baseline,first]", "trainer.val_iwae_samples=20"]
     assert main(["train", *args, f"run_dir={run_dir}"]) == 0
     (run,) = runs_of(store, "pyro_mvae")
     assert run.info.status == "FINISHED"
     assert run.info.run_id == json.loads((run_dir / "mlflow.json").read_text())["run_id"]
     assert run.data.params["prior.name"] == "mixture" and run.data.params["trainer.epochs"] == "3"
     metrics = lines(run_dir / "metrics.jsonl")
-    for key in ("val_elbo", "train_elbo", "beta", "val_kl"):  # the curves are the reference file's numbers
+    assert all(m["val_elbo"] <= m["val_iwae"] + 1.0 for m in metrics)  # K = 20 against one sample, within noise
+    for key in ("val_elbo", "train_elbo", "beta", "val_kl", "val_iwae"):  # the curves are the reference file's
         assert_curve(store, run.info.run_id, key, [(m["epoch"], m[key]) for m in metrics])
     seconds = [(t["epoch"], t["seconds"]) for t in lines(run_dir / "timings.jsonl")]
     assert_curve(store, run.info.run_id, "seconds", seconds)
@@ -106,6 +107,8 @@ def test_a_sweep_is_one_experiment_with_one_run_per_job_and_a_rerun_adds_none(st
     runs = runs_of(store, str(sweep_dir.resolve()))
     assert sorted(r.data.params["prior.name"] for r in runs) == ["mixture", "standard"]
     assert all(r.info.status == "FINISHED" and "final.iwae_ll" in r.data.metrics for r in runs)
+    returned = sorted(json.loads(p.read_text())["metric"]["value"] for p in sweep_dir.glob("*/job.json"))
+    assert sorted(r.data.metrics["search.best_val_elbo"] for r in runs) == pytest.approx(returned)
     assert main(command) == 0  # every job finished: nothing trains, nothing is logged again
     assert len(runs_of(store, str(sweep_dir.resolve()))) == 2
 
