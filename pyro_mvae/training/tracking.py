@@ -18,12 +18,19 @@
 ``metrics.jsonl`` stays the reference: MLflow mirrors it for watching a study.
 """
 
+import hashlib
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (jobs side by side there are not tested)
+    fcntl = None
 
 from pyro_mvae import __version__
 from pyro_mvae.errors import ConfigError
@@ -48,6 +55,21 @@ def client_class():
         raise ConfigError("trainer.logger=mlflow needs the mlflow package: pip install \"pyro_mvae[tracking]\" "
                           "(or trainer.logger=none)") from err
     return MlflowClient
+
+
+def open_client(uri: str):
+    """An ``MlflowClient`` of the store ``uri``, made while holding a lock file of that store: the
+    client sets up an SQLite store's tables when it finds some missing (which ones depends on the
+    MLflow modules a process imported), and two jobs of a sweep doing so at once collide in
+    MLflow's migrations (seen: ``table _alembic_tmp_tags already exists``)."""
+    cls = client_class()
+    digest = hashlib.md5(uri.encode(), usedforsecurity=False).hexdigest()
+    with open(Path(tempfile.gettempdir()) / f"pyro_mvae_mlflow_{digest}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = cls(uri)
+        client.search_experiments(max_results=1)  # the store, set up now
+    return client
 
 
 def tracking_uri() -> str:
@@ -84,7 +106,7 @@ def prepare(run_dir: Path) -> str:
     ``run_dir`` before they start side by side (two processes creating one SQLite store's tables at
     once can collide); returns the experiment's name."""
     name = experiment_name(run_dir)
-    experiment_id(client_class()(tracking_uri()), name)
+    experiment_id(open_client(tracking_uri()), name)
     return name
 
 
@@ -112,13 +134,13 @@ class MLflowLogger:
         saved = self.run_dir / RECORD
         if saved.exists():
             ids = json.loads(saved.read_text())
-            self.client, self.run_id = client_class()(ids["tracking_uri"]), ids["run_id"]
+            self.client, self.run_id = open_client(ids["tracking_uri"]), ids["run_id"]
             if not attach_only:
                 self._call(self.client.update_run, self.run_id, status="RUNNING")
                 self._backfill(first_epoch)
             return
         uri = tracking_uri()
-        self.client = client_class()(uri)
+        self.client = open_client(uri)
         name = experiment_name(self.run_dir)
         run = self.client.create_run(experiment_id(self.client, name), run_name=self.run_dir.name,
                                      tags=run_tags(config or {}, self.run_dir))
