@@ -6,6 +6,7 @@ other commands take a run directory and ordinary options (``--help`` lists them)
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -264,6 +265,23 @@ def compare_command(args: list[str]) -> None:
     if opts.limit is not None and opts.limit < 2:
         raise ConfigError(f"--limit must be at least 2 images (a standard error needs two), got {opts.limit}")
     print(compare_table(opts.paths, opts.baseline, opts.format, opts.limit))
+    if opts.format == "markdown":
+        for table in _study_tables(opts.paths):
+            print("\n" + table)
+
+
+def _study_tables(paths) -> list[str]:
+    """The trials of each Optuna study kept in a database by a search among ``paths``
+    (:func:`pyro_mvae.sweeps.study.study_table`, named by the sweep's ``sweep.json``)."""
+    from pyro_mvae.sweeps.study import study_table
+
+    tables = []
+    for path in paths:
+        record = Path(path) / "sweep.json"
+        found = json.loads(record.read_text()).get("study") if record.is_file() else None
+        if found:
+            tables.append(study_table(found["storage"], found["name"]))
+    return [t for t in tables if t]
 
 
 COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_command,

@@ -28,11 +28,14 @@ def option(default, doc: str, derived: bool = False):
 
 
 def _describe(hint) -> tuple[typing.Callable, str]:
-    """(check, words) of a field annotation: int, float, bool, str, list[int], or X | None."""
+    """(check, words) of a field annotation: int, float, bool, str, list[int], list[str], or X | None."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
         check, words = _describe(next(a for a in args if a is not type(None)))
         return (lambda v: v is None or check(v)), f"null or {words}"
+    if typing.get_origin(hint) is list and args == (str,):
+        return (lambda v: isinstance(v, (list, tuple)) and all(type(i) is str and i for i in v)), \
+            "a list of names, e.g. [baseline,ablation]"
     if typing.get_origin(hint) is list:
         return (lambda v: isinstance(v, (list, tuple)) and all(type(i) is int for i in v)), \
             "a list of integers, e.g. [300, 300]"

@@ -11,7 +11,7 @@ import torch
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
 from pyro_mvae.infer.objectives import build_objective
-from pyro_mvae.training import checkpoints, distributed
+from pyro_mvae.training import checkpoints, distributed, tracking
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import (
     OWN_NET,
@@ -153,6 +153,7 @@ def train_rank(group, config: dict, resume: str | None = None, encoder=None, dec
     if config["trainer"].get("figures", True):
         x, labels = data.test.x[:2000], data.test.y[:2000]  # (N, *event), (N,)
         model_figures(vae, run_dir, x, labels, data.event_shape)
+        tracking.log_figures(run_dir)
         line += f"; figures in {run_dir / 'figures'}/"
     print(line)
     return report

@@ -217,6 +217,7 @@ def _row(label: str, members: list[EvaluatedRun]) -> dict:
             "khat_share": mean("khat_share_above_0.7"), "prior_perplexity": mean("prior_weights_perplexity"),
             "usage_perplexity": mean("usage_perplexity"), "cluster_accuracy": mean("cluster_accuracy"),
             "nmi": mean("nmi"), "ari": mean("ari"), "classification_error": mean("classification_error"),
+            "tags": sorted({tag for run in members for tag in run.report.get("tags") or []}),
             "best_epoch": mean("best_epoch", "report"),  # counted from 0, as train and report.json count
             "epochs": mean("epochs_run", "report"),
             "epoch_seconds": None if None in seconds else float(np.mean(seconds))}
@@ -249,10 +250,15 @@ ERROR_COLUMN = "test error"
 ``classification_error``, the share of images whose argmax q(c | x) is not their label."""
 
 
+TAGS_COLUMN = "tags"
+"""Added when a row's runs have ``tags`` (their ``report.json``; the union over the row's seeds)."""
+
+
 def _columns(table: list[dict]) -> tuple[str, ...]:
     clusters = CLUSTER_COLUMNS if any(row["cluster_accuracy"] is not None for row in table) else ()
     error = (ERROR_COLUMN,) if any(row["classification_error"] is not None for row in table) else ()
-    return COLUMNS + clusters + error
+    tags = (TAGS_COLUMN,) if any(row["tags"] for row in table) else ()
+    return COLUMNS + clusters + error + tags
 
 
 def _cells(row: dict) -> dict[str, str]:
@@ -268,8 +274,8 @@ def _cells(row: dict) -> dict[str, str]:
              num(row["prior_perplexity"], ".2f"), f"{num(row['best_epoch'], '.3g')} (of {num(row['epochs'], '.3g')})",
              num(row["epoch_seconds"], ".1f"),
              num(row["usage_perplexity"], ".2f"), num(row["cluster_accuracy"], ".3f"), num(row["nmi"], ".3f"),
-             num(row["ari"], ".3f"), "—" if error is None else f"{100 * error:.2f}%"]
-    return dict(zip(COLUMNS + CLUSTER_COLUMNS + (ERROR_COLUMN,), cells))
+             num(row["ari"], ".3f"), "—" if error is None else f"{100 * error:.2f}%", ", ".join(row["tags"]) or "—"]
+    return dict(zip(COLUMNS + CLUSTER_COLUMNS + (ERROR_COLUMN, TAGS_COLUMN), cells))
 
 
 def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", limit: int | None = None) -> str:
@@ -320,10 +326,10 @@ def _csv(table: list[dict]) -> str:
     buffer = io.StringIO()
     fields = ["label", "seeds", "iwae", "iwae_se_images", "iwae_se_seeds", "delta", "delta_se", "elbo",
               "active_units", "latent_dim", "khat_share", "prior_perplexity", "best_epoch", "epochs", "epoch_seconds",
-              "usage_perplexity", "cluster_accuracy", "nmi", "ari", "classification_error"]
+              "usage_perplexity", "cluster_accuracy", "nmi", "ari", "classification_error", "tags"]
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table:
         delta, delta_se = row["delta"] or (None, None)
-        writer.writerow(row | {"delta": delta, "delta_se": delta_se})
+        writer.writerow(row | {"delta": delta, "delta_se": delta_se, "tags": " ".join(row["tags"])})
     return buffer.getvalue().rstrip("\n")

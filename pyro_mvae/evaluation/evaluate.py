@@ -29,6 +29,7 @@ from pyro_mvae.infer.iwae import (
     mean_and_stderr,
 )
 from pyro_mvae.models.modes import evaluates
+from pyro_mvae.training import tracking
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
@@ -102,6 +103,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
         report["figures"] = _figures(vae, run_dir, x, labels, data.event_shape, report, scores["khat"],
                                      scores.get("cluster"))
     write_evaluation(run_dir, labels, scores, report, data)
+    tracking.log_evaluation(run_dir, report)
     return report
 
 

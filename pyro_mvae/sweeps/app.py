@@ -27,11 +27,13 @@ from omegaconf import OmegaConf
 from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.session import resumed_config, train_rank
+from pyro_mvae.sweeps import study
 from pyro_mvae.sweeps.grid import check_jobs, plan
 from pyro_mvae.sweeps.record import finish_record, start_record, stopped_by, summary, write_job_state
 from pyro_mvae.sweeps.stop import stop_jobs_on_signals
+from pyro_mvae.training import tracking
 from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import check_config, register_configs, resolve_objective
+from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.signals import interrupt_on_stop_signals
@@ -62,12 +64,18 @@ def multirun(overrides: list[str]) -> dict:
               *_search_settings(sweep, overrides)]
     command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
     record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
+    if compose_config(sweep.jobs[0])["trainer"]["logger"] == "mlflow":  # one experiment, made before the jobs
+        print(f"sweep: MLflow experiment {tracking.prepare(sweep_dir / 'job')!r} in {tracking.tracking_uri()}")
     trials = sweep.hydra["sweeper"].get("n_trials", "?")
     jobs = f"a search of {trials} trials" if sweep.search else f"{len(record['jobs'])} jobs"
     print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)
+    if trials_left := _continued_study(sweep, sweep_dir, record):
+        launch = [o for o in launch if o.split("=", 1)[0] not in {t.split("=", 1)[0] for t in trials_left}] \
+            + trials_left
     hydra_code = 0
     with stop_jobs_on_signals(sweep_dir, record, sweep.hydra["launcher"]["_target_"]) as stop:
-        hydra_code = _launch(launch)  # left where it stands when stopped by a signal
+        if not any(o == "hydra.sweeper.n_trials=0" for o in launch):
+            hydra_code = _launch(launch)  # left where it stands when stopped by a signal
     record = finish_record(sweep_dir, record, sweep.varying_keys())
     text, complete = summary(record)
     print(text)
@@ -80,13 +88,42 @@ def multirun(overrides: list[str]) -> dict:
     return record
 
 
+def _continued_study(sweep, sweep_dir: Path, record: dict) -> list[str]:
+    """For a search whose study has a storage (:mod:`pyro_mvae.sweeps.study`): record the study,
+    and launch only the trials it still lacks (``hydra.sweeper.n_trials``), those this sweep left
+    unfinished first."""
+    sweeper = sweep.hydra["sweeper"]
+    if not sweep.search or not sweeper.get("storage"):
+        return []
+    name, n_trials = sweeper.get("study_name"), int(sweeper["n_trials"])
+    storage = str(_resolved(sweep, "hydra.sweeper.storage", sweep_dir))
+    if not name:
+        raise ConfigError("a search with hydra.sweeper.storage needs hydra.sweeper.study_name: the study to "
+                          "continue (e.g. hydra.sweeper.study_name=my_search)")
+    record["study"] = {"name": name, "storage": storage, "n_trials": n_trials}
+    remaining, resumed, held = study.continue_study(storage, name, n_trials, sweep_dir)
+    note = (f"the study {name!r} has its {n_trials} trials: raise hydra.sweeper.n_trials to run more"
+            if remaining == 0 else f"{remaining} trials to run of {n_trials}, {resumed} of them resumed")
+    print(f"sweep: Optuna study {name!r} in {storage}: {note}", flush=True)
+    seed = (sweeper.get("sampler") or {}).get("seed")
+    reseed = [f"hydra.sweeper.sampler.seed={int(seed) + held}"] if held and seed is not None else []
+    return [f"hydra.sweeper.n_trials={remaining}", *reseed]
+
+
 def _sweep_dir(sweep) -> Path:
     """``hydra.sweep.dir`` resolved once here, so that the record and the jobs share it."""
+    return Path(_resolved(sweep, "hydra.sweep.dir"))
+
+
+def _resolved(sweep, key: str, sweep_dir: Path | None = None):
+    """The value of the Hydra setting ``key`` (``hydra.sweep.dir``, ``hydra.sweeper.storage``) in the
+    sweep's composed config, its interpolations resolved (against ``sweep_dir`` when given)."""
     register_configs()
+    given = [] if sweep_dir is None else [f"hydra.sweep.dir={_quoted(sweep_dir)}"]
     with initialize_config_module(config_module="pyro_mvae.conf", version_base=None):
-        config = compose(config_name="config", overrides=sweep.jobs[0] + sweep.hydra_overrides,
+        config = compose(config_name="config", overrides=sweep.jobs[0] + sweep.hydra_overrides + given,
                          return_hydra_config=True)
-        return Path(OmegaConf.select(config, "hydra.sweep.dir"))
+        return OmegaConf.select(config, key)
 
 
 def _quoted(path: Path) -> str:
@@ -209,6 +246,7 @@ def _finish(job_dir: Path, overrides: list[str], config: dict, report: dict) -> 
     if earlier.get("state") != "done" or metric["name"] != config["search_metric"]:
         metric = {"name": config["search_metric"], "value": _metric(config, job_dir, report)}
         write_job_state(job_dir, overrides, "done", metric=metric)
+        tracking.log_numbers(job_dir, {f"search.{metric['name']}": metric["value"]})
     return metric["value"]
 
 

@@ -34,6 +34,8 @@ class RunSettings(Settings):
                                        "trainer.progress, trainer.threads and trainer.eval_* may change)")
     skip_invalid: bool = option(False, "train -m: skip the jobs whose prior/guide/objective pairing is refused "
                                        "(listed in the sweep's record) instead of refusing the whole sweep")
+    tags: list[str] = option([], "labels of the run, e.g. tags=[baseline,ablation]: in report.json, a column of "
+                                 "compare, MLflow tags")
     search_metric: str = option("best_val_elbo", "train -m: what each job returns to the sweeper, higher is better: "
                                                  "best_val_elbo | val_iwae (IWAE with trainer.eval_samples on the "
                                                  "first trainer.eval_limit validation images, best epoch)")

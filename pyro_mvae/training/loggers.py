@@ -1,5 +1,5 @@
 """Optional live logs of a run (``trainer.logger``). ``metrics.jsonl`` stays the reference; a
-logger only mirrors it for viewing.
+logger only mirrors it for viewing. ``mlflow``: :mod:`pyro_mvae.training.tracking`.
 
 ``tensorboard`` (``pip install "pyro_mvae[tensorboard]"``) writes ``RUN_DIR/tensorboard/``: each
 epoch's scalars (the metrics record's numbers, under their own names), every
@@ -19,6 +19,8 @@ from pyro_mvae.training.data import as_image_batch
 SCALARS = ("train_elbo", "val_elbo", "val_log_lik", "val_kl", "beta", "tau", "skipped_steps")
 """The metrics record's keys that are logged, each as the scalar of that name (nats per image
 for the ELBO terms)."""
+OPTIONAL_SCALARS = ("val_iwae", "val_error", "train_labelled_loss", "seconds")
+"""Keys of the record logged when present (``trainer.val_iwae_samples``, ``data.labelled``)."""
 
 
 class NoLogger:
@@ -37,7 +39,7 @@ class TensorBoardLogger(NoLogger):
     forked random state, so logging changes no number of the run.
     """
 
-    def __init__(self, run_dir: Path, images_every: int, first_epoch: int = 0):
+    def __init__(self, run_dir: Path, images_every: int, first_epoch: int = 0, config: dict | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=first_epoch or None)
@@ -45,8 +47,9 @@ class TensorBoardLogger(NoLogger):
 
     def epoch(self, record: dict, vae, data) -> None:
         step = record["epoch"]
-        for key in SCALARS:
-            self.writer.add_scalar(key, record[key], step)
+        for key in SCALARS + OPTIONAL_SCALARS:
+            if key in record:
+                self.writer.add_scalar(key, record[key], step)
         if step % self.images_every == 0:
             device = next(vae.parameters()).device
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -67,13 +70,19 @@ def _grid(images: torch.Tensor, event_shape) -> torch.Tensor:
     return make_grid(as_image_batch(images, event_shape), nrow=16, padding=1, pad_value=0.5)
 
 
-def logger_class(name: str) -> type[NoLogger]:
-    """The logger ``trainer.logger`` names (``none`` or ``tensorboard``), checked before a run
-    directory exists.
+def logger_class(name: str) -> type:
+    """The logger ``trainer.logger`` names (``none``, ``tensorboard`` or ``mlflow``,
+    :mod:`pyro_mvae.training.tracking`), checked before a run directory exists. Each is built as
+    ``Logger(run_dir, images_every, first_epoch, config)``.
 
     Raises:
-        ConfigError: for ``tensorboard`` without the tensorboard package (the message says how).
+        ConfigError: for ``tensorboard`` or ``mlflow`` without its package (the message says how).
     """
+    if name == "mlflow":
+        from pyro_mvae.training.tracking import MLflowLogger, client_class
+
+        client_class()  # installed, or the error that says how
+        return MLflowLogger
     if name != "tensorboard":
         return NoLogger
     try:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from pyro_mvae.config import Settings, lookup, option
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep
 from pyro_mvae.infer import compiled
+from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
@@ -65,6 +66,8 @@ class TrainerConfig(Settings):
     tau_schedule: str = option("exponential", "exponential | linear")
     tau_update: str = option("epoch", "epoch | step (every SVI step, by fractional epoch)")
     eval_samples: int = option(5000, "K of the final IWAE log-likelihood")
+    val_iwae_samples: int | None = option(None, "K of an IWAE estimate on the validation images every epoch "
+                                                "(metrics.jsonl val_iwae, nats per image; null: none)")
     eval_chunk_size: int | None = option(None, "particles drawn at once in the final evaluation (null: "
                                                "5000 // eval_batch_size on a CPU, 500 on a GPU)")
     eval_batch_size: int = option(100, "test images per IWAE batch")
@@ -84,7 +87,8 @@ class TrainerConfig(Settings):
     gmm_init_epoch: int | None = option(None, "VaDE's start of a mixture prior: at the start of this epoch fit a "
                                               "Gaussian mixture to one draw z ~ q(z | x) per training image and "
                                               "set the prior to it (null: never)")
-    logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/; metrics.jsonl stays the reference)")
+    logger: str = option("none", "none | tensorboard (RUN_DIR/tensorboard/) | mlflow ($MLFLOW_TRACKING_URI, else "
+                                 "./mlflow.db; a sweep is one experiment); metrics.jsonl stays the reference")
     log_images_every: int = option(10, "epochs between the logger's sample and reconstruction grids")
 
     def __post_init__(self):
@@ -93,7 +97,7 @@ class TrainerConfig(Settings):
         super().__post_init__()
 
     def check(self):
-        for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size",
+        for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size", "val_iwae_samples",
                      "eval_batch_size", "devices", "eval_limit", "log_images_every"):
             self.at_least(name, 1)
         for name in ("warmup_epochs", "tau_anneal_epochs", "threads", "gmm_init_epoch"):
@@ -105,7 +109,7 @@ class TrainerConfig(Settings):
         self.one_of("tau_schedule", tuple(TAU_SCHEDULES))
         self.one_of("tau_update", ("epoch", "step"))
         self.one_of("on_nonfinite", ("stop", "skip"))
-        self.one_of("logger", ("none", "tensorboard"))
+        self.one_of("logger", ("none", "tensorboard", "mlflow"))
         self.one_of("compile", compiled.SETTINGS)
 
     def beta(self, epoch: int) -> float:
@@ -233,7 +237,7 @@ class Run:
         logger = logger_class(trainer.logger) if group.is_main else NoLogger
         self.progress = self._start(resume)
         self.logger = (NoLogger() if logger is NoLogger
-                       else logger(self.run_dir, trainer.log_images_every, self.progress.epoch))
+                       else logger(self.run_dir, trainer.log_images_every, self.progress.epoch, self.config))
         self.stop = None
         self.best = None  # the best epoch's state and τ, when this session found one
         self.bar, self.shown, self.last_val = None, 0.0, None
@@ -263,6 +267,7 @@ class Run:
         report.update(train_seconds=self.progress.train_seconds, epochs_run=self.progress.epoch,
                       compiled_training=self.step.compiled,
                       seed=self.seed, processes=self.group.world, skipped_steps=self.progress.skipped_steps,
+                      tags=list(self.config.get("tags") or []),
                       environment=environment(self.device, self.group.world))
         if self.group.is_main:
             write_json_atomic(self.run_dir / "report.json", report)
@@ -392,6 +397,8 @@ class Run:
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
                   "train_elbo": -self.progress.epoch_loss / len(self.train_split), "val_elbo": val["elbo"],
                   "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": self.progress.skipped_steps}
+        if self.trainer.val_iwae_samples is not None:
+            record["val_iwae"] = self.validation_iwae()
         if self.labelled is not None:
             record |= {"train_labelled_loss": self.progress.labelled_loss / max(self.progress.labelled_images, 1),
                        "val_error": classification_error(vae, self.data.val)}
@@ -404,6 +411,14 @@ class Run:
         record["best_epoch"] = self.progress.best_epoch
         return record
 
+    def validation_iwae(self) -> float:
+        """The mean IWAE estimate of log p(x) over the validation images with K =
+        ``trainer.val_iwae_samples`` (nats per image; each rank scores its shard)."""
+        x = self.data.val.shard(self.group).x  # (N / W, *event)
+        iwae = iwae_log_likelihood(self.vae, x, self.trainer.val_iwae_samples, self.trainer.eval_chunk_size,
+                                   self.trainer.eval_batch_size, compile="false")
+        return self.group.gather(iwae).mean().item()
+
     def end_of_epoch(self, record: dict, seconds: float) -> None:
         """Advance the progress to the next epoch; append the metrics and timing; write ``last.pt``."""
         p = self.progress
@@ -412,10 +427,10 @@ class Run:
         p.train_seconds += seconds
         rng = self.group.gather_objects(checkpoints.rng_state())
         if self.group.is_main:
-            self.logger.epoch(record, self.vae, self.data)
             append_jsonl(self.run_dir / "metrics.jsonl", record)
             append_jsonl(self.run_dir / "timings.jsonl", {"epoch": record["epoch"], "seconds": seconds})
             checkpoints.save_last(self.run_dir / "last.pt", self.vae, self.step.optimizer, self.config, p, rng)
+            self.logger.epoch(record | {"seconds": seconds}, self.vae, self.data)  # after the checkpoint
 
     def train_batches(self) -> None:
         """SVI steps over the epoch's batches from ``progress.batch`` on; −ELBO summed over the

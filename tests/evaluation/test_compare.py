@@ -132,3 +132,16 @@ def test_a_test_error_column_appears_when_a_run_was_semi_supervised(sweep):
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
     assert {cells[-1] for cells in rows if "mixture" in cells[0] and "gaussian" in cells[0]} == {"18.75%"}
     assert "classification_error" in compare_table([sweep_dir], fmt="csv").splitlines()[0]
+
+
+def test_a_tags_column_shows_each_rows_tags(sweep):
+    sweep_dir, runs = sweep
+    assert "| tags |" not in compare_table([sweep_dir])
+    for seed, tags in ((0, ["baseline"]), (1, ["baseline", "rerun"])):
+        path = runs["mixture", "gaussian", seed][0] / "report.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"tags": tags}))
+    lines = compare_table([sweep_dir]).splitlines()
+    assert [cell.strip() for cell in lines[2].strip("|").split("|")][-1] == "tags"
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert {cells[-1] for cells in rows if "mixture" in cells[0] and "gaussian" in cells[0]} == {"baseline, rerun"}
+    assert {cells[-1] for cells in rows if "standard" in cells[0]} == {"—"}
