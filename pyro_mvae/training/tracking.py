@@ -39,6 +39,7 @@ from pyro_mvae.training.storage import write_json_atomic
 RECORD = "mlflow.json"
 """The file of a run directory that holds its MLflow store, experiment and run ids."""
 DEFAULT_EXPERIMENT = "pyro_mvae"
+"""The experiment of a run outside a sweep when ``$MLFLOW_EXPERIMENT_NAME`` is not set."""
 RUN_FILES = ("config.yaml", "report.json", "eval.json")
 """A run directory's files logged as artifacts at the end (with ``figures/``)."""
 
