@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from _static/mathjax: formulas render with no network
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "api_checks",
@@ -46,6 +47,8 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
 
+viewcode_follow_imported_members = False  # else a class attribute holding an imported class (MixturePrior.LAYOUT)
+# files its module's source under the importer, and every back-link of that source misses its anchor
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}

@@ -37,6 +37,7 @@ from pyro_mvae.training.config import check_config, compose_config, register_con
 from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.signals import interrupt_on_stop_signals
+from pyro_mvae.training.storage import write_json_atomic
 
 _SWEEP_PROCESS: int | None = None
 """The id of the process running :func:`multirun`; a job in another process runs in a launcher's
@@ -65,7 +66,9 @@ def multirun(overrides: list[str]) -> dict:
     command = shlex.join(["pyro-mvae", "train", "-m", *overrides])
     record = start_record(sweep_dir, command, sweep.grid, sweep.jobs, skipped, sweep.search)
     if compose_config(sweep.jobs[0])["trainer"]["logger"] == "mlflow":  # one experiment, made before the jobs
-        print(f"sweep: MLflow experiment {tracking.prepare(sweep_dir / 'job')!r} in {tracking.tracking_uri()}")
+        record["mlflow"] = tracking.prepare(sweep_dir)
+        write_json_atomic(sweep_dir / "sweep.json", record)  # where the jobs read the store and experiment
+        print(f"sweep: MLflow experiment {record['mlflow']['experiment']!r} in {record['mlflow']['tracking_uri']}")
     trials = sweep.hydra["sweeper"].get("n_trials", "?")
     jobs = f"a search of {trials} trials" if sweep.search else f"{len(record['jobs'])} jobs"
     print(f"sweep: {jobs} in {sweep_dir}" + (f" ({len(skipped)} skipped)" if skipped else ""), flush=True)

@@ -2,6 +2,7 @@
 
 - **The store**: ``$MLFLOW_TRACKING_URI`` (a server, or any store MLflow takes), else the SQLite
   file ``mlflow.db`` of the working directory (MLflow's own default, made absolute): no server.
+  A sweep resolves both once and records them in its ``sweep.json``, where its jobs read them.
   ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows it.
 - **The experiment**: ``$MLFLOW_EXPERIMENT_NAME``, else the sweep directory for a job of a sweep
   (``pyro-mvae train -m``: one experiment per sweep, one MLflow run per job), else ``pyro_mvae``.
@@ -39,6 +40,7 @@ from pyro_mvae.training.storage import write_json_atomic
 RECORD = "mlflow.json"
 """The file of a run directory that holds its MLflow store, experiment and run ids."""
 DEFAULT_EXPERIMENT = "pyro_mvae"
+"""The experiment of a run outside a sweep when ``$MLFLOW_EXPERIMENT_NAME`` is not set."""
 RUN_FILES = ("config.yaml", "report.json", "eval.json")
 """A run directory's files logged as artifacts at the end (with ``figures/``)."""
 
@@ -72,18 +74,33 @@ def open_client(uri: str):
     return client
 
 
-def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<working directory>/mlflow.db``."""
+def tracking_uri(run_dir: Path | None = None) -> str:
+    """The store of a sweep's job as its sweep recorded it (``sweep.json``'s ``mlflow``: a launcher's
+    worker may run in another working directory), else ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///<working directory>/mlflow.db``."""
+    recorded = _sweep_store(run_dir)
+    if recorded:
+        return recorded["tracking_uri"]
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def experiment_name(run_dir: Path) -> str:
-    """``$MLFLOW_EXPERIMENT_NAME``, else the sweep directory when ``run_dir`` is a sweep's job
-    (its parent holds ``sweep.json``), else :data:`DEFAULT_EXPERIMENT`."""
+    """The experiment of a sweep's job as its sweep recorded it, else ``$MLFLOW_EXPERIMENT_NAME``,
+    else the sweep directory when ``run_dir`` is a sweep's job (its parent holds ``sweep.json``),
+    else :data:`DEFAULT_EXPERIMENT`."""
+    recorded = _sweep_store(run_dir)
+    if recorded:
+        return recorded["experiment"]
     if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
         return os.environ["MLFLOW_EXPERIMENT_NAME"]
     parent = Path(run_dir).resolve().parent
     return str(parent) if (parent / "sweep.json").exists() else DEFAULT_EXPERIMENT
+
+
+def _sweep_store(run_dir: Path | None) -> dict | None:
+    """``{"tracking_uri", "experiment"}`` that the sweep holding ``run_dir`` recorded, if any."""
+    record = None if run_dir is None else Path(run_dir).resolve().parent / "sweep.json"
+    return json.loads(record.read_text()).get("mlflow") if record is not None and record.exists() else None
 
 
 def experiment_id(client, name: str) -> str:
@@ -101,13 +118,14 @@ def experiment_id(client, name: str) -> str:
         return found.experiment_id
 
 
-def prepare(run_dir: Path) -> str:
-    """Create the store and the experiment of the jobs under the sweep directory that holds
-    ``run_dir`` before they start side by side (two processes creating one SQLite store's tables at
-    once can collide); returns the experiment's name."""
-    name = experiment_name(run_dir)
-    experiment_id(open_client(tracking_uri()), name)
-    return name
+def prepare(sweep_dir: Path) -> dict:
+    """Create the store and the experiment of a sweep's jobs before they start side by side (two
+    processes setting up one SQLite store at once can collide); returns what the sweep records
+    (``sweep.json``'s ``mlflow``) so that every job, wherever its launcher runs it, logs there."""
+    job = Path(sweep_dir) / "job"
+    uri, name = tracking_uri(), experiment_name(job)
+    experiment_id(open_client(uri), name)
+    return {"tracking_uri": uri, "experiment": name}
 
 
 def numbers(record: dict, prefix: str = "") -> dict[str, float]:
@@ -139,7 +157,7 @@ class MLflowLogger:
                 self._call(self.client.update_run, self.run_id, status="RUNNING")
                 self._backfill(first_epoch)
             return
-        uri = tracking_uri()
+        uri = tracking_uri(self.run_dir)
         self.client = open_client(uri)
         name = experiment_name(self.run_dir)
         run = self.client.create_run(experiment_id(self.client, name), run_name=self.run_dir.name,

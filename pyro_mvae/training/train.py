@@ -53,7 +53,7 @@ class TrainerConfig(Settings):
     GROUP = "trainer"
     epochs: int = option(100, "maximum number of epochs")
     threads: int = option(1, "torch threads of this process (0: torch's default, one per core); "
-                             "1 by measurement: README, Threads on a shared machine")
+                             "1 by measurement: docs/benchmarks.md, Threads on a shared machine")
     batch_size: int = option(100, "B is set from data.batch_size (give data.batch_size=N)", derived=True)
     lr: float = option(1e-3, "Adam learning rate")
     patience: int = option(20, "early stopping: epochs without a better validation ELBO")

@@ -127,3 +127,17 @@ def test_without_mlflow_the_run_is_refused_before_anything_is_written(tmp_path, 
     monkeypatch.setitem(__import__("sys").modules, "mlflow.tracking", None)  # as if not installed
     assert main(["train", *QUICK, "trainer.epochs=1", f"run_dir={tmp_path / 'e'}"]) == 2
     assert 'pip install "pyro_mvae[tracking]"' in capsys.readouterr().err and not (tmp_path / "e").exists()
+
+
+def test_a_sweeps_job_logs_where_its_sweep_recorded_whatever_its_working_directory(tmp_path, monkeypatch):
+    """A launcher's reused worker may run in another directory (seen: joblib's loky workers kept the
+    directory of an earlier sweep): the job reads the store and experiment from sweep.json."""
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    recorded = {"tracking_uri": f"sqlite:///{tmp_path / 'sweep.db'}", "experiment": "the sweep"}
+    (sweep_dir / "sweep.json").write_text(json.dumps({"mlflow": recorded}))
+    monkeypatch.chdir(tmp_path / "sweep")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert tracking.tracking_uri(sweep_dir / "job") == recorded["tracking_uri"]
+    assert tracking.experiment_name(sweep_dir / "job") == "the sweep"
+    assert tracking.tracking_uri(tmp_path / "alone") == "sqlite:///elsewhere.db"  # not a sweep's job
