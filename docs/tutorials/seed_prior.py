@@ -97,7 +97,6 @@ x_test = data.test.x  # (297, 1, 8, 8)
 for name, vae in (("seed", seed_vae), ("standard", standard_vae)):
     pyro.set_rng_seed(1)
     figures.latent_marginals(vae, x_train, Path(f"{name}_marginals.png"))
-    print(f"{name} prior:")
     display(Image(f"{name}_marginals.png"))
 
 # %% [markdown]
