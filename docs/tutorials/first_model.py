@@ -44,6 +44,11 @@ EPOCHS = 2 if SMOKE_TEST else 100  # as `pyro-mvae train`; early stopping may en
 K_SWEEP = (1, 10, 100) if SMOKE_TEST else (1, 10, 100, 1000)
 K = K_SWEEP[-1]  # importance samples of the reported estimate
 torch.set_num_threads(1)  # one thread is as fast as several on a shared machine (see the benchmarks)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs instead of 100, K up to {K}. "
+          "The model below is barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 pyro.set_rng_seed(0)  # the network's initial weights; fit() seeds the rest
 
 

@@ -46,6 +46,11 @@ SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a s
 EPOCHS = 2 if SMOKE_TEST else 60  # passes over the 1,200 training images
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
 torch.set_num_threads(1)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs instead of 60, K = {K}. "
+          "The model below is barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 pyro.set_rng_seed(0)
 
 # %% [markdown]

@@ -46,6 +46,11 @@ SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a s
 EPOCHS = 2 if SMOKE_TEST else 100  # early stopping (20 epochs without a better validation ELBO) may end sooner
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
 torch.set_num_threads(1)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs per model instead of 100, K = {K}. "
+          "The models below are barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 data = load_digits()
 
 

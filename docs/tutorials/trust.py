@@ -56,6 +56,13 @@ CHAINS = 4  # S, AIS chains per image
 N_BDMC = 4 if SMOKE_TEST else 20  # images simulated from the model
 BDMC_STEPS = (5, 20) if SMOKE_TEST else (10, 100, 500)
 torch.set_num_threads(1)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs instead of 100, "
+          f"{N_TEST} test images, K up to {K_SWEEP[-1]}, "
+          f"AIS T = {AIS_STEPS} on {N_AIS} images, BDMC T = {BDMC_STEPS} on {N_BDMC}. "
+          "The model below is barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 
 # %% [markdown]
 # ## The model
