@@ -181,6 +181,8 @@ for name, values in rows.items():
 print(f"{'fair coin per pixel':34s} {64 * math.log(0.5):8.2f} nats per image")
 gap = mean_and_stderr(ll - elbo)
 print(f"IWAE − ELBO, paired over the same images: {gap[0]:.2f} ± {gap[1]:.2f} nats")
+above, above_se = mean_and_stderr(ll - independent)
+print(f"IWAE − independent pixels, paired: {above:+.2f} ± {above_se:.2f} nats per image")
 
 # %% [markdown]
 # The ELBO is the K = 1 case of the same estimator: with a Gaussian guide and the component
