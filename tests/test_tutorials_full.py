@@ -3,8 +3,8 @@ tens of minutes each on one thread; run with ``python -m pytest -m slow tests/te
 
 The docs are built at the smoke budget (``PYRO_MVAE_SMOKE_TEST=1``), where the models are barely
 trained and each tutorial says so; the text quotes full-budget runs, and these tests are what makes
-the text true. The oracle of each is the comparison the tutorial's prose makes, as a paired
-difference over the same test images that must be more than two standard errors from zero.
+the text true. The oracle of each is what the tutorial's prose states of its full-budget run, a
+comparison between models or estimators as a paired difference over the same test images.
 """
 
 import runpy
@@ -42,19 +42,23 @@ def test_first_model_beats_independent_pixels_and_rises_with_k(run_tutorial):
 
 
 def test_seed_prior_against_the_standard_prior(run_tutorial):
+    """The text: the paired difference's standard error is several times smaller than either
+    mean's, and on the digits the two priors score within a few tenths of a nat of each other."""
     ns = run_tutorial("seed_prior")
-    assert significantly_positive(ns["seed_ll"] - ns["standard_ll"])
+    seed, standard = ns["seed_ll"], ns["standard_ll"]  # (297,) nats each
+    diff, diff_se = mean_and_stderr(seed - standard)
+    assert 3 * diff_se < min(mean_and_stderr(seed)[1], mean_and_stderr(standard)[1])
+    assert abs(diff) < 0.3
 
 
 def test_trust_ais_and_bdmc(run_tutorial):
     ns = run_tutorial("trust")
-    t_small, t_large = ns["AIS_STEPS"]
-    ais, iwae, k = ns["ais"], ns["iwae"], ns["K"]
-    assert significantly_positive(ais[t_large] - iwae[1][:len(ais[t_large])])  # AIS beats importance sampling
-    rows = list(ns["sandwich"]["by_steps"].values())
-    assert rows[-1]["gap"] < rows[0]["gap"]  # the BDMC sandwich closes as T grows
-    assert rows[-1]["lower"] <= rows[-1]["upper"] + 2 * rows[-1]["gap_se"]
-    assert k == max(iwae)
+    ais, iwae, k = ns["ais"][ns["AIS_STEPS"][-1]], ns["iwae"], ns["K"]  # AIS at the largest T, (N_AIS,)
+    assert significantly_positive(ais - iwae[1][:len(ais)])  # AIS finds what importance sampling with K = 1 misses
+    diff, se = mean_and_stderr(ais - iwae[k][:len(ais)])
+    assert abs(diff) < 2 * se + 0.1  # "on the digits AIS certifies IWAE-5000 to within 0.1 nat"
+    rows = list(ns["sandwich"]["by_steps"].values())  # BDMC by T, increasing
+    assert rows[-1]["gap"] < rows[0]["gap"] and rows[-1]["gap"] < 1  # the sandwich closes as T grows
 
 
 def test_own_networks_train_with_pyros_svi(run_tutorial):
