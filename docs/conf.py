@@ -29,6 +29,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "api_checks",
     "cli_options",
+    "registry_tables",  # mapping constants as tables of name and description, not reprs
 ]
 exclude_patterns = ["_build", "conf.py", "_ext", "_inventories", "**/README.md", "Thumbs.db", ".DS_Store"]
 nitpicky = True
@@ -36,7 +37,7 @@ nitpicky = True
 html_theme = "furo"
 html_title = f"pyro_mvae {release}"
 
-myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}

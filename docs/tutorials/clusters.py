@@ -24,8 +24,10 @@
 #    class on them (Kingma et al. 2014's M2, `data.labelled=100`), how often is argmax q(c | x) the
 #    right digit ([semi-supervised M2](../guide/semi_supervised.md))?
 #
-# Each model trains for 50 epochs (one CPU thread: a few minutes in all); the numbers it prints are
-# the ones this page was built with.
+# Each model trains for 50 epochs (one CPU thread: about four minutes for the three). Built at that
+# budget (`tests/test_tutorials_full.py`, which checks that M2's error is below the best
+# unsupervised model's), the page printed cluster accuracies of 0.572 (VaDE-like) and 0.428
+# (marginal guide), and a 12.5% test error for M2 with 100 labels.
 
 # %% tags=["remove-stderr"]
 import csv

@@ -46,6 +46,11 @@ SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a s
 EPOCHS = 2 if SMOKE_TEST else 60  # passes over the 1,200 training images
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
 torch.set_num_threads(1)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs instead of 60, K = {K}. "
+          "The model below is barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 pyro.set_rng_seed(0)
 
 # %% [markdown]
@@ -153,6 +158,11 @@ print(f"Pareto k̂ > {KHAT_THRESHOLD} for {(khat > KHAT_THRESHOLD).mean():.0%} o
       f"(median {np.median(khat):.2f})")
 
 # %% [markdown]
+# Built at its full budget (60 epochs; `tests/test_tutorials_full.py`), this page printed a
+# validation −ELBO of 23.77 nats after the last epoch, a test IWAE of −23.33 ± 0.21 nats per image
+# and k̂ > 0.7 for 3% of the images, near the package's own MLP model of
+# [Your first model](first_model) (−22.98 ± 0.20 with early stopping after 100 epochs).
+#
 # The IWAE number is a lower bound on log p(x); where many images have k̂ > 0.7 it may be far
 # below it, and [How far from log p(x)?](trust) shows how to measure that with AIS and BDMC,
 # which take this VAE as they are. To keep the result as a run directory that

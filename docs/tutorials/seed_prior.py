@@ -46,6 +46,11 @@ SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a s
 EPOCHS = 2 if SMOKE_TEST else 100  # early stopping (20 epochs without a better validation ELBO) may end sooner
 K = 100 if SMOKE_TEST else 1000  # importance samples per test image
 torch.set_num_threads(1)
+if SMOKE_TEST:
+    print(f"Built with the smoke budget (PYRO_MVAE_SMOKE_TEST): {EPOCHS} epochs per model instead of 100, K = {K}. "
+          "The models below are barely trained and the numbers are printed whichever way they come out; "
+          "the text quotes a full-budget run (tests/test_tutorials_full.py runs every tutorial at its full "
+          "budget and checks its comparisons).")
 data = load_digits()
 
 
@@ -97,7 +102,6 @@ x_test = data.test.x  # (297, 1, 8, 8)
 for name, vae in (("seed", seed_vae), ("standard", standard_vae)):
     pyro.set_rng_seed(1)
     figures.latent_marginals(vae, x_train, Path(f"{name}_marginals.png"))
-    print(f"{name} prior:")
     display(Image(f"{name}_marginals.png"))
 
 # %% [markdown]
@@ -149,6 +153,12 @@ with torch.no_grad():
     print(f"standard VAE: {diagnostics.active_units(standard_vae.encoder.mean(x_train))[0]} of 40 dimensions active")
 
 # %% [markdown]
+# Built at its full budget (100 epochs per model; `tests/test_tutorials_full.py`), this page
+# printed 7 of 40 dimensions active for the seed's model (6 for the standard VAE), perplexities
+# of π_j between 2.7 and 3.0, and 2 modes of p(z) in all: on these small images the learned
+# components of most dimensions overlap into one bump with a learned shape, and only one
+# dimension's codes split into two clusters that the prior follows.
+#
 # ## Does the learned prior raise the log-likelihood?
 #
 # Both models are scored on the same 297 test images by the IWAE estimate (K importance
@@ -182,3 +192,11 @@ print(f"paired difference, seed − standard: {diff:+.2f} ± {diff_se:.2f} nats 
 # two trainings of the same model also differ. Both numbers are IWAE lower bounds with the same
 # K; the tutorial [How far from log p(x)?](trust) shows how far below log p(x) such a bound
 # lies.
+#
+# Built at its full budget, this page printed IWAE −22.96 ± 0.20 for the seed's prior and
+# −23.02 ± 0.21 for the standard one, a paired difference of +0.06 ± 0.05 nats per image
+# (1.2 standard errors; better on 51% of the images), four times smaller a standard error than
+# either mean's: on the 8×8 digits the learned prior does not measurably raise the
+# log-likelihood. On MNIST, with 784 pixels and 10,000 test images, the same prior scored
+# +0.73 ± 0.03 nats above the standard one
+# ([results](../results.md#the-headline-table-one-row-per-prior-mnist-100-epochs-all-10000-test-images)).

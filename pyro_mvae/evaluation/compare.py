@@ -312,7 +312,11 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", lim
 LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "{": r"\{", "}": r"\}",
          "$": r"\$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
          "k̂": r"$\hat{k}$", "—": "--", "−": "-", ">": "$>$", "<": "$<$"}
-"""What each character of a cell becomes in LaTeX (``k̂`` is two: k and a combining circumflex)."""
+"""The LaTeX that each character of a cell becomes; ``k̂`` is two characters, k and a combining
+circumflex.
+
+:meta hide-value:
+"""
 
 
 def _latex(text: str) -> str:

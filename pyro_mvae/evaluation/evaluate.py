@@ -156,8 +156,11 @@ def write_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) ->
 
     The sections of an earlier evaluation of the same images that this one did not compute
     (``ais``, ``bdmc``) are kept: a second ``pyro-mvae evaluate`` with another estimator adds
-    its section instead of replacing the first one's."""
+    its section instead of replacing the first one's. An earlier evaluation of other images or
+    with another K (the one ``fit`` wrote, say) is not lost: it is moved to ``eval.previous.json``
+    (its per-image file to ``per_datapoint_<split>.previous.csv``), with a note on stderr."""
     run_dir = Path(run_dir)
+    _keep_if_replaced(run_dir, report)
     _keep_earlier_sections(run_dir, scores, report)
     if data.levels:
         report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
@@ -166,6 +169,27 @@ def write_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) ->
                            f"{data.levels}-level images themselves (an upper bound)")
     _write_per_datapoint(run_dir / f"per_datapoint_{report['split']}.csv", labels, scores)
     write_json_atomic(run_dir / "eval.json", report)
+
+
+def _keep_if_replaced(run_dir: Path, report: dict) -> None:
+    """Copy ``eval.json`` (and its split's per-image file) to ``*.previous.*`` when the new
+    evaluation scores other images or uses another K."""
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    scope = ("split", "n", "K")
+    if all(earlier.get(key) == report[key] for key in scope):
+        return
+    write_bytes_atomic(run_dir / "eval.previous.json", path.read_bytes())
+    split = earlier.get("split", "test")
+    per_image = run_dir / f"per_datapoint_{split}.csv"
+    if per_image.exists():
+        write_bytes_atomic(run_dir / f"per_datapoint_{split}.previous.csv", per_image.read_bytes())
+    was = ", ".join(f"{key}={earlier.get(key)}" for key in scope)
+    now = ", ".join(f"{key}={report[key]}" for key in scope)
+    print(f"note: {path} held an evaluation of other images or with another K ({was}; now {now}); "
+          "it is kept as eval.previous.json", file=sys.stderr)
 
 
 def _keep_earlier_sections(run_dir: Path, scores: dict, report: dict) -> None:

@@ -144,7 +144,7 @@ def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int 
     dimensions (largest Cov_x E_q[z_j | x]): the histogram of the aggregate posterior
     q(z_j) = E_x q(z_j | x) (one draw per image of x ``(N, *event)``) under the prior's own density
     p(z_j) (its mixture components drawn thin), or a histogram of prior draws for a prior with
-    no per-dimension density (a flow).
+    no per-dimension density (a flow). The title names the prior (``prior=<name>``).
     """
     z = torch.cat([vae.encoder.posterior(xb).sample() for xb in x.split(500)]).cpu()  # (N, d)
     means = torch.cat([vae.encoder.mean(xb) for xb in x.split(500)]).cpu()  # (N, d)
@@ -167,7 +167,8 @@ def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int 
         ax.axis("off")
     axes.flat[0].set_ylabel("density")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("aggregate posterior (histogram) against the learned prior (line), most active dimensions")
+    fig.suptitle(f"prior={vae.prior.name}: aggregate posterior q(z_j) (histogram) against p(z_j) (line), "
+                 f"the {len(order)} most active dimensions")
     fig.tight_layout()
     _save(fig, path)
 

@@ -108,7 +108,10 @@ OBJECTIVES = {o.name: o for o in (
     Objective(AUTO, None, "the guide's preferred objective: stratified for guide=marginal_mixture "
                           "with prior=mixture, trace otherwise"),
 )}
-"""Objective name -> :class:`Objective`."""
+"""Objective name -> :class:`Objective`.
+
+:meta hide-value:
+"""
 
 
 def resolve_name(name: str, guide_cls, guide_options: Mapping, prior_cls) -> str:

@@ -1,3 +1,8 @@
-"""The model: the VAE as a Pyro model and guide, its priors, guides, layouts, likelihoods and
-networks, and the registry that builds them from names. Imports only :mod:`pyro_mvae.config`,
-:mod:`pyro_mvae.errors` and :mod:`pyro_mvae.distributions`."""
+"""The model: the VAE as a Pyro model and guide (:mod:`~pyro_mvae.models.vae`), the base classes of
+its components (:mod:`~pyro_mvae.models.base`), the registry that builds them from names
+(:mod:`~pyro_mvae.models.registry`), the priors (:mod:`~pyro_mvae.models.priors`,
+:mod:`~pyro_mvae.models.vamp`, :mod:`~pyro_mvae.models.flows`), guides
+(:mod:`~pyro_mvae.models.guides`), mixture layouts (:mod:`~pyro_mvae.models.layouts`), likelihoods
+(:mod:`~pyro_mvae.models.likelihoods`), networks (:mod:`~pyro_mvae.models.nets`), train and eval
+modes (:mod:`~pyro_mvae.models.modes`) and the checks of networks (:mod:`~pyro_mvae.models.probe`).
+Imports only :mod:`pyro_mvae.config`, :mod:`pyro_mvae.errors` and :mod:`pyro_mvae.distributions`."""

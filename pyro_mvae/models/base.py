@@ -29,7 +29,10 @@ CAPABILITIES = {
     "score_baselines": "the objective uses the baselines of a score-function gradient "
                        "(TraceGraph_ELBO)",
 }
-"""Capability flag -> what it means; the vocabulary of pairing errors."""
+"""Capability flag -> what it means; the vocabulary of pairing errors.
+
+:meta hide-value:
+"""
 
 
 class Component(nn.Module):

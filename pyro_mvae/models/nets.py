@@ -211,4 +211,7 @@ NETS = Registry("net", {k.name: k for k in (
     NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
             lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
                                            cfg.hidden[::-1]), ConvConfig))})
-"""Network kind -> :class:`NetKind` (a :class:`~pyro_mvae.config.Registry`)."""
+"""Network kind -> :class:`NetKind` (a :class:`~pyro_mvae.config.Registry`).
+
+:meta hide-value:
+"""

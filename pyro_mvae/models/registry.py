@@ -29,12 +29,21 @@ def _table(kind: str, *classes) -> Registry:
 
 PRIORS = _table("prior", StandardPrior, MixturePrior, FactorizedMixturePrior, VampPrior, FlowPrior)
 """Prior name (``prior=<name>``) -> its :class:`~pyro_mvae.models.base.Prior` subclass (a
-:class:`~pyro_mvae.config.Registry`: installed packages' entry points are loaded on its first read)."""
+:class:`~pyro_mvae.config.Registry`: installed packages' entry points are loaded on its first read).
+
+:meta hide-value:
+"""
 GUIDES = _table("guide", GaussianGuide, RelaxedMixtureGuide, DiscreteMixtureGuide, MarginalMixtureGuide, FlowGuide)
-"""Guide name (``guide=<name>``) -> its :class:`~pyro_mvae.models.base.Guide` subclass."""
+"""Guide name (``guide=<name>``) -> its :class:`~pyro_mvae.models.base.Guide` subclass.
+
+:meta hide-value:
+"""
 LIKELIHOODS = _table("likelihood", BernoulliLikelihood, GaussianLikelihood)
 """Likelihood name (``likelihood=<name>``) -> its
-:class:`~pyro_mvae.models.likelihoods.Likelihood` subclass."""
+:class:`~pyro_mvae.models.likelihoods.Likelihood` subclass.
+
+:meta hide-value:
+"""
 
 
 def _options(cfg: Mapping) -> tuple[str, dict]:

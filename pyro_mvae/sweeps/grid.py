@@ -29,7 +29,10 @@ from pyro_mvae.training.train import check_dataset
 
 PLUGINS = {"joblib": "hydra_joblib_launcher", "submitit_local": "hydra_submitit_launcher",
            "submitit_slurm": "hydra_submitit_launcher", "optuna": "hydra_optuna_sweeper"}
-"""``hydra/launcher=`` and ``hydra/sweeper=`` options and the plugin module each needs."""
+"""``hydra/launcher=`` and ``hydra/sweeper=`` options and the plugin module each needs.
+
+:meta hide-value:
+"""
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 

@@ -32,7 +32,10 @@ from pyro_mvae.training.datasets import DATASETS, DataSource
 
 KINDS = {"prior": (PRIORS, Prior), "guide": (GUIDES, Guide), "likelihood": (LIKELIHOODS, Likelihood),
          "net": (NETS, NetKind), "data": (DATASETS, DataSource)}
-"""Kind -> (its registry, what a component of that kind is, a subclass or an instance)."""
+"""Kind -> (its registry, what a component of that kind is, a subclass or an instance).
+
+:meta hide-value:
+"""
 
 ENTRY_POINT_GROUPS = {"prior": "pyro_mvae.priors", "guide": "pyro_mvae.guides",
                       "likelihood": "pyro_mvae.likelihoods", "net": "pyro_mvae.nets", "data": "pyro_mvae.data"}

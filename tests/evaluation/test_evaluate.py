@@ -159,6 +159,10 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
     assert set(bdmc) == {"5", "100"} and bdmc["100"]["gap"] < bdmc["5"]["gap"]
     assert bdmc["100"]["lower"] <= bdmc["100"]["upper"] + 4 * bdmc["100"]["gap_se"]
     assert main(["evaluate", str(run), "-K", "50", "--limit", "20", "--no-figures"]) == 0  # other images
+    assert "kept as eval.previous.json" in capsys.readouterr().err
+    previous = json.loads((run / "eval.previous.json").read_text())  # the AIS evaluation is not lost
+    assert (previous["n"], previous["K"], previous["ais"]) == (30, 500, ais)
+    assert len((run / "per_datapoint_test.previous.csv").read_text().splitlines()) == 31
     report = json.loads((run / "eval.json").read_text())
     assert "ais" not in report and report["bdmc"]["by_steps"] == bdmc  # AIS scored other images; BDMC stays
     assert "ais" not in (run / "per_datapoint_test.csv").read_text().splitlines()[0]

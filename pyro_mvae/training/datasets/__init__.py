@@ -38,7 +38,10 @@ DATASETS = Registry("data", {s.name: s for s in (
     DataSource("omniglot", load_omniglot, OmniglotConfig),
     DataSource("arrays", load_arrays, ArraysConfig),
     DataSource("folder", load_folder, FolderConfig))})
-"""Data set name -> :class:`DataSource` (a :class:`~pyro_mvae.config.Registry`)."""
+"""Data set name -> :class:`DataSource` (a :class:`~pyro_mvae.config.Registry`).
+
+:meta hide-value:
+"""
 
 
 def build_dataset(data: Mapping, device) -> Dataset:

@@ -41,7 +41,10 @@ IDX_SETS = {s.name: s for s in (
     IdxSet("mnist", "MNIST", "http://yann.lecun.com/exdb/mnist/ or a mirror"),
     IdxSet("fashion_mnist", "FashionMNIST", "https://github.com/zalandoresearch/fashion-mnist (Xiao et al. 2017)"),
     IdxSet("kmnist", "KMNIST", "https://github.com/rois-codh/kmnist (Clanuwat et al. 2018)"))}
-"""MNIST and the data sets that share its format, split and protocol."""
+"""MNIST and the data sets that share its format, split and protocol.
+
+:meta hide-value:
+"""
 
 
 def load_idx_set(name: str, root=None, device="cpu", **options) -> Dataset:
