@@ -11,6 +11,7 @@ from pathlib import Path
 import pyro_mvae
 from pyro_mvae.evaluation.compare import LATEX
 from pyro_mvae.infer.objectives import OBJECTIVES
+from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import PRIORS
 from pyro_mvae.training.datasets import DATASETS
 from pyro_mvae.training.plugins import KINDS
@@ -74,6 +75,9 @@ def test_records_tuples_and_strings_are_described():
     objectives = _rows(registry_tables.table(OBJECTIVES))
     assert objectives["``stratified``"].startswith(OBJECTIVES["stratified"].doc)
     assert objectives["``stratified``"].endswith("(:class:`~pyro_mvae.infer.stratified.StratifiedELBO`)")
+    assert objectives["``trace``"] == ":class:`~pyro.infer.trace_elbo.Trace_ELBO`"  # the ELBO, not its options
+    nets = _rows(registry_tables.table(NETS))
+    assert nets["``mlp``"].startswith(":class:`~pyro_mvae.models.nets.MLPConfig`: ")  # builders are lambdas
     kinds = _rows(registry_tables.table(KINDS))
     assert kinds["``prior``"].startswith(":data:`~pyro_mvae.models.registry.PRIORS`; "
                                          ":class:`~pyro_mvae.models.base.Prior`: ")

@@ -17,6 +17,8 @@ import re
 import sys
 from collections.abc import Mapping
 
+from pyro_mvae.config import Settings
+
 PACKAGE = "pyro_mvae"
 MAX_REPR = 120
 """The longest ``repr`` autodoc may show as a constant's value."""
@@ -76,14 +78,19 @@ def _describe(value) -> str:
 
 
 def _describe_record(record) -> str:
-    """A registered record (a data set, network kind, objective): its own text where it has a
-    field with one, else its loader's or options' first sentence, with a link."""
+    """A registered record (a data set, network kind, objective): its own text and the class or
+    function it registers (an objective's ELBO, a data set's loader), linked; a record with
+    neither (a network kind, whose builders are lambdas) by its options class."""
     fields = [getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "name"]
-    text = next((v for v in fields if isinstance(v, str) and " " in v), None)
-    code = next((c for c in map(_code, fields) if c is not None and c.__module__.startswith(PACKAGE)), None)
-    if code is None:
-        return _describe(text) if text else f"``{record!r}``"
-    return f"{_describe(text)} ({_link(code)})" if text else _describe(code)
+    texts = [v for v in fields if isinstance(v, str)]
+    text = next((v for v in texts if " " in v), texts[0] if texts else None)  # a sentence before a word
+    code = [c for c in map(_code, fields) if c is not None]
+    registered = next((c for c in code if not (inspect.isclass(c) and issubclass(c, Settings))), None)
+    if registered is None:
+        return _describe(text) if text else _describe(code[0]) if code else f"``{record!r}``"
+    if text is None:
+        return _describe(registered)
+    return _link(registered) if text == registered.__name__ else f"{_describe(text)} ({_link(registered)})"
 
 
 def table(mapping: Mapping) -> list[str]:
