@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
 from pyro_mvae.config import BROKEN
-from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed, TimeLimitReached
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.session import train_config
 from pyro_mvae.training.config import check_config, compose_config, describe_config, groups, resolve_objective
@@ -291,8 +291,8 @@ COMMANDS = {"train": train, "evaluate": evaluate_command, "sample": sample_comma
 def main(argv=None) -> int:
     """The ``pyro-mvae`` entry point: run the command ``argv[0]`` (default ``sys.argv[1:]``) and
     return the exit code (0; 2 for a usage or user error, or a listing of the groups with an
-    installed component that cannot be loaded; 1 for a diverged run or failed jobs; 128 + the
-    signal number when interrupted)."""
+    installed component that cannot be loaded; 1 for a diverged run or failed jobs; 3 for a run or
+    sweep stopped at ``trainer.max_time``, to be continued; 128 + the signal number when interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())
@@ -312,6 +312,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # before any training started: nothing to save
         print("pyro-mvae: interrupted", file=sys.stderr)
         return 130
+    except TimeLimitReached as paused:
+        print(f"pyro-mvae: {paused}", file=sys.stderr)
+        return 3
     except Diverged as err:
         print(f"pyro-mvae: training diverged: {err}", file=sys.stderr)
         return 1

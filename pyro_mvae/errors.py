@@ -2,7 +2,7 @@
 
 The command line maps them to exit codes: the :class:`UserError` family (a bad setting, data,
 run directory or pairing) to 2 with the message alone, :class:`Interrupted` to 128 + signal,
-:class:`Diverged` and :class:`JobsFailed` to 1.
+:class:`Diverged` and :class:`JobsFailed` to 1, :class:`TimeLimitReached` to 3.
 """
 
 
@@ -64,3 +64,8 @@ class Interrupted(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
+
+
+class TimeLimitReached(Exception):
+    """Training stopped at ``trainer.max_time`` after writing ``last.pt``: not finished, and the
+    message says the command that continues it."""

@@ -23,10 +23,11 @@ from pyro_mvae.training.config import (
     trainer_settings,
 )
 from pyro_mvae.training.runs import resolve_device
-from pyro_mvae.training.train import fit
+from pyro_mvae.training.train import absolute_paths, fit, patience_exhausted
 
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
-             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size", "trainer.compile")
+             "trainer.eval_samples", "trainer.eval_chunk_size", "trainer.eval_batch_size", "trainer.compile",
+             "trainer.max_time")
 """The only settings a resume may give; the rest is the run's own configuration."""
 
 
@@ -35,23 +36,24 @@ def train_config(config: dict, overrides: list[str], encoder=None, decoder=None)
     line's, which a resume checks); returns the report. ``encoder`` and ``decoder``: the user's own
     modules, for resuming a run trained on them (:func:`resume_run`).
 
-    ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
+    ``resume=RUN_DIR`` continues that run from its ``last.pt``; so does the same command again when
+    it names the ``run_dir`` of an unfinished run with the same settings (:func:`continued_config`:
+    a run stopped by ``trainer.max_time``, a signal or a requeue). Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
     ranks here (see :mod:`pyro_mvae.training.distributed`).
 
     Raises:
         ConfigError: see :func:`resumed_config`.
-        FileExistsError: a new run's ``run_dir`` already holds a run.
+        FileExistsError: a new run's ``run_dir`` already holds a run with other settings.
     """
     resume = None
+    if not config["resume"] and config["run_dir"] and holds_run(Path(config["run_dir"])):
+        config, overrides = continued_config(config, overrides)
     if config["resume"]:
         config, resume = resumed_config(config, overrides, own_modules=encoder is not None)
         check_config(config)  # the checkpoint's own configuration is checked as well
     trainer = trainer_settings(config)
     config["run_dir"] = config["run_dir"] or default_run_dir(config)
-    if resume is None and holds_run(Path(config["run_dir"])):
-        raise FileExistsError(f"run directory {config['run_dir']} already holds a run: choose another "
-                              f"run_dir, or continue it with resume={config['run_dir']}")
     group = distributed.from_environment()
     if group is None and trainer.devices > 1:
         _preflight(config)
@@ -78,6 +80,55 @@ def resume_run(run_dir, epochs: int | None = None, encoder=None, decoder=None) -
     """
     overrides = [f"resume={run_dir}"] + ([f"trainer.epochs={epochs}"] if epochs is not None else [])
     return train_config(compose_config(overrides), overrides, encoder, decoder)
+
+
+def continued_config(config: dict, overrides: list[str]) -> tuple[dict, list[str]]:
+    """``config`` and ``overrides`` as a resume of ``config["run_dir"]``, which holds a run: the
+    same command continues a run that was stopped (``trainer.max_time``, a signal, a cluster's
+    requeue) when every setting but the :data:`RESUMABLE` ones is the run's own. Prints one line
+    saying so.
+
+    Raises:
+        FileExistsError: the run directory holds a run with other settings (they are named), or a
+            run that has not written its first checkpoint.
+    """
+    run_dir = Path(config["run_dir"])
+    if not (run_dir / "last.pt").exists():
+        raise FileExistsError(f"run directory {run_dir} already holds a run that has no last.pt to continue from: "
+                              "choose another run_dir")
+    saved = checkpoints.load(run_dir / "last.pt", resume=True)["config"]
+    differ = _differences(_comparable(_as_run(config)), _comparable(saved))
+    if differ:
+        raise FileExistsError(f"run directory {run_dir} already holds a run with other settings "
+                              f"({'; '.join(differ[:5])}): choose another run_dir, or continue that run with "
+                              f"resume={run_dir}")
+    progress = checkpoints.load(run_dir / "last.pt", resume=True)["progress"]
+    print(f"pyro-mvae: continuing the run in {run_dir} from epoch {progress['epoch']}, batch {progress['batch']}",
+          flush=True)
+    given = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in RESUMABLE]
+    return config | {"resume": str(run_dir)}, [f"resume={run_dir}", *given]
+
+
+def _as_run(config: dict) -> dict:
+    """A composed config as its run records it: the objective named, data paths absolute."""
+    named = {"objective": config["objective"] | {"name": objective_name(config)}}
+    return config | named | {"data": absolute_paths(config["data"])}
+
+
+def _comparable(config: dict) -> dict:
+    """The settings that make a run what it is: the groups (less the :data:`RESUMABLE` trainer
+    settings), the seed and the tags, flattened to ``{"group.key": value}``."""
+    resumable = {key.split(".")[1] for key in RESUMABLE if key.startswith("trainer.")}
+    flat = {"seed": config["seed"], "tags": list(config.get("tags") or [])}
+    for group in ("data", "prior", "guide", "likelihood", "objective", "net", "trainer"):
+        flat |= {f"{group}.{k}": v for k, v in config[group].items() if not (group == "trainer" and k in resumable)}
+    return flat
+
+
+def _differences(given: dict, saved: dict) -> list[str]:
+    """``key: given vs the run's`` for every setting that differs."""
+    return [f"{key}: {given.get(key)!r} here, {saved.get(key)!r} in the run"
+            for key in sorted(set(given) | set(saved)) if given.get(key) != saved.get(key)]
 
 
 def resumed_config(config: dict, overrides: list[str], own_modules: bool = False) -> tuple[dict, str]:
@@ -123,7 +174,7 @@ def _refuse_finished(run_dir: Path, progress: dict, trainer: dict) -> None:
     if progress["epoch"] >= epochs and progress["batch"] == 0:
         raise ConfigError(f"{run_dir} has finished its {epochs} epochs: give trainer.epochs=N with "
                           f"N > {epochs} to train it further")
-    if progress["batch"] == 0 and (progress["epoch"] - 1) - progress["best_epoch"] >= patience:
+    if progress["batch"] == 0 and patience_exhausted(progress, trainer):
         raise ConfigError(f"{run_dir} stopped early: no better validation ELBO in the {patience} epochs "
                           f"after epoch {progress['best_epoch']}; it is finished (its report.json holds "
                           "the result), start a new run to train with other settings")

@@ -104,8 +104,8 @@ def test_a_run_directory_holding_a_run_is_not_overwritten(tmp_path, capsys):
     (tmp_path / "run").mkdir()  # an empty directory (a sweep launcher makes each job's) is used
     code, run_dir = run_cli(tmp_path)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    assert code == 0 and run_cli(tmp_path)[0] == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert code == 0 and run_cli(tmp_path)[0] == 2  # the same command again: the run is finished
+    assert "has finished its 2 epochs" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 

@@ -74,6 +74,8 @@ TINY = {"trainer.epochs": "1", "trainer.eval_samples": "5", "trainer.eval_limit"
 ROOTED = {"mnist": {"data.val_size": "20"}, "fashion_mnist": {"data.val_size": "20"}, "binarized_mnist": {},
           "omniglot": {"data.val_size": "20"}}
 """Data sets read from data.root: the stand-in files the documented commands get, and their options."""
+EXPERIMENT_DATA = {"vampprior_protocol": "mnist", "mnist_core": "mnist"}
+"""Experiments that choose a data set read from data.root."""
 EVALUATE = {"-K": "20", "--limit": "20", "--ais-steps": "5", "--bdmc-steps": "2,5"}
 """Options of `pyro-mvae evaluate` replaced by a tiny budget (the flag and its value)."""
 
@@ -96,7 +98,8 @@ def _tiny(command: str, root: Path, run: Path) -> list[str] | None:
     if any(a.startswith("resume=") for a in args):  # only the one that trains further can run again
         further = any(a.startswith("trainer.epochs") for a in args)
         return ["train", f"resume={root / 'runs' / 'long'}", "trainer.epochs=2"] if further else None
-    named = [a.split("=")[1] for a in args if a.startswith("data=")]
+    named = [a.split("=")[1] for a in args if a.startswith("data=")] or \
+        [EXPERIMENT_DATA[a.split("=")[1]] for a in args if a.split("=")[1:] and a.split("=")[1] in EXPERIMENT_DATA]
     rooted = {"data.root": str(root / "data"), "data.download": "false", **ROOTED[named[0]]} \
         if named and named[0] in ROOTED else {}
     settings = TINY | rooted

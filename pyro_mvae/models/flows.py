@@ -18,8 +18,7 @@ from torch import nn
 from pyro_mvae.config import option
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, Prior
-from pyro_mvae.models.guides import GuideConfig
-from pyro_mvae.models.nets import positive
+from pyro_mvae.models.guides import GuideConfig, guide_scale
 from pyro_mvae.models.priors import MixtureConfig, MixturePrior, StandardPrior
 
 
@@ -93,6 +92,7 @@ class FlowGuideConfig(GuideConfig):
     context_dim: int = option(32, "size of the context h(x) the couplings see")
 
     def check(self):
+        super().check()
         self.at_least("layers", 1)
         self.each_at_least("flow_hidden", 1)
         self.at_least("context_dim", 1)
@@ -112,7 +112,7 @@ class FlowGuide(Guide):
     def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
         super().__init__()
-        cfg = self.configure(options)
+        cfg = self.config = self.configure(options)
         _check_splittable("guide", latent_dim)
         self.latent_dim, self.context_dim = latent_dim, cfg.context_dim
         self.init_encoder(body, features, 2 * latent_dim + cfg.context_dim)
@@ -124,7 +124,7 @@ class FlowGuide(Guide):
     def _encode(self, x: torch.Tensor):
         """x ``(B, *event)`` -> q0 = N(μ, diag σ²) (batch ``(B,)``, event ``(d,)``), context ``(B, c)``."""
         loc, scale_raw, context = self.encode(x).split([self.latent_dim, self.latent_dim, self.context_dim], -1)
-        return dist.Normal(loc, positive(scale_raw)).to_event(1), context
+        return dist.Normal(loc, guide_scale(scale_raw, self.config)).to_event(1), context
 
     def base_posterior(self, x: torch.Tensor):
         """The Gaussian q0(z0 | x) before the flow (shared by the VampPrior)."""

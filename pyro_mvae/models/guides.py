@@ -31,9 +31,29 @@ from pyro_mvae.models.nets import MLP, positive
 
 @dataclass
 class GuideConfig(Settings):
-    """A guide without options."""
+    """What every guide's options start with: how its encoder's raw outputs h become the standard
+    deviations σ of q(z | x) (:func:`guide_scale`)."""
 
     GROUP = "guide"
+    scale: str = option("softplus", "σ from the encoder's output h: softplus (σ = softplus(h) + 0.001) | logvar "
+                                    "(log σ² = h clipped to [logvar_min, logvar_max], Tomczak & Welling 2018)")
+    logvar_min: float = option(-6.0, "scale=logvar: the lower clip of log σ² (σ ≥ 0.050 at -6)")
+    logvar_max: float = option(2.0, "scale=logvar: the upper clip of log σ² (σ ≤ 2.72 at 2)")
+
+    def check(self):
+        self.one_of("scale", ("softplus", "logvar"))
+        if not self.logvar_min < self.logvar_max:
+            self._fail("logvar_max", f"a number > guide.logvar_min ({self.logvar_min:g})")
+
+
+def guide_scale(raw: torch.Tensor, cfg: GuideConfig) -> torch.Tensor:
+    """Standard deviations (same shape as ``raw``) from an encoder's raw outputs: ``softplus(raw) +
+    0.001`` (:func:`~pyro_mvae.models.nets.positive`), or with ``cfg.scale == "logvar"``
+    ``exp(½ hardtanh(raw, logvar_min, logvar_max))``, the encoder of Tomczak & Welling 2018's
+    code (whose gradient is zero outside the clip)."""
+    if cfg.scale == "logvar":
+        return (0.5 * nn.functional.hardtanh(raw, cfg.logvar_min, cfg.logvar_max)).exp()
+    return positive(raw)
 
 
 class GaussianGuide(Guide):
@@ -51,7 +71,7 @@ class GaussianGuide(Guide):
     def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
                  **options):
         super().__init__()
-        self.configure(options)
+        self.config = self.configure(options)
         self.latent_dim = latent_dim
         self.init_encoder(body, features, 2 * latent_dim)
 
@@ -66,7 +86,7 @@ class GaussianGuide(Guide):
     def posterior(self, x: torch.Tensor):
         """x ``(B, *event)`` -> N(μ, diag σ²) with batch ``(B,)``, event ``(d,)``."""
         loc, scale_raw = self.encode(x).split(self.latent_dim, dim=-1)  # 2 × (B, d)
-        return dist.Normal(loc, positive(scale_raw)).to_event(1)
+        return dist.Normal(loc, guide_scale(scale_raw, self.config)).to_event(1)
 
     def posterior_per_dim(self, x: torch.Tensor):
         """q(z_j | x) for each dimension: batch ``(B, d)``."""
@@ -107,7 +127,7 @@ class MixtureGuide(Guide):
         logits, loc, scale_raw = out.split([self._n_logits, self._n_table, self._n_table], -1)
         return (logits.reshape(B, *self.layout.logits_shape),
                 loc.reshape(B, *self.layout.table_shape),
-                positive(scale_raw).reshape(B, *self.layout.table_shape))
+                guide_scale(scale_raw, self.config).reshape(B, *self.layout.table_shape))
 
     def posterior(self, x: torch.Tensor):
         """The discrete mixture q(z | x) = Σ_c q(c | x) q(z | c, x), c summed out; event ``(d,)``."""
@@ -147,6 +167,7 @@ class RelaxedMixtureConfig(GuideConfig):
     rao_samples: int = option(10, "M, conditional Gumbel draws of the Gumbel-Rao estimator")
 
     def check(self):
+        super().check()
         self.one_of("estimator", ("relaxed", "gumbel_rao"))
         self.at_least("rao_samples", 1)
         if self.estimator == "gumbel_rao" and not self.straight_through:
@@ -214,6 +235,7 @@ class BaselineConfig(GuideConfig):
     baseline_hidden: list[int] = option([100], "hidden sizes of the neural baseline MLP(x)")
 
     def check(self):
+        super().check()
         self.one_of("baseline", ("none", "decaying_average", "neural"))
         self.positive("baseline_beta", below=1.0)
         self.each_at_least("baseline_hidden", 1)

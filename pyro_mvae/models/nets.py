@@ -82,6 +82,63 @@ class MLPDecoder(MLP):
         return super().forward(z).unflatten(-1, self.event_shape)  # (..., D) -> (..., *event)
 
 
+class GatedDense(nn.Sequential):
+    """Gated dense layer h = (W x + b) ⊙ σ(V x + c) (Dauphin et al. 2017; the ``GatedDense`` of
+    Tomczak & Welling 2018): one ``Linear(in_dim, 2·out_dim)`` whose halves are W x + b and
+    V x + c, then :class:`torch.nn.GLU`. Input ``(..., in_dim)``, output ``(..., out_dim)``."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__(nn.Linear(in_dim, 2 * out_dim), nn.GLU(dim=-1))
+
+
+def gated_stack(in_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    """``GatedDense(in_dim, hidden[0]) -> GatedDense(hidden[0], hidden[1]) -> ...``:
+    ``(..., in_dim)`` -> ``(..., hidden[-1])``; no activation after the last gate."""
+    sizes = [in_dim, *hidden]
+    return nn.Sequential(*(GatedDense(a, b) for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+class GatedMLPBody(nn.Module):
+    """Encoder body of the VampPrior paper's one-stochastic-layer VAE (Tomczak & Welling 2018):
+    x ``(..., *event)`` flattened to D values -> :func:`gated_stack` -> features ``(..., F)``,
+    F = ``hidden[-1]`` (784 → 300 → 300 on MNIST by default)."""
+
+    def __init__(self, event_shape, hidden: Sequence[int]):
+        super().__init__()
+        self.event_dims = len(event_shape)
+        self.gates = gated_stack(event_size(event_shape), hidden)
+
+    def forward(self, x):
+        """Features ``(..., F)`` of x ``(..., *event)``."""
+        return self.gates(x.flatten(-self.event_dims))  # (..., D) -> (..., F)
+
+
+class GatedMLPDecoder(nn.Module):
+    """Decoder of the same paper: z ``(..., d)`` -> :func:`gated_stack` -> ``Linear(hidden[-1], D)``
+    -> the likelihood's parameters ``(..., *event)`` (Bernoulli logits: the paper's sigmoid output
+    layer with the sigmoid left to the likelihood)."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], event_shape):
+        super().__init__()
+        self.event_shape = tuple(event_shape)
+        self.gates = gated_stack(latent_dim, hidden)
+        self.out = nn.Linear(hidden[-1], event_size(event_shape))
+
+    def forward(self, z):
+        """The likelihood's parameters ``(..., *event)`` of z ``(..., d)``."""
+        return self.out(self.gates(z)).unflatten(-1, self.event_shape)  # (..., D) -> (..., *event)
+
+
+def he_init(*modules: nn.Module) -> None:
+    """He initialisation of the weights of every ``nn.Linear`` in ``modules``: N(0, 2 / fan_in)
+    (He et al. 2015; ``he_init`` of Tomczak & Welling 2018's code), biases left at PyTorch's
+    default. Draws from torch's global generator (seeded by the run)."""
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+
+
 def _image(event_shape, name: str) -> tuple[int, int, int]:
     if len(event_shape) != 3:
         raise ConfigError(f"net={name} needs images of shape (C, H, W), got data of shape "
@@ -192,17 +249,37 @@ class ConvConfig(MLPConfig):
         self.at_least("kernel", self.stride)
 
 
+@dataclass
+class GatedMLPConfig(MLPConfig):
+    """Options of the gated fully connected nets of Tomczak & Welling 2018 (784-300-300-40)."""
+
+    init: str = option("he", "he (N(0, 2/fan_in) weights of every linear layer of the encoder, its heads and the "
+                             "decoder, as the paper's code) | default (PyTorch's)")
+
+    def check(self):
+        super().check()
+        self.one_of("init", ("he", "default"))
+
+
 @dataclass(frozen=True)
 class NetKind:
     """A registered network kind: ``encoder(event_shape, cfg)`` builds the body, a module
     x ``(B, *event)`` -> features ``(B, F)`` on which each guide puts its own heads;
     ``decoder(event_shape, cfg)`` a module z ``(B, cfg.latent_dim)`` -> the likelihood's
-    parameters ``(B, *event)``. ``Config``: their typed options, with ``latent_dim``."""
+    parameters ``(B, *event)``. ``Config``: their typed options, with ``latent_dim``.
+    ``initialise(cfg, guide, decoder)``, when given, re-initialises the built guide (the body and
+    the guide's heads) and the decoder in place (:func:`he_init`); None keeps PyTorch's defaults."""
 
     name: str
     encoder: Callable
     decoder: Callable
     Config: type[Settings]
+    initialise: Callable | None = None
+
+
+def _he_when_asked(cfg, guide: nn.Module, decoder: nn.Module) -> None:
+    if cfg.init == "he":
+        he_init(guide, decoder)
 
 
 NETS = Registry("net", {k.name: k for k in (
@@ -210,7 +287,10 @@ NETS = Registry("net", {k.name: k for k in (
             lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig),
     NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
             lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
-                                           cfg.hidden[::-1]), ConvConfig))})
+                                           cfg.hidden[::-1]), ConvConfig),
+    NetKind("gated_mlp", lambda shape, cfg: GatedMLPBody(shape, cfg.hidden),
+            lambda shape, cfg: GatedMLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), GatedMLPConfig,
+            _he_when_asked))})
 """Network kind -> :class:`NetKind` (a :class:`~pyro_mvae.config.Registry`).
 
 :meta hide-value:

@@ -7,6 +7,7 @@ command line, Hydra's config group, validation and pairing checks follow from th
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from functools import partial
 
 from torch import nn
 
@@ -96,7 +97,7 @@ def build_vae(data_shape, prior: Mapping, guide: Mapping, likelihood: Mapping, n
     event_shape = (data_shape,) if isinstance(data_shape, int) else tuple(data_shape)
     prior_cls, guide_cls = (lookup(PRIORS, "prior", prior["name"]), lookup(GUIDES, "guide", guide["name"]))
     lik_cls = lookup(LIKELIHOODS, "likelihood", likelihood["name"])
-    net_spec, body, decoder = _networks(event_shape, net, encoder, decoder)
+    net_spec, body, decoder, initialise = _networks(event_shape, net, encoder, decoder)
     spec = {"prior": _spec(prior_cls, prior), "guide": _spec(guide_cls, guide),  # bad options before pairing
             "likelihood": _spec(lik_cls, likelihood), "net": net_spec}
     d = net_spec["latent_dim"]
@@ -105,26 +106,34 @@ def build_vae(data_shape, prior: Mapping, guide: Mapping, likelihood: Mapping, n
     check_pair(prior_mod, guide_cls)
     guide_mod = guide_cls(body, body_features(body, event_shape, features), d, layout=prior_mod.layout,
                           event_shape=event_shape, **_options(guide)[1])
+    initialise(guide_mod, decoder)  # the net's own initialisation of every layer, the guide's heads included
     prior_mod.attach(guide_mod, event_shape)
     vae = VAE(prior_mod, guide_mod, lik_cls(**_options(likelihood)[1]), decoder, event_shape)
     vae.spec = spec
     return vae
 
 
-def _networks(event_shape: tuple[int, ...], net: Mapping, encoder, decoder) -> tuple[dict, nn.Module, nn.Module]:
-    """The net's spec, encoder body and decoder: built from the registered ``net`` or the user's own."""
+def _networks(event_shape: tuple[int, ...], net: Mapping, encoder, decoder) -> tuple:
+    """The net's spec, encoder body, decoder and ``initialise(guide, decoder)`` (the net kind's
+    :attr:`~pyro_mvae.models.nets.NetKind.initialise`, or nothing): built from the registered
+    ``net`` or the user's own."""
     if (encoder is None) != (decoder is None):
         raise ConfigError("give both encoder= and decoder= (your own networks), or neither (net= builds them)")
     if encoder is None:
         name, options = _options(net)
         kind = lookup(NETS, "net", name)
         cfg = kind.Config.from_options(options, f"net '{name}'")
-        return {"name": name, **asdict(cfg)}, kind.encoder(event_shape, cfg), kind.decoder(event_shape, cfg)
+        initialise = partial(kind.initialise, cfg) if kind.initialise else _keep
+        return {"name": name, **asdict(cfg)}, kind.encoder(event_shape, cfg), kind.decoder(event_shape, cfg), initialise
     name, options = _options({"name": OWN_NET} | dict(net))
     if name != OWN_NET or set(options) != {"latent_dim"}:
         raise ConfigError(f"with your own encoder and decoder, net holds only latent_dim (d), got {dict(net)}: "
                           "give net={'latent_dim': d}")
-    return {"name": OWN_NET, "latent_dim": int(options["latent_dim"])}, encoder, decoder
+    return {"name": OWN_NET, "latent_dim": int(options["latent_dim"])}, encoder, decoder, _keep
+
+
+def _keep(guide: nn.Module, decoder: nn.Module) -> None:
+    """Keep the modules' own initialisation."""
 
 
 def _spec(cls, options: Mapping) -> dict:

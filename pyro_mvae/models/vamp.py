@@ -2,10 +2,11 @@
 
     p(z) = (1/C) Σ_c q_φ(z | u_c),    u_c = sigmoid(w_c) ∈ (0, 1)^(C×H×W), the data's shape
 
-(Tomczak & Welling 2018, eq. 9). The encoder is shared with the guide, so the prior changes
-whenever the encoder does; the pseudo-inputs are trained with everything else and stay in the
-data range by construction. With C = 500 the mixture's log-density is computed by matrix
-products, not broadcasting (DESIGN.md §2; :mod:`pyro_mvae.distributions.mixtures`).
+(Tomczak & Welling 2018, eq. 9), or u_c = hardtanh(w_c, 0, 1) ∈ [0, 1], the paper's code. The
+encoder is shared with the guide, so the prior changes whenever the encoder does; the
+pseudo-inputs are trained with everything else and stay in the data range by construction.
+With C = 500 the mixture's log-density is computed by matrix products, not broadcasting
+(DESIGN.md §2; :mod:`pyro_mvae.distributions.mixtures`).
 """
 
 import math
@@ -25,9 +26,16 @@ class VampConfig(PriorConfig):
     """Options of the VampPrior."""
 
     components: int = option(500, "C, the number of pseudo-inputs")
+    pseudo_inputs: str = option("sigmoid", "u = sigmoid(w) | hardtanh: u = w clipped to [0, 1] (the paper's code; "
+                                           "no gradient where w is outside)")
+    init_mean: float = option(0.0, "w ~ N(init_mean, init_std²) at the start (the paper's code: hardtanh with "
+                                   "0.05 and 0.01)")
+    init_std: float = option(1.0, "the spread of the starting w")
 
     def check(self):
         self.at_least("components", 1)
+        self.one_of("pseudo_inputs", ("sigmoid", "hardtanh"))
+        self.positive("init_std")
 
 
 class VampPrior(Prior):
@@ -50,25 +58,42 @@ class VampPrior(Prior):
 
     def __init__(self, latent_dim: int, **options):
         super().__init__()
-        self.latent_dim, self.components = latent_dim, self.configure(options).components
+        self.config = self.configure(options)
+        self.latent_dim, self.components = latent_dim, self.config.components
         self.__dict__["_encoder"] = None  # shared with the VAE, not a submodule of the prior
+        self.__dict__["_kept"] = None  # (key, components) of the last evaluation: see _components
 
     def attach(self, guide, event_shape: tuple[int, ...]) -> None:
-        """Share ``guide``'s encoder and create the C pseudo-inputs, initialised as sigmoid(N(0, 1))
-        (spread over (0.27, 0.73) at ±1σ). Their logits are stored flat, ``(C, D)``, as 0.1.0
-        saved them, so its checkpoints and optimiser states still load."""
+        """Share ``guide``'s encoder and create the C pseudo-inputs' parameters w ~ N(init_mean,
+        init_std²) (by default sigmoid(N(0, 1)), spread over (0.27, 0.73) at ±1σ). They are stored
+        flat, ``(C, D)``, as 0.1.0 saved them, so its checkpoints and optimiser states still load."""
         self.__dict__["_encoder"] = guide
         self.event_shape = tuple(event_shape)
         flat = torch.randn(self.components, math.prod(event_shape))  # device: moved with the VAE; (C, D)
-        self.pseudo_logits = nn.Parameter(flat)
+        self.pseudo_logits = nn.Parameter(flat * self.config.init_std + self.config.init_mean)
 
     @property
     def pseudo_inputs(self) -> torch.Tensor:
-        """u ``(C, *event)`` (images ``(C, channels, H, W)``), each value in (0, 1)."""
-        return torch.sigmoid(self.pseudo_logits).unflatten(-1, self.event_shape)  # (C, D) -> (C, *event)
+        """u ``(C, *event)`` (images ``(C, channels, H, W)``), each value in [0, 1]."""
+        w = self.pseudo_logits
+        u = torch.sigmoid(w) if self.config.pseudo_inputs == "sigmoid" else nn.functional.hardtanh(w, 0.0, 1.0)
+        return u.unflatten(-1, self.event_shape)  # (C, D) -> (C, *event)
 
     def _components(self):
-        return self._encoder.base_posterior(self.pseudo_inputs)  # batch (C,), event (d,)
+        """q(z | u_c) for the C pseudo-inputs: batch ``(C,)``, event ``(d,)``.
+
+        In an evaluation (gradients off, the encoder in eval mode, not under ``torch.compile``)
+        they are computed once and kept while no parameter of the encoder or the prior changes
+        (the key holds each parameter's storage and in-place version counter), so a validation
+        pass or an IWAE evaluation encodes the C pseudo-inputs once instead of at every batch
+        and chunk of particles; the values are the same."""
+        if torch.is_grad_enabled() or self._encoder.training or torch.compiler.is_compiling():
+            return self._encoder.base_posterior(self.pseudo_inputs)
+        params = [*self._encoder.parameters(), *self.parameters()]
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        if self._kept is None or self._kept[0] != key:
+            self.__dict__["_kept"] = (key, self._encoder.base_posterior(self.pseudo_inputs))
+        return self._kept[1]
 
     def marginal(self):
         """(1/C) Σ_c q(z | u_c): batch shape ``()``, event shape ``(d,)``; its log-density by

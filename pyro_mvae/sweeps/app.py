@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError
+from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError, TimeLimitReached
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.session import resumed_config, train_rank
 from pyro_mvae.sweeps import study
@@ -53,6 +53,7 @@ def multirun(overrides: list[str]) -> dict:
         JobsFailed: when the launcher returns with jobs failed or not run (the record says which).
         Interrupted: SIGINT or SIGTERM to this process or to a job (the sweep stops; the record
             says where).
+        TimeLimitReached: every job is done or ``paused`` at ``trainer.max_time``, some paused.
     """
     global _SWEEP_PROCESS
     _SWEEP_PROCESS = os.getpid()
@@ -85,6 +86,9 @@ def multirun(overrides: list[str]) -> dict:
     if stop or hydra_code > 128:
         raise Interrupted(stop.signum or hydra_code - 128, f"the sweep was stopped; its record is "
                           f"{sweep_dir / 'sweep.json'}; run the same command again to resume it")
+    if not complete and not hydra_code and all(job["state"] in ("done", "paused") for job in record["jobs"]):
+        raise TimeLimitReached(f"jobs of the sweep reached trainer.max_time; its record is {sweep_dir / 'sweep.json'}; "
+                               "run the same command again to continue them")
     if not complete or hydra_code:
         raise JobsFailed(f"not every job of the sweep is done; its record is {sweep_dir / 'sweep.json'}; "
                          "run the same command again to resume the stopped jobs and retry the failed ones")
@@ -198,6 +202,10 @@ def run_job(config) -> float | None:
             if signum := stopped_by(sweep_dir):  # the sweep was stopped while this job was handed out
                 raise Interrupted(signum, f"not started: the sweep was stopped by signal {signum}")
             return _finish(job_dir, overrides, config, _train(config, job_dir))
+    except TimeLimitReached as paused:  # this job only: the others go on, the same command continues it
+        write_job_state(job_dir, overrides, "paused", reason=str(paused))
+        print(f"{job_dir.name}: {paused}", flush=True)
+        return None
     except (Interrupted, KeyboardInterrupt) as stop:  # stop the sweep: a launcher goes on past an Exception
         _record_stop(job_dir, overrides, str(stop) or "stopped by SIGINT")
         raise SystemExit(128 + getattr(stop, "signum", signal.SIGINT)) from stop

@@ -5,7 +5,8 @@ job, and again when the launcher returns): the command, the grid, and each job w
 directory and state; ``stopped`` (the signal) when the command was stopped by SIGINT or SIGTERM
 (:mod:`pyro_mvae.sweeps.stop`). ``SWEEP_DIR/<job>/job.json``, written by the job itself (it may
 run on another machine): its overrides, its state (``running`` with the process's ``pid``,
-``done``, ``failed``, ``interrupted``) and, when done, the metric it returned to the sweeper.
+``done``, ``failed``, ``interrupted``, ``paused`` at ``trainer.max_time``) and, when done, the
+metric it returned to the sweeper.
 Both are written atomically.
 """
 
@@ -20,7 +21,7 @@ JOB = "job.json"
 
 
 def write_job_state(job_dir: Path, overrides: list[str], state: str, **details) -> None:
-    """Record one job's ``state`` (``running``, ``done``, ``failed``, ``interrupted``) in
+    """Record one job's ``state`` (``running``, ``done``, ``failed``, ``interrupted``, ``paused``) in
     ``job_dir/job.json``."""
     write_json_atomic(Path(job_dir) / JOB, {"overrides": list(overrides), "state": state,
                                             "time": time.strftime("%Y-%m-%d %H:%M:%S")} | details)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from pyro_mvae.errors import Interrupted
+from pyro_mvae.errors import Interrupted, TimeLimitReached
 from pyro_mvae.training.signals import catch_stop_signals
 
 
@@ -119,6 +119,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PAUSED = 3
+"""A rank's exit code after :class:`~pyro_mvae.errors.TimeLimitReached` (the command's as well)."""
+
+
 def spawn(fn, world: int, *args) -> None:
     """Run ``fn(group, *args)`` in ``world`` new processes on this machine and wait for them.
 
@@ -131,6 +135,9 @@ def spawn(fn, world: int, *args) -> None:
         try:
             mp.spawn(_run_rank, args=(world, fn, args), nprocs=world, join=True)
         except mp.ProcessExitedException as exited:
+            if exited.exit_code == PAUSED:
+                raise TimeLimitReached("the ranks reached trainer.max_time after writing last.pt; continue with: "
+                                       "pyro-mvae train resume=RUN_DIR") from None
             if exited.exit_code <= 128:
                 raise
             signum = exited.exit_code - 128
@@ -147,5 +154,9 @@ def _run_rank(rank: int, world: int, fn, args) -> None:
         if group.is_main:
             print(f"pyro-mvae: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
+    except TimeLimitReached as paused:
+        if group.is_main:
+            print(f"pyro-mvae: {paused}", file=sys.stderr)
+        sys.exit(PAUSED)
     finally:
         dist.destroy_process_group()

@@ -11,6 +11,7 @@ directory holds the previous or the next complete version of each file.
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, lookup, option
-from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep
+from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep, TimeLimitReached
 from pyro_mvae.infer import compiled
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
@@ -35,6 +36,7 @@ from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
 from pyro_mvae.training.labelled import classification_error, labelled_for
 from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
+from pyro_mvae.training.optimizers import OPTIMIZERS
 from pyro_mvae.training.plugins import providers
 from pyro_mvae.training.provenance import environment
 from pyro_mvae.training.report import evaluate_elbo, final_report
@@ -56,7 +58,13 @@ class TrainerConfig(Settings):
                              "1 by measurement: docs/benchmarks.md, Threads on a shared machine")
     batch_size: int = option(100, "B is set from data.batch_size (give data.batch_size=N)", derived=True)
     lr: float = option(1e-3, "Adam learning rate")
-    patience: int = option(20, "early stopping: epochs without a better validation ELBO")
+    optimizer: str = option("adam", "adam | adam_normgrad (Adam on each parameter's gradient scaled to unit L2 norm, "
+                                    "the optimiser of Tomczak & Welling 2018's code)")
+    patience: int = option(20, "early stopping: epochs without a better validation ELBO, counted from the end of "
+                               "the β warm-up")
+    max_time: str | None = option(None, "stop cleanly after this much training wall time in this process, e.g. "
+                                        "2h50m, 45m, 90s (last.pt written; exit code 3; the same command or "
+                                        "resume=RUN_DIR continues); null: no limit")
     beta_start: float = option(0.01, "β at epoch 0 (KL warm-up)")
     beta_end: float = option(1.0, "β after the warm-up")
     warmup_epochs: int = option(10, "epochs of the linear β warm-up")
@@ -111,6 +119,9 @@ class TrainerConfig(Settings):
         self.one_of("on_nonfinite", ("stop", "skip"))
         self.one_of("logger", ("none", "tensorboard", "mlflow"))
         self.one_of("compile", compiled.SETTINGS)
+        self.one_of("optimizer", tuple(OPTIMIZERS))
+        if self.max_time is not None and duration_seconds(self.max_time) is None:
+            self._fail("max_time", "a duration such as 2h50m, 45m, 90s or 1h (hours, minutes, seconds)")
 
     def beta(self, epoch: int) -> float:
         """β at ``epoch``, warmed up linearly from ``beta_start`` to ``beta_end`` over ``warmup_epochs``."""
@@ -120,6 +131,27 @@ class TrainerConfig(Settings):
         """τ at a (fractional, for per-step updates) epoch."""
         anneal = TAU_SCHEDULES[self.tau_schedule]
         return anneal(epoch, self.tau_start, self.tau_end, self.tau_anneal_epochs)
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds of a duration written ``[Nh][Nm][Ns]`` (``2h50m``, ``45m``, ``90s``, ``1h30m15s``),
+    or None when ``text`` is not one (or is zero)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    return float(total) if total > 0 else None
+
+
+def patience_exhausted(progress: dict, trainer: dict) -> bool:
+    """Early stopping: ``trainer["patience"]`` epochs done without a better validation ELBO,
+    counting only the epochs from the end of the β warm-up on (epochs ≥ ``warmup_epochs``), as
+    Tomczak & Welling 2018's code counts them. ``progress``: a
+    :class:`~pyro_mvae.training.checkpoints.Progress` as a dict (next ``epoch``, ``best_epoch``)."""
+    last = progress["epoch"] - 1
+    since = max(progress["best_epoch"], trainer["warmup_epochs"] - 1)
+    return progress["epoch"] > 0 and last - since >= trainer["patience"]
 
 
 def check_dataset(vae, data: Dataset) -> None:
@@ -149,10 +181,10 @@ def apply_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def make_optimizer(vae, lr: float) -> torch.optim.Optimizer:
-    """One Adam over all of ``vae``'s parameters, fused (one kernel for all of them: ~10% of an
-    MLP VAE's step on CPU, see experiments/bench_svi.py)."""
-    return torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
+def make_optimizer(vae, lr: float, name: str = "adam") -> torch.optim.Optimizer:
+    """One optimiser of :data:`OPTIMIZERS` over all of ``vae``'s parameters, fused (one kernel
+    for all of them: ~10% of an MLP VAE's step on CPU, see experiments/bench_svi.py)."""
+    return OPTIMIZERS[name](vae.parameters(), lr=lr, fused=True)
 
 
 def complete_config(config: dict, vae, data: Dataset, trainer: TrainerConfig, objective: dict,
@@ -239,6 +271,8 @@ class Run:
         self.logger = (NoLogger() if logger is NoLogger
                        else logger(self.run_dir, trainer.log_images_every, self.progress.epoch, self.config))
         self.stop = None
+        limit = None if trainer.max_time is None else duration_seconds(trainer.max_time)
+        self.deadline = None if limit is None else time.monotonic() + limit
         self.best = None  # the best epoch's state and τ, when this session found one
         self.bar, self.shown, self.last_val = None, 0.0, None
 
@@ -339,7 +373,7 @@ class Run:
         loss_module = group.wrap(ELBOLoss(self.vae, elbo, scale=group.world))
         compiling = compiled.resolve_training(trainer.compile, self.device)
         networks = compiled.CompiledNetworks(self.vae) if compiling else None
-        return Stepper(self.vae, elbo, make_optimizer(self.vae, trainer.lr), loss_module=loss_module,
+        return Stepper(self.vae, elbo, make_optimizer(self.vae, trainer.lr, trainer.optimizer), loss_module=loss_module,
                        fast=trainer.fast_step, validate=trainer.validate, check_finite=trainer.check_finite,
                        agree=group.sum if group.world > 1 else None, networks=networks)
 
@@ -381,9 +415,8 @@ class Run:
             self.bar.set_postfix(shown, refresh=False)
 
     def patience_exhausted(self) -> bool:
-        """Early stopping: ``patience`` epochs since the best validation ELBO."""
-        p = self.progress
-        return p.epoch > 0 and (p.epoch - 1) - p.best_epoch >= self.trainer.patience
+        """Early stopping (:func:`patience_exhausted`)."""
+        return patience_exhausted(asdict(self.progress), asdict(self.trainer))
 
     def epoch(self) -> dict:
         """Train one epoch (from ``progress.batch`` on) and score validation; returns the
@@ -460,6 +493,9 @@ class Run:
             if self.stop_requested(xb.device):
                 p.epoch_loss, p.labelled_loss = float(group.sum(total)), float(labelled)
                 self.interrupt()
+            if self.out_of_time(xb.device):
+                p.epoch_loss, p.labelled_loss = float(group.sum(total)), float(labelled)
+                self.pause()
         p.epoch_loss, p.labelled_loss = float(group.sum(total)), float(labelled)  # over all ranks, read once
 
     def labelled_step(self) -> torch.Tensor:
@@ -478,12 +514,32 @@ class Run:
             return bool(self.stop)
         return bool(self.group.sum(torch.tensor(float(bool(self.stop)), device=device)) > 0)  # every rank agrees
 
+    def out_of_time(self, device) -> bool:
+        """``trainer.max_time`` of training wall time passed in this process (by rank 0's clock)."""
+        late = self.deadline is not None and time.monotonic() >= self.deadline
+        if self.group.world == 1:
+            return late
+        return bool(self.group.sum(torch.tensor(float(late and self.group.is_main), device=device)) > 0)
+
+    def pause(self) -> None:
+        """Write ``last.pt`` where training stands and raise :class:`~pyro_mvae.errors.TimeLimitReached`."""
+        self.save_last()
+        p = self.progress
+        raise TimeLimitReached(f"reached trainer.max_time={self.trainer.max_time} at epoch {p.epoch}, batch {p.batch} "
+                               f"(step {p.step}); {self.run_dir / 'last.pt'} holds it. Continue with: "
+                               f"pyro-mvae train resume={self.run_dir}")
+
+    def save_last(self) -> None:
+        """Write ``last.pt`` (rank 0) with every rank's random state."""
+        rng = self.group.gather_objects(checkpoints.rng_state())
+        if self.group.is_main:
+            checkpoints.save_last(self.run_dir / "last.pt", self.vae, self.step.optimizer, self.config,
+                                  self.progress, rng)
+
     def interrupt(self) -> None:
         """Write ``last.pt`` where training stands and raise :class:`~pyro_mvae.errors.Interrupted`."""
-        rng = self.group.gather_objects(checkpoints.rng_state())
+        self.save_last()
         last = self.run_dir / "last.pt"
-        if self.group.is_main:
-            checkpoints.save_last(last, self.vae, self.step.optimizer, self.config, self.progress, rng)
         signum, p = self.stop.signum or 2, self.progress
         raise Interrupted(signum, f"stopped by signal {signum} at epoch {p.epoch}, batch {p.batch} "
                                   f"(step {p.step}); the checkpoint {last} holds it. Resume with: "

@@ -222,3 +222,29 @@ def test_the_val_iwae_metric_is_an_iwae_estimate_above_the_elbo(tmp_path):
     for job in _record(sweep_dir)["jobs"]:
         report = json.loads((sweep_dir / job["dir"] / "report.json").read_text())
         assert job["metric"]["name"] == "val_iwae" and job["metric"]["value"] > report["best_val_elbo"]
+
+
+def test_jobs_paused_at_max_time_continue_with_the_same_command(tmp_path, capsys, monkeypatch):
+    """A job that reaches trainer.max_time is recorded ``paused`` while the others go on; the sweep
+    exits 3, and the same command continues the paused job from its last.pt (a cluster's requeue
+    does the same). The clock advances 0.05 s per read (twice a step): 1 s is ten steps."""
+    import itertools
+    from types import SimpleNamespace
+
+    from pyro_mvae.training import train
+    ticks = itertools.count()
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=time.perf_counter,
+                                                       monotonic=lambda: 0.05 * next(ticks)))
+    sweep_dir = tmp_path / "grid"
+    command = ["train", "-m", "trainer.max_time=1s", "trainer.epochs=1,2", "data.batch_size=100", *TINY[1:],
+               f"hydra.sweep.dir={sweep_dir}"]  # 12 steps an epoch
+    assert main(command) == 3
+    record = _record(sweep_dir)
+    assert [job["state"] for job in record["jobs"]] == ["paused", "paused"]
+    assert "reached trainer.max_time=1s" in record["jobs"][0]["reason"]
+    assert "run the same command again to continue them" in capsys.readouterr().err
+    for _ in range(5):
+        if main(command) == 0:
+            break
+    assert [job["state"] for job in _record(sweep_dir)["jobs"]] == ["done", "done"]
+    assert json.loads((sweep_dir / "trainer.epochs=2" / "report.json").read_text())["epochs_run"] == 2
