@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
-from pyro_mvae.config import BROKEN
+from pyro_mvae.config import BROKEN, did_you_mean
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed, TimeLimitReached
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.session import train_config
@@ -301,7 +301,7 @@ def main(argv=None) -> int:
         print(f"pyro-mvae {__version__}")
         return 0
     if args[0] not in COMMANDS:
-        print(f"pyro-mvae: unknown command '{args[0]}'\n{usage()}", file=sys.stderr)
+        print(f"pyro-mvae: unknown command '{args[0]}'{did_you_mean(args[0], COMMANDS)}\n{usage()}", file=sys.stderr)
         report_broken()
         return 2
     try:

@@ -8,6 +8,7 @@ validates, and what the component reads its options from (for example
 ``pyro_mvae.models.priors.MixtureConfig``, or the README's worked Student-t prior).
 """
 
+import difflib
 import math
 import types
 import typing
@@ -141,9 +142,17 @@ class Settings:
 
 
 def unknown_keys_message(owner: str, unknown: list[str], valid: list[str]) -> str:
-    """'<owner> has no setting ...; its settings are: ...' (the common wording)."""
+    """'<owner> has no setting ...[ (did you mean ...?)]; its settings are: ...' (the common wording)."""
     have = ", ".join(valid) if valid else "none"
-    return f"{owner} has no setting {', '.join(repr(k) for k in unknown)}; its settings are: {have}"
+    guesses = "".join(did_you_mean(key, valid) for key in unknown)
+    return f"{owner} has no setting {', '.join(repr(k) for k in unknown)}{guesses}; its settings are: {have}"
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the choices closest to a misspelt ``word`` (difflib's ratio
+    ≥ 0.6), or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=2)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 BROKEN: dict[tuple[str, str], str] = {}
@@ -215,5 +224,6 @@ def lookup(table: Mapping, kind: str, name: str):
             raise PluginError(BROKEN[kind, name])
         valid = ", ".join(sorted(table))
         broken = "".join(f"; {why}" for (of, _), why in sorted(BROKEN.items()) if of == kind)
-        raise UnknownNameError(f"unknown {kind} '{name}'; valid {kind} names: {valid}{broken}")
+        raise UnknownNameError(f"unknown {kind} '{name}'{did_you_mean(name, table)}; valid {kind} names: "
+                               f"{valid}{broken}")
     return table[name]

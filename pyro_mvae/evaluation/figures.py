@@ -8,16 +8,34 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib.ticker
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 from pyro_mvae.models.layouts import PerDimensionLayout
 from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.data import as_image_batch
 from pyro_mvae.training.storage import write_bytes_atomic
+
+
+def _figure(**options):
+    """A ``matplotlib.figure.Figure`` (matplotlib is imported on the first figure, not with the package)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
+def _integer_ticks():
+    """A tick locator that puts ticks on integers only (counts, epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def _make_grid(images, **options):
+    """torchvision's ``make_grid`` (torchvision is imported on the first grid, not with the package)."""
+    from torchvision.utils import make_grid as grid
+
+    return grid(images, **options)
 
 
 def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, title: str = "",
@@ -26,10 +44,10 @@ def image_grid(images: torch.Tensor, event_shape, path: Path, nrow: int = 8, tit
     when C = 3) as one PNG grid of ``nrow`` per row (torchvision's ``make_grid``), with a title and,
     when given, a label per row."""
     batch = as_image_batch(images, event_shape)  # (N, C, H, W)
-    rows = [make_grid(row, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0)  # (H', W', 3) each
+    rows = [_make_grid(row, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0)  # (H', W', 3) each
             for row in batch.split(nrow)]
     width = max(r.shape[1] for r in rows)
-    fig = Figure(figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8))
+    fig = _figure(figsize=(max(3.0, 0.5 * nrow + 1.5), 0.5 * len(rows) + 0.8))
     axes = fig.subplots(len(rows), 1, squeeze=False)
     for ax, row, label in zip(axes[:, 0], rows, row_labels or [""] * len(rows)):
         ax.imshow(row.numpy(), extent=(0, row.shape[1], row.shape[0], 0))
@@ -103,7 +121,7 @@ def latent_map(vae, x: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     else:
         loc = None if layout is None else vae.prior.loc.detach().cpu().numpy()  # (C, d)
         xy, modes, names = _pca_plane(means, loc)
-    fig = Figure(figsize=(6, 5))
+    fig = _figure(figsize=(6, 5))
     ax = fig.subplots()
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=4, alpha=0.7)
     if modes is not None:
@@ -151,7 +169,7 @@ def latent_marginals(vae, x: torch.Tensor, path: Path, dims: int = 8, bins: int 
     order = means.var(0).argsort(descending=True)[:dims].tolist()
     per_dim = vae.prior.marginal_per_dim()  # None for a flow
     columns = (len(order) + 1) // 2
-    fig = Figure(figsize=(3 * columns, 5))
+    fig = _figure(figsize=(3 * columns, 5))
     axes = fig.subplots(2, columns, squeeze=False)
     for ax, j in zip(axes.flat, order):
         ax.hist(z[:, j].numpy(), bins=bins, density=True, color="tab:blue", alpha=0.5, label="q(z_j)")
@@ -188,7 +206,7 @@ def training_curves(metrics_path: Path, path: Path) -> None:
     """ELBO (train, validation), KL, β and τ per epoch from ``metrics.jsonl``."""
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
     epoch = [r["epoch"] for r in records]
-    fig = Figure(figsize=(7, 6))
+    fig = _figure(figsize=(7, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(epoch, [r["train_elbo"] for r in records], label="train ELBO (β-weighted)")
     top.plot(epoch, [r["val_elbo"] for r in records], label="validation ELBO")
@@ -205,7 +223,7 @@ def training_curves(metrics_path: Path, path: Path) -> None:
     twin.plot(epoch, [r["tau"] for r in records], "k:", label="τ")
     twin.set_ylabel("β, τ")
     bottom.set_xlabel("epoch")
-    bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    bottom.xaxis.set_major_locator(_integer_ticks())
     bottom.legend(loc="center left")
     twin.legend(loc="center right")
     _save(fig, path)
@@ -213,7 +231,7 @@ def training_curves(metrics_path: Path, path: Path) -> None:
 
 def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     """IWAE log-likelihood against K (log axis), with the ELBO for reference."""
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3,
                 label="IWAE estimate of log p(x), q(z | x) with c summed out")
@@ -247,7 +265,7 @@ def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path, as_cl
         title = (f"accuracy {scores['cluster_accuracy']:.3f} (Hungarian), NMI {scores['nmi']:.3f}, "
                  f"ARI {scores['ari']:.3f}")
     shares = table / np.maximum(table.sum(1, keepdims=True), 1)
-    fig = Figure(figsize=(1.2 + 0.45 * len(cluster_values), 1.2 + 0.45 * len(label_values)))
+    fig = _figure(figsize=(1.2 + 0.45 * len(cluster_values), 1.2 + 0.45 * len(label_values)))
     ax = fig.subplots()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, k), count in np.ndenumerate(table):
@@ -264,7 +282,7 @@ def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path, as_cl
 
 def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
     """Histogram of the per-image Pareto k̂, with the trust threshold."""
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     finite = khat[np.isfinite(khat)]
     ax.hist(finite, bins=40)

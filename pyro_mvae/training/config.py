@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from pyro_mvae.config import Settings, lookup, option, unknown_keys_message
+from pyro_mvae.config import Settings, did_you_mean, lookup, option, unknown_keys_message
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.objectives import OBJECTIVES, resolve_name
 from pyro_mvae.models.nets import NETS
@@ -135,12 +135,13 @@ def check_overrides(overrides: list[str], chosen: dict) -> None:
         group, _, field = key.partition(".")
         if not field:
             if group not in SELECTIONS and group not in RunSettings.keys():
-                raise ConfigError(f"unknown setting '{key}': the top-level settings are "
+                guess = did_you_mean(key, [*RunSettings.keys(), *SELECTIONS])
+                raise ConfigError(f"unknown setting '{key}'{guess}: the top-level settings are "
                                   f"{', '.join(RunSettings.keys())}; the groups are {', '.join(SELECTIONS)}")
             continue
         if group not in GROUP_NAMES:
-            raise ConfigError(f"unknown setting '{key}': there is no group '{group}'; the groups are "
-                              f"{', '.join(GROUP_NAMES)}")
+            raise ConfigError(f"unknown setting '{key}': there is no group '{group}'{did_you_mean(group, GROUP_NAMES)}"
+                              f"; the groups are {', '.join(GROUP_NAMES)}")
         if field == "name":
             raise ConfigError(f"choose the {group} with {group}=NAME, not {group}.name=NAME")
         cls = groups()[group][chosen[group]]

@@ -11,7 +11,6 @@ hyper-parameters (``add_hparams``). ``tensorboard --logdir RUN_DIR`` shows them.
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid
 
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.training.data import as_image_batch
@@ -67,6 +66,8 @@ class TensorBoardLogger(NoLogger):
 
 def _grid(images: torch.Tensor, event_shape) -> torch.Tensor:
     """Images ``(N, *event)`` in [0, 1] -> one ``(3, H', W')`` grid, 16 per row."""
+    from torchvision.utils import make_grid  # here: torchvision's import costs a second
+
     return make_grid(as_image_batch(images, event_shape), nrow=16, padding=1, pad_value=0.5)
 
 

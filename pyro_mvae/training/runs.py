@@ -1,6 +1,7 @@
 """Rebuild a trained model from its run directory: saved config plus best checkpoint, nothing else."""
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -22,9 +23,20 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu, cuda or auto, got '{name}'")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda, but torch sees no CUDA device: use device=cpu, or "
-                         "install a CUDA build of torch")
+        raise ValueError(f"device=cuda, but {cuda_problem()}")
     return torch.device(name)
+
+
+def cuda_problem() -> str:
+    """Why torch sees no CUDA device, in words with the fix: a CPU-only build of torch, or a CUDA
+    build that finds no GPU (none in the machine, no driver, or ``CUDA_VISIBLE_DEVICES`` hiding it)."""
+    if torch.version.cuda is None:
+        return (f"this torch ({torch.__version__}) is a CPU-only build: use device=cpu, or install a CUDA build "
+                "of torch (https://pytorch.org/get-started/locally/)")
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    where = f" (CUDA_VISIBLE_DEVICES={hidden!r} hides the others)" if hidden is not None else ""
+    return (f"this torch (CUDA {torch.version.cuda}) sees no GPU{where}: this machine has none or its driver "
+            "is not loaded (nvidia-smi tells); use device=cpu or device=auto")
 
 
 def check_run_dir(run_dir: Path) -> None:

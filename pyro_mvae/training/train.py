@@ -396,12 +396,14 @@ class Run:
         steps = math.ceil(len(self.train_split) / self.trainer.batch_size)
         self.bar = tqdm(total=self.trainer.epochs * steps, initial=self.progress.epoch * steps + self.progress.batch,
                         desc="train", unit="step", disable=not (self.trainer.progress and self.group.is_main))
-        while self.progress.epoch < self.trainer.epochs and not self.patience_exhausted():
-            tic = time.perf_counter()
-            record = self.epoch()
-            self.end_of_epoch(record, time.perf_counter() - tic)
-            self.last_val = record["val_elbo"]
-        self.bar.close()
+        try:
+            while self.progress.epoch < self.trainer.epochs and not self.patience_exhausted():
+                tic = time.perf_counter()
+                record = self.epoch()
+                self.end_of_epoch(record, time.perf_counter() - tic)
+                self.last_val = record["val_elbo"]
+        finally:  # also when stopped: the bar's line ends, and a message after it starts a line of its own
+            self.bar.close()
 
     def _show(self, loss: torch.Tensor, batch_size: int) -> None:
         """Advance the bar one step; refresh its loss (a host read) at most once a second."""

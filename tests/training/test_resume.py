@@ -258,3 +258,17 @@ def test_resume_refuses_other_settings_and_finished_runs(tmp_path, capsys):
                  "trainer.warmup_epochs=0", f"run_dir={early}"]) == 0
     assert main(["train", f"resume={early}", "trainer.epochs=20"]) == 2
     assert "stopped early" in capsys.readouterr().err
+
+
+def test_the_stop_message_starts_a_line_of_its_own_after_the_progress_bar(tmp_path):
+    run = tmp_path / "barred"
+    quick = [a for a in QUICK if not a.startswith("trainer.progress")]
+    command = [sys.executable, "-m", "pyro_mvae.cli", "train", *quick, *MODELS["relaxed"], "trainer.epochs=30",
+               "trainer.progress=true", f"run_dir={run}"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "last.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130
+    assert "step/s" in err  # the bar was drawn
+    assert "\npyro-mvae: stopped by signal 2" in err, err[-300:]
