@@ -120,6 +120,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
                         help="IWAE under torch.compile; auto: on CPU where it pays (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (0: one per core); 1 stays fast beside other work (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seeds every draw: the same command gives the same numbers (default: the run's seed)")
     _annealing_arguments(parser)
     return parser
 
@@ -141,20 +143,21 @@ def evaluate_command(args: list[str]) -> None:
     report = evaluate_run(opts.run_dir, opts.num_samples, opts.split, opts.limit, opts.chunk_size,
                           opts.batch_size, opts.device, make_figures=not opts.no_figures,
                           memory_mib=opts.memory_mib, ais=ais if opts.estimator == "ais" else None,
-                          bdmc=opts.bdmc, bdmc_steps=bdmc_steps, compile=opts.compile)
+                          bdmc=opts.bdmc, bdmc_steps=bdmc_steps, compile=opts.compile, seed=opts.seed)
     print(f"{report['data']} {report['split']} ({report['n']} images): IWAE log p(x) (K={report['K']}) "
           f"= {report['iwae_ll']:.2f} ± {report['iwae_ll_se']:.2f} nats "
           f"({report['iwae_bits_per_dim']:.4f} bits/dim), ELBO = {report['elbo']:.2f} ± "
           f"{report['elbo_se']:.2f}, gap {report['gap']:.2f}; active units "
           f"{report['active_units']}/{report['latent_dim']}; " + _khat_summary(report)
-          + f"; chunks of {report['chunk_size']} particles")
+          + f"; chunks of {report['chunk_size']} particles; seed {report['seed']}")
     print("| K | IWAE log p(x) (nats) |\n|---|---|")
     for k, row in report["k_sweep"].items():
         print(f"| {k} | {row['mean']:.2f} ± {row['se']:.2f} |")
     print(_annealing_summary(report), end="")
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {opts.run_dir / 'eval.json'}" + ("" if opts.no_figures else f" and {opts.run_dir / 'figures'}/"))
+    print(f"wrote {opts.run_dir / 'eval.json'} (kept as {opts.run_dir / report['kept']})"
+          + ("" if opts.no_figures else f" and {opts.run_dir / 'figures'}/"))
 
 
 def _annealing_arguments(parser) -> None:

@@ -6,8 +6,10 @@ by what differs between them: the overrides Hydra recorded for each job of a swe
 between runs of the same component), the seed aside. A row's seeds are aggregated: its IWAE
 log-likelihood is the mean over seeds with the standard error over images (of the per-image
 mean over seeds) and over seeds; the paired per-image Δ is taken against the baseline row.
-Every run of a table must have been scored on the same images, or be cut to its first N with
-``--limit N`` (a run scored on the whole test set next to one scored on its first N images).
+Every run of a table must have been scored on the same images with the same K: when their latest
+evaluations differ, each run's kept evaluations (``evaluations/``, :mod:`pyro_mvae.evaluation.store`)
+are searched for a scope they all have; or they are cut to their first N images with ``--limit N``
+(a run scored on the whole test set next to one scored on its first N images).
 """
 
 import csv
@@ -23,6 +25,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from pyro_mvae.errors import RunError
+from pyro_mvae.evaluation import store
 from pyro_mvae.training.checkpoints import holds_run
 
 NOT_A_DIFFERENCE = ("seed", "run_dir", "resume", "device", "skip_invalid", "search_metric", "trainer.progress",
@@ -96,24 +99,41 @@ def run_dirs(paths) -> tuple[list[Path], list[Path]]:
     return found, pending
 
 
-def load_run(path: Path) -> EvaluatedRun:
-    """Read what :func:`compare_table` needs from one run directory.
+def load_run(path: Path, summary: Path | None = None) -> EvaluatedRun:
+    """Read what :func:`compare_table` needs from one run directory: its latest evaluation, or
+    the one ``summary`` holds (a file of ``evaluations/``).
 
     Raises:
         RunError: a run without ``eval.json`` (it names the command that makes one).
     """
-    eval_path = path / "eval.json"
+    eval_path = summary or path / "eval.json"
     if not eval_path.is_file():
         raise RunError(f"{path} has no eval.json (its training has not finished, or a release that did not "
                        f"write one trained it): run `pyro-mvae evaluate {path}` first")
     evaluation = json.loads(eval_path.read_text())
     report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
-    with open(path / f"per_datapoint_{evaluation['split']}.csv") as f:
+    with open(store.per_image_path(eval_path, evaluation)) as f:
         table = list(csv.DictReader(f))
     scores = {key: np.array([float(r[key]) for r in table]) for key in table[0] if key not in ("index", "label")}
     overrides = path / ".hydra" / "overrides.yaml"
     return EvaluatedRun(path, _flatten(_yaml(path / "config.yaml")), _yaml(overrides) if overrides.is_file() else None,
                         evaluation, report, scores, scores[f"iwae_{evaluation['K']}"], _epoch_seconds(path))
+
+
+def load_aligned(paths: list[Path]) -> list[EvaluatedRun]:
+    """The runs of ``paths``, each with its latest evaluation; when those scored different images
+    or used another K, each with its kept evaluation of a scope every run has (the most images,
+    then the largest K; :mod:`pyro_mvae.evaluation.store`), or else the latest ones (which
+    :func:`rows` refuses to pair, naming what each scored)."""
+    runs = [load_run(path) for path in paths]
+    if len({store.scope(run.evaluation) for run in runs}) == 1:
+        return runs
+    kept = [store.kept_evaluations(path) for path in paths]
+    common = set.intersection(*(set(scopes) for scopes in kept))
+    if not common:
+        return runs
+    chosen = max(common, key=lambda scope: (scope[2], scope[3]))
+    return [load_run(path, scopes[chosen]) for path, scopes in zip(paths, kept)]
 
 
 def _yaml(path: Path):
@@ -292,7 +312,7 @@ def compare_table(paths, baseline: str | None = None, fmt: str = "markdown", lim
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     found, pending = run_dirs(paths)
-    runs = [load_run(path) for path in found]
+    runs = load_aligned(found)
     table, scope = rows(runs if limit is None else [run.first(limit) for run in runs], baseline)
     if fmt == "csv":
         return _csv(table)

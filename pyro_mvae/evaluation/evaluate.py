@@ -2,22 +2,21 @@
 
 Writes into RUN_DIR: ``eval.json`` (summary), ``per_datapoint_<split>.csv`` (index, label, IWAE
 log p(x) for each K of the sweep, AIS log p(x) when asked, ELBO, Pareto k̂ of every image, for
-paired comparisons between models) and ``figures/*.png``.
+paired comparisons between models), each also kept under ``evaluations/``
+(:mod:`pyro_mvae.evaluation.store`), and ``figures/*.png``. Every draw is seeded.
 """
 
-import csv
-import io
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyro_mvae.evaluation import diagnostics, figures
+from pyro_mvae.evaluation import diagnostics, figures, store
 from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.infer.iwae import (
@@ -32,7 +31,6 @@ from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training import tracking
 from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.training.runs import load_run, resolve_device
-from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
 
 K_SWEEP = (1, 10, 100, 1000, 5000)
 """The numbers of particles k of the K sweep (those below K = ``num_samples``, then K itself)."""
@@ -42,8 +40,14 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
                  chunk_size: int | None = None, batch_size: int = 100, device: str = "auto",
                  progress: bool = True, make_figures: bool = True, memory_mib: float | None = None,
                  ais: AISSettings | None = None, bdmc: int = 0, bdmc_steps: tuple[int, ...] = (10, 100, 1000),
-                 encoder=None, decoder=None, compile="auto") -> dict:
-    """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds.
+                 encoder=None, decoder=None, compile="auto", seed: int | None = None) -> dict:
+    """Evaluate the best checkpoint of ``run_dir`` on one split; returns what ``eval.json`` holds
+    (also kept in ``run_dir/evaluations/``, :mod:`pyro_mvae.evaluation.store`).
+
+    ``seed``: seeds every draw of the evaluation (``pyro.set_rng_seed``), so the same call on the
+    same machine gives the same numbers to the last digit; None: the run's own seed (its
+    ``config.yaml``), with which the final evaluation of ``pyro-mvae train`` was drawn too. It is
+    recorded in the summary (``seed``).
 
     ``ais``: also estimate log p(x) of the same images by annealed importance sampling with
     these settings (``eval.json`` key ``ais``, an ``ais`` column in the per-datapoint CSV).
@@ -88,6 +92,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
         chunk_size = chunk_size_for(memory_mib, batch_size, data.data_dim)
     elif chunk_size is None:
         chunk_size = default_chunk_size(batch_size, device)
+    seed = config["seed"] if seed is None else seed
+    pyro.set_rng_seed(seed)
     tic = time.perf_counter()
     scores, report = score_images(vae, x, labels, num_samples, chunk_size, batch_size, progress, compile,
                                   classes=data.labelled is not None)
@@ -97,12 +103,12 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     if bdmc:
         report["bdmc"] = bdmc_section(vae, bdmc, bdmc_steps, ais or AISSettings(), progress)
     report.update(run_dir=str(run_dir), split=split, n_split=len(part), epoch=ckpt["epoch"], tau=ckpt["tau"],
-                  chunk_size=chunk_size, data=config["data"]["name"], prior=config["prior"]["name"],
+                  seed=seed, chunk_size=chunk_size, data=config["data"]["name"], prior=config["prior"]["name"],
                   guide=config["guide"]["name"])
     if make_figures:
         report["figures"] = _figures(vae, run_dir, x, labels, data.event_shape, report, scores["khat"],
                                      scores.get("cluster"))
-    write_evaluation(run_dir, labels, scores, report, data)
+    record_evaluation(run_dir, labels, scores, report, data)
     tracking.log_evaluation(run_dir, report)
     return report
 
@@ -135,75 +141,33 @@ def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> d
     ``pyro-mvae train`` runs it): score the test images ``test`` (a
     :class:`~pyro_mvae.training.data.Split`) with ``trainer.eval_samples`` particles, write
     ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
-    ``pyro-mvae evaluate`` would, and return the summary with the mean test KL (nats) added."""
+    ``pyro-mvae evaluate`` would (seeded with the run's seed, as its default), and return the
+    summary with the mean test KL (nats) added."""
     chunk_size = trainer.eval_chunk_size
     if chunk_size is None:
         chunk_size = default_chunk_size(trainer.eval_batch_size, test.x.device)
+    pyro.set_rng_seed(config["seed"])
     scores, summary = score_images(vae, test.x, test.y, trainer.eval_samples, chunk_size,
                                    trainer.eval_batch_size, trainer.progress, trainer.compile,
                                    classes=data.labelled is not None)
     summary.update(run_dir=config["run_dir"], split="test", n_split=len(data.test), epoch=best_epoch,
-                   tau=vae.tau, chunk_size=chunk_size, data=config["data"]["name"],
+                   tau=vae.tau, seed=config["seed"], chunk_size=chunk_size, data=config["data"]["name"],
                    prior=config["prior"]["name"], guide=config["guide"]["name"])
-    write_evaluation(Path(config["run_dir"]), test.y, scores, summary, data)
+    record_evaluation(Path(config["run_dir"]), test.y, scores, summary, data)
     with torch.no_grad():
         kl = torch.cat([vae.elbo_terms(xb)[1] for xb in test.batches(trainer.eval_batch_size)])  # (N,)
     return summary | {"kl": kl.mean().item()}
 
 
-def write_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) -> None:
-    """Write ``per_datapoint_<split>.csv`` and ``eval.json`` into ``run_dir`` (atomically).
-
-    The sections of an earlier evaluation of the same images that this one did not compute
-    (``ais``, ``bdmc``) are kept: a second ``pyro-mvae evaluate`` with another estimator adds
-    its section instead of replacing the first one's. An earlier evaluation of other images or
-    with another K (the one ``fit`` wrote, say) is not lost: it is moved to ``eval.previous.json``
-    (its per-image file to ``per_datapoint_<split>.previous.csv``), with a note on stderr."""
-    run_dir = Path(run_dir)
-    _keep_if_replaced(run_dir, report)
-    _keep_earlier_sections(run_dir, scores, report)
+def record_evaluation(run_dir: Path, labels, scores: dict, report: dict, data) -> None:
+    """Keep the evaluation and make it the latest (:func:`pyro_mvae.evaluation.store.write_evaluation`),
+    with the bits per dimension of the grey levels themselves for dequantised data."""
     if data.levels:
         report["iwae_bits_per_dim_discrete"] = dequantized_bits_per_dim(report["iwae_ll"], data.data_dim, data.levels)
         report["units"] = (f"nats per image of the density on [0, 1]^D of dequantised {data.levels}-level "
                            "images; bits per dimension of that density, and (…_discrete) of the "
                            f"{data.levels}-level images themselves (an upper bound)")
-    _write_per_datapoint(run_dir / f"per_datapoint_{report['split']}.csv", labels, scores)
-    write_json_atomic(run_dir / "eval.json", report)
-
-
-def _keep_if_replaced(run_dir: Path, report: dict) -> None:
-    """Copy ``eval.json`` (and its split's per-image file) to ``*.previous.*`` when the new
-    evaluation scores other images or uses another K."""
-    path = run_dir / "eval.json"
-    if not path.exists():
-        return
-    earlier = json.loads(path.read_text())
-    scope = ("split", "n", "K")
-    if all(earlier.get(key) == report[key] for key in scope):
-        return
-    write_bytes_atomic(run_dir / "eval.previous.json", path.read_bytes())
-    split = earlier.get("split", "test")
-    per_image = run_dir / f"per_datapoint_{split}.csv"
-    if per_image.exists():
-        write_bytes_atomic(run_dir / f"per_datapoint_{split}.previous.csv", per_image.read_bytes())
-    was = ", ".join(f"{key}={earlier.get(key)}" for key in scope)
-    now = ", ".join(f"{key}={report[key]}" for key in scope)
-    print(f"note: {path} held an evaluation of other images or with another K ({was}; now {now}); "
-          "it is kept as eval.previous.json", file=sys.stderr)
-
-
-def _keep_earlier_sections(run_dir: Path, scores: dict, report: dict) -> None:
-    path = run_dir / "eval.json"
-    if not path.exists():
-        return
-    earlier = json.loads(path.read_text())
-    if "bdmc" in earlier and "bdmc" not in report:  # simulated images: whatever was scored here
-        report["bdmc"] = earlier["bdmc"]
-    same_images = (earlier.get("split"), earlier.get("n")) == (report["split"], report["n"])
-    if "ais" in earlier and "ais" not in report and same_images:
-        with open(run_dir / f"per_datapoint_{report['split']}.csv") as f:
-            scores["ais"] = np.array([float(row["ais"]) for row in csv.DictReader(f)])  # (N,)
-        report["ais"] = earlier["ais"]
+    store.write_evaluation(run_dir, labels, scores, report)
 
 
 @torch.no_grad()
@@ -291,19 +255,6 @@ def _posterior_health(vae, x, labels) -> tuple[dict, np.ndarray | None]:
     if labelled:
         health |= diagnostics.clustering_scores(choices, labels)
     return health, choices
-
-
-def _write_per_datapoint(path: Path, labels, scores) -> None:
-    buffer = io.StringIO()
-    sweep = sorted((k for k in scores if k.startswith("iwae_")), key=lambda k: int(k.split("_")[1]))
-    columns = ["index", "label"] + sweep + [c for c in ("ais",) if c in scores] + ["elbo", "khat"] \
-        + [c for c in ("cluster",) if c in scores]
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for i, label in enumerate(labels.tolist()):
-        writer.writerow([i, label] + [str(int(scores[c][i])) if c == "cluster" else repr(float(scores[c][i]))
-                                      for c in columns[2:]])
-    write_bytes_atomic(path, buffer.getvalue().encode())
 
 
 def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat, clusters) -> dict:

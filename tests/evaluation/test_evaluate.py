@@ -32,8 +32,8 @@ def test_evaluate_reproduces_the_training_report(trained_runs):
     run = trained_runs["mixture"]
     trained = json.loads((run / "report.json").read_text())
     draws = []
-    for _ in range(2):  # two independent evaluations give the Monte Carlo error of one
-        report = evaluate_run(run, num_samples=200, progress=False, make_figures=False)
+    for seed in (101, 102):  # two independent evaluations give the Monte Carlo error of one
+        report = evaluate_run(run, num_samples=200, progress=False, make_figures=False, seed=seed)
         draws.append(np.loadtxt(run / "per_datapoint_test.csv", delimiter=",", skiprows=1)[:, 5])
     assert report["n"] == trained["n_test"] == 297
     mc_se = np.std(draws[0] - draws[1], ddof=1) / np.sqrt(2 * 297)  # s.e. of one evaluation's mean
@@ -159,12 +159,11 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
     assert set(bdmc) == {"5", "100"} and bdmc["100"]["gap"] < bdmc["5"]["gap"]
     assert bdmc["100"]["lower"] <= bdmc["100"]["upper"] + 4 * bdmc["100"]["gap_se"]
     assert main(["evaluate", str(run), "-K", "50", "--limit", "20", "--no-figures"]) == 0  # other images
-    assert "kept as eval.previous.json" in capsys.readouterr().err
-    previous = json.loads((run / "eval.previous.json").read_text())  # the AIS evaluation is not lost
-    assert (previous["n"], previous["K"], previous["ais"]) == (30, 500, ais)
-    assert len((run / "per_datapoint_test.previous.csv").read_text().splitlines()) == 31
+    kept = run / "evaluations" / "test-30-K500-ais-T100-S4-guide-seed0.json"  # the AIS evaluation is not lost
+    assert (json.loads(kept.read_text())["ais"]) == ais
+    assert len(kept.with_suffix(".csv").read_text().splitlines()) == 31
     report = json.loads((run / "eval.json").read_text())
-    assert "ais" not in report and report["bdmc"]["by_steps"] == bdmc  # AIS scored other images; BDMC stays
+    assert report["kept"] == "evaluations/test-20-K50-iwae-seed0.json"
     assert "ais" not in (run / "per_datapoint_test.csv").read_text().splitlines()[0]
 
 
@@ -193,3 +192,32 @@ def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_run_ends_with_its_re
     assert main(["evaluate", str(run), "-K", "10"]) == 0  # evaluate too: its report lists the figures drawn
     report = json.loads((run / "eval.json").read_text())
     assert "latent_map" not in report["figures"] and "khat" in report["figures"]
+
+
+def test_the_same_evaluation_twice_gives_the_same_numbers_and_both_are_kept(trained_runs, capsys):
+    """Seeded by the run's seed (or --seed): the same command gives the same per-image numbers to the
+    last digit; another seed other draws; every evaluation kept under evaluations/."""
+    run = trained_runs["mixture"]
+    command = ["evaluate", str(run), "-K", "100", "--limit", "30", "--no-figures"]
+    tables = []
+    for extra in ([], [], ["--seed", "11"]):
+        assert main([*command, *extra]) == 0
+        tables.append((run / "per_datapoint_test.csv").read_text())
+    assert "; seed 0" in capsys.readouterr().out  # the run's seed
+    assert tables[0] == tables[1] and tables[2] != tables[0]
+    kept = {p.name for p in (run / "evaluations").glob("test-30-K100-*.json")}
+    assert kept == {"test-30-K100-iwae-seed0.json", "test-30-K100-iwae-seed11.json"}
+    assert json.loads((run / "eval.json").read_text())["seed"] == 11
+
+
+def test_an_evaluation_of_an_earlier_release_is_kept_too(trained_runs, capsys):
+    run = trained_runs["factorized"]
+    assert main(["evaluate", str(run), "-K", "20", "--limit", "10", "--no-figures"]) == 0
+    shutil.rmtree(run / "evaluations")  # as 0.2.0 left a run: eval.json alone, without a seed
+    old = json.loads((run / "eval.json").read_text())
+    (run / "eval.json").write_text(json.dumps({k: v for k, v in old.items() if k not in ("seed", "kept")}))
+    assert main(["evaluate", str(run), "-K", "20", "--limit", "12", "--no-figures"]) == 0
+    kept = run / "evaluations" / "test-10-K20-iwae-seedunknown.json"
+    assert f"kept as {kept}" in capsys.readouterr().err
+    assert json.loads(kept.read_text())["iwae_ll"] == old["iwae_ll"]
+    assert len(kept.with_suffix(".csv").read_text().splitlines()) == 11

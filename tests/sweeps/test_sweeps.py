@@ -105,6 +105,18 @@ def test_compare_refuses_to_pair_runs_scored_on_other_images(joblib_grid, tmp_pa
     for key, column in (("iwae_10", "iwae"), ("elbo", "elbo")):  # by hand from the per-image CSVs
         expected = np.mean([first_50(run, key) for run in standard])
         assert float(rows["prior=standard"][column]) == pytest.approx(expected, rel=1e-9)
+    # once the run is also evaluated as the others were, compare finds that evaluation among the kept ones
+    assert main(["evaluate", str(tmp_path / "fewer"), "-K", "10", "--no-figures"]) == 0
+    assert main(["evaluate", str(tmp_path / "fewer"), "-K", "10", "--limit", "20", "--no-figures"]) == 0  # latest
+    capsys.readouterr()
+    assert main(["compare", str(sweep_dir), str(tmp_path / "fewer"), "--format", "csv"]) == 0
+    rows = {row["label"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    kept = tmp_path / "fewer" / "evaluations" / "test-297-K10-iwae-seed0.csv"
+    with open(kept) as f:
+        fewer = np.mean([float(row["iwae_10"]) for row in csv.DictReader(f)])
+    whole = [np.mean([float(r["iwae_10"]) for r in csv.DictReader(open(run / "per_datapoint_test.csv"))])
+             for run in standard[:-1]]
+    assert float(rows["prior=standard"]["iwae"]) == pytest.approx(np.mean([*whole, fewer]), rel=1e-9)
 
 
 def test_submitit_local_runs_the_same_grid(tmp_path):
