@@ -171,8 +171,9 @@ def _annealing_arguments(parser) -> None:
                         help="S, chains per image (default: %(default)s)")
     parser.add_argument("--ais-leapfrog", type=int, default=defaults.leapfrog,
                         help="L, leapfrog steps per transition (default: %(default)s)")
-    parser.add_argument("--ais-init", default=defaults.init, choices=["guide", "prior"],
-                        help="the initial distribution: q(z | x) or p(z) (default: %(default)s)")
+    parser.add_argument("--ais-init", default=defaults.init, choices=["both", "guide", "prior"],
+                        help="the initial distribution: both (½ q(z | x) + ½ p(z), each start's estimate "
+                             "compared), q(z | x) or p(z) (default: %(default)s)")
     parser.add_argument("--ais-max-particles", type=int, default=defaults.max_particles,
                         help="chains × images annealed at once (memory bound) (default: %(default)s)")
     parser.add_argument("--bdmc", type=int, default=0, metavar="N",
@@ -198,6 +199,13 @@ def _annealing_summary(report: dict) -> str:
         out += (f"AIS log p(x) (T={a['steps']}, S={a['chains']}, L={a['leapfrog']}) = {a['ll']:.2f} ± "
                 f"{a['ll_se']:.2f} nats, AIS − IWAE = {a['minus_iwae']:.2f} ± {a['minus_iwae_se']:.2f} "
                 f"(paired); {a['seconds_per_image']:.2f} s per image, {a['cost_ratio_to_iwae']:.1f}× IWAE's\n")
+        if "starts_disagree" in a:
+            d = a["starts_disagree"]
+            out += (f"AIS: {d['count']} images where the guide's start and the prior's differ by > "
+                    f"{d['threshold_nats']:g} nat beyond their noise"
+                    + (f" (images {', '.join(map(str, d['images'][:10]))}{', ...' if d['count'] > 10 else ''}: "
+                       f"see ais_guide and ais_prior in per_datapoint_{report['split']}.csv)" if d["count"] else "")
+                    + "\n")
     if "bdmc" in report:
         b = report["bdmc"]
         out += f"BDMC on {b['n']} simulated images:\n| T | lower | upper | gap (nats) |\n|---|---|---|---|\n"

@@ -5,6 +5,7 @@ With z ~ Σ_c π_c N(μ_c, diag s_c²):  x ~ Σ_c π_c N(W μ_c + b, W diag(s_c�
 """
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -111,3 +112,18 @@ def orthogonal_standard_vae_with_exact_guide() -> VAE:
         head.bias[:d] = -gain @ vae.decoder.bias
         head.bias[d:] = torch.log(torch.expm1(post_var.sqrt() - MIN_SCALE))
     return vae
+
+
+def overconfident_on(vae, bad: torch.Tensor, shift_sd: float = 4.0, scale: float = 0.005) -> None:
+    """Make ``vae``'s guide over-confident on the image ``bad`` ``(D,)`` only (in place)."""
+    guide = vae.encoder
+    exact = guide.posterior
+
+    def posterior(x):
+        q = exact(x).base_dist  # Normal, batch (B, d)
+        hit = (x == bad).all(-1, keepdim=True)  # (B, 1)
+        loc = torch.where(hit, q.loc + shift_sd * q.scale, q.loc)
+        sd = torch.where(hit, torch.full_like(q.scale, scale), q.scale)
+        return dist.Normal(loc, sd).to_event(1)
+
+    guide.posterior = posterior

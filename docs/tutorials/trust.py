@@ -143,7 +143,10 @@ plt.show()
 # importance sampling from q, i.e. IWAE with K = S; as T grows the chains end up closer to the
 # posterior and the estimate rises towards log p(x). It is still a stochastic lower bound. Its
 # densities are the same as IWAE's (the mixture component summed out), so the two estimate the
-# same number.
+# same number. Here every chain starts in q(z | x) (`init="guide"`), the proposal IWAE uses; the
+# package's default (`init="both"`) draws half of them from p(z) as well, so that an image whose
+# guide is far too narrow cannot pull AIS down with it
+# ([evaluation guide](../guide/evaluation.md)).
 #
 # We run it with two values of T on the first N_AIS test images and compare it, image by image,
 # with the IWAE estimate at the largest K.
@@ -153,7 +156,8 @@ pyro.set_rng_seed(2)
 ais = {}
 for steps in AIS_STEPS:
     tic = time.perf_counter()
-    ais[steps], stats = ais_log_likelihood(vae, x[:N_AIS], steps=steps, chains=CHAINS, leapfrog=10)  # (N_AIS,)
+    ais[steps], stats = ais_log_likelihood(vae, x[:N_AIS], steps=steps, chains=CHAINS, leapfrog=10,
+                                          init="guide")  # (N_AIS,)
     seconds = (time.perf_counter() - tic) / N_AIS
     (mean, se), (diff, diff_se) = mean_and_stderr(ais[steps]), mean_and_stderr(ais[steps] - iwae[K][:N_AIS])
     print(f"AIS T = {steps:3d}, S = {CHAINS}: {mean:.2f} ± {se:.2f} nats per image; AIS − IWAE(K={K}) = "
@@ -190,7 +194,8 @@ for k, ll in iwae.items():
 # %%
 worst = [int(i) for i in np.argsort(-khat) if khat[i] > KHAT_THRESHOLD][:10]
 if worst:
-    ais_worst, _ = ais_log_likelihood(vae, x[worst], steps=t_large, chains=CHAINS, leapfrog=10)  # (≤ 10,)
+    ais_worst, _ = ais_log_likelihood(vae, x[worst], steps=t_large, chains=CHAINS, leapfrog=10,
+                                      init="guide")  # (≤ 10,)
     diff = ais_worst - iwae[K][worst]
     for i, d in zip(worst, diff.tolist()):
         print(f"test image {i:3d}: k̂ = {khat[i]:.2f}, AIS(T={t_large}) − IWAE(K={K}) = {d:+.2f} nats")
@@ -211,7 +216,7 @@ else:
 # %%
 pyro.set_rng_seed(3)
 tic = time.perf_counter()
-sandwich = bdmc(vae, n=N_BDMC, steps=BDMC_STEPS, chains=CHAINS, leapfrog=10)
+sandwich = bdmc(vae, n=N_BDMC, steps=BDMC_STEPS, chains=CHAINS, leapfrog=10, init="guide")
 print(f"BDMC on {sandwich['n']} simulated images, S = {sandwich['chains']} ({time.perf_counter() - tic:.0f} s):")
 for steps, row in sandwich["by_steps"].items():
     print(f"  T = {steps:>4}: lower {row['lower']:.2f}, upper {row['upper']:.2f}, "

@@ -8,20 +8,23 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from pyro_mvae.infer.ais import AISSettings, ais_log_likelihood
+from pyro_mvae.infer.ais import DISAGREEMENT_NATS, AISSettings, ais_log_likelihood, starts_disagree
 from pyro_mvae.infer.bdmc import bdmc
 from pyro_mvae.infer.iwae import mean_and_stderr
 
 
 def ais_section(vae, x: torch.Tensor, settings: AISSettings, iwae: np.ndarray, iwae_seconds: float,
-                progress: bool) -> tuple[np.ndarray, dict]:
-    """AIS log p(x) of images x ``(N, *event)``: per-image estimates ``(N,)`` (nats) and the
+                progress: bool) -> tuple[dict, dict]:
+    """AIS log p(x) of images x ``(N, *event)``: per-image columns ``{"ais": (N,)}`` (nats; with
+    ``init="both"`` also ``ais_guide`` and ``ais_prior``, each start's own estimate) and the
     ``eval.json`` entry: mean ± s.e., the paired difference AIS − IWAE ± s.e. (``iwae`` the
     per-image IWAE estimates), seconds per image of each and their ratio, acceptance rate, step
-    sizes and the settings."""
+    sizes, the settings, and with two starts ``starts_disagree``: the images whose starts
+    disagree beyond their noise (:func:`pyro_mvae.infer.ais.starts_disagree`)."""
     options = asdict(settings)
     tic = time.perf_counter()
     estimates, stats = ais_log_likelihood(vae, x, progress=progress, **options)
+    per_start = stats.pop("per_start", None)
     seconds = (time.perf_counter() - tic) / x.shape[0]
     estimates = estimates.double().cpu()
     mean, se = mean_and_stderr(estimates)
@@ -30,7 +33,14 @@ def ais_section(vae, x: torch.Tensor, settings: AISSettings, iwae: np.ndarray, i
                "seconds_per_image": seconds, "iwae_seconds_per_image": iwae_seconds,
                "cost_ratio_to_iwae": seconds / iwae_seconds} | stats | {"max_particles": settings.max_particles,
                                                                        "step_size_start": settings.step_size}
-    return estimates.numpy(), section
+    columns = {"ais": estimates.numpy()}
+    if per_start is not None:
+        (guide, guide_se), (prior, prior_se) = per_start["guide"], per_start["prior"]
+        columns |= {"ais_guide": guide.double().cpu().numpy(), "ais_prior": prior.double().cpu().numpy()}
+        disagree = starts_disagree(guide, prior, guide_se, prior_se).nonzero().flatten().tolist()
+        section["starts_disagree"] = {"threshold_nats": DISAGREEMENT_NATS, "count": len(disagree), "images": disagree,
+                                      "columns": "ais_guide, ais_prior of the per-image file"}
+    return columns, section
 
 
 def bdmc_section(vae, n: int, steps: tuple[int, ...], settings: AISSettings, progress: bool) -> dict:

@@ -99,7 +99,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
                                   classes=data.labelled is not None)
     iwae_seconds = (time.perf_counter() - tic) / x.shape[0]
     if ais is not None:
-        scores["ais"], report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
+        columns, report["ais"] = ais_section(vae, x, ais, scores[f"iwae_{num_samples}"], iwae_seconds, progress)
+        scores |= columns
     if bdmc:
         report["bdmc"] = bdmc_section(vae, bdmc, bdmc_steps, ais or AISSettings(), progress)
     report.update(run_dir=str(run_dir), split=split, n_split=len(part), epoch=ckpt["epoch"], tau=ckpt["tau"],

@@ -100,15 +100,20 @@ def _add_earlier_sections(run_dir: Path, scores: dict, report: dict) -> None:
     same_images = (earlier.get("split"), earlier.get("n")) == (report["split"], report["n"])
     if "ais" in earlier and "ais" not in report and same_images:
         with open(run_dir / f"per_datapoint_{report['split']}.csv") as f:
-            scores["ais"] = np.array([float(row["ais"]) for row in csv.DictReader(f)])  # (N,)
+            table = list(csv.DictReader(f))
+        for column in ("ais", "ais_guide", "ais_prior"):
+            if column in table[0]:
+                scores[column] = np.array([float(row[column]) for row in table])  # (N,)
         report["ais"] = earlier["ais"]
 
 
 def _per_datapoint(labels, scores: dict) -> bytes:
-    """The per-image table: index, label, IWAE for each K, AIS, ELBO, k̂, cluster (CSV bytes)."""
+    """The per-image table: index, label, IWAE for each K, AIS (and each start's), ELBO, k̂, cluster
+    (CSV bytes)."""
     buffer = io.StringIO()
     sweep = sorted((k for k in scores if k.startswith("iwae_")), key=lambda k: int(k.split("_")[1]))
-    columns = ["index", "label"] + sweep + [c for c in ("ais",) if c in scores] + ["elbo", "khat"] \
+    columns = ["index", "label"] + sweep + [c for c in ("ais", "ais_guide", "ais_prior") if c in scores] \
+        + ["elbo", "khat"] \
         + [c for c in ("cluster",) if c in scores]
     writer = csv.writer(buffer)
     writer.writerow(columns)

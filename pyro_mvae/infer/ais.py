@@ -3,8 +3,8 @@ decoder-based models by Wu, Burda, Salakhutdinov & Grosse 2017 ("On the Quantita
 of Decoder-Based Generative Models", §2–3), and its reverse for bidirectional Monte Carlo
 (Grosse, Ghahramani & Adams 2015).
 
-Per image, S chains z ~ q₀ (the guide's q(z | x), or the prior p(z)) are annealed along the
-geometric path
+Per image, S chains z ~ q₀ (the guide's q(z | x), or the prior p(z), or by default half of them
+from each) are annealed along the geometric path
 
     f_t(z) = q₀(z)^(1 − β_t) · p(x, z)^β_t,     0 = β_0 < β_1 < … < β_T = 1,
 
@@ -14,9 +14,17 @@ bound on log p(x) (in expectation). As in the IWAE route, z is continuous: a mix
 guide enters with its component summed out (exact densities), so every model of the package is
 scored as the same density its IWAE estimate measures.
 
-The reverse chain starts from an exact posterior draw z ~ p(z | x) (available for data simulated
-from the model) and runs the path from β = 1 to 0; −log (1/S) Σ_s w_s is then a stochastic upper
-bound on log p(x) (BDMC).
+**Two starts** (``init="both"``, the default). Chains started in the guide inherit its blind
+spots: where q(z | x) is far narrower than the posterior and off its mass, the early
+distributions of the path sit where the posterior is not, and AIS underestimates log p(x) by nats
+(``experiments/ais_starts.py``; issue 45 met it on a trained model). Chains started in the prior
+(Wu et al. 2017's start) do not depend on the guide. The default starts from the defensive
+mixture q₀ = ½ q(z | x) + ½ p(z) (Hesterberg 1995), half the chains drawn from each part, and
+anneals all of them along the one path from q₀: an ordinary AIS run, unbiased for p(x), whose
+weights go to the chains that reach the posterior whichever part they started in. The chains of
+each part also give an estimate of their own (each equal to p(x) in expectation when both parts
+reach the posterior), so the images where the two starts disagree beyond their noise are
+reported (:func:`starts_disagree`).
 """
 
 import math
@@ -49,14 +57,17 @@ class AISSettings(Settings):
     steps: int = option(500, "T, annealing distributions on the sigmoid schedule")
     chains: int = option(16, "S, independent chains per image, combined by log-mean-exp")
     leapfrog: int = option(10, "L, leapfrog steps per HMC transition")
-    init: str = option("guide", "guide (q(z | x), any component summed out) | prior (p(z))")
+    init: str = option("both", "both (half the chains from q(z | x), half from p(z), pooled; each start's estimate "
+                               "reported) | guide (q(z | x), any component summed out) | prior (p(z))")
     step_size: float = option(0.05, "each image's first HMC step size, then adapted towards 0.65 acceptance")
     max_particles: int = option(1600, "chains × images annealed at once: the memory bound")
 
     def check(self):
         for name in ("steps", "chains", "leapfrog", "max_particles"):
             self.at_least(name, 1)
-        self.one_of("init", ("guide", "prior"))
+        self.one_of("init", ("both", "guide", "prior"))
+        if self.init == "both" and self.chains < 2:
+            self._fail("chains", "at least 2 with init=both (one chain for each start), or give init=guide or prior")
         self.positive("step_size", below=STEP_SIZE_BOUNDS[1] + 1e-12)
 
 
@@ -171,43 +182,106 @@ def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, 
     return log_w.detach()
 
 
+class DefensiveStart:
+    """The defensive mixture q₀(z) = a · q(z | x) + (1 − a) · p(z) (Hesterberg 1995) of the
+    guide's q(z | x) (batch ``(B,)``) and the prior's marginal p(z) (batch ``()``), event
+    ``(d,)``; a = ``guide_share``. Its :meth:`log_prob` of z ``(S, B, d)`` is ``(S, B)``, nats,
+    a log-sum-exp of the two normalised densities."""
+
+    def __init__(self, guide, prior, guide_share: float):
+        self.guide, self.prior = guide, prior
+        self.log_shares = (math.log(guide_share), math.log1p(-guide_share))
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp(self.guide.log_prob(z) + self.log_shares[0], self.prior.log_prob(z) + self.log_shares[1])
+
+
+def start_chains(init: str, chains: int) -> dict[str, int]:
+    """Chains per start: ``{"guide": ⌈S/2⌉, "prior": ⌊S/2⌋}`` for ``both``, else all S from ``init``."""
+    return {"guide": chains - chains // 2, "prior": chains // 2} if init == "both" else {init: chains}
+
+
 @evaluates
-def initial_distribution(vae, x: torch.Tensor, init: str):
-    """q₀: the guide's q(z | x) with any component summed out (batch ``(B,)``) or the prior's
-    marginal p(z) (batch ``()``); event ``(d,)``.
+@torch.no_grad()
+def initial_distribution(vae, x: torch.Tensor, init: str, chains: int = 1):
+    """q₀ and the chains' start z ``(S, B, d)``, S = ``chains``: the guide's q(z | x) with any
+    component summed out (batch ``(B,)``), the prior's marginal p(z) (batch ``()``), or for
+    ``both`` the :class:`DefensiveStart` of the two with the guide's share ⌈S/2⌉/S, its first
+    ⌈S/2⌉ chains drawn from the guide and the others from the prior (a stratified draw of q₀).
 
     Raises:
-        ValueError: for ``init`` other than ``guide`` or ``prior``.
+        ValueError: for ``init`` other than ``both``, ``guide`` or ``prior``, or ``both`` with
+            fewer than 2 chains.
     """
-    if init == "guide":
-        return vae.encoder.posterior(x)
-    if init == "prior":
-        return vae.prior.marginal()
-    raise ValueError(f"unknown AIS initial distribution '{init}'; choose guide or prior")
+    if init not in ("both", "guide", "prior"):
+        raise ValueError(f"unknown AIS initial distribution '{init}'; choose both, guide or prior")
+    if init == "both" and chains < 2:
+        raise ValueError("init=both draws half the chains from each start and needs at least 2 chains")
+    parts = {"guide": vae.encoder.posterior(x), "prior": vae.prior.marginal()}
+    starts = start_chains(init, chains)
+    z = torch.cat([parts[name].sample((count,) if name == "guide" else (count, x.shape[0]))
+                   for name, count in starts.items()])  # (S, B, d)
+    if init != "both":
+        return parts[init], z
+    return DefensiveStart(parts["guide"], parts["prior"], starts["guide"] / chains), z
 
 
 @evaluates
-def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "guide",
+def ais_chains(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "both",
+               step_size: float = 0.05, stats: AISStats | None = None, bar=None, log_joint=None) -> torch.Tensor:
+    """Forward AIS log-weights ``(S, B)`` in nats of S = ``chains`` chains started in ``init``
+    (:func:`initial_distribution`; with ``both`` the first ⌈S/2⌉ rows started in the guide) for
+    images x ``(B, *event)``; ``log_joint`` as in :func:`anneal`."""
+    with pyro.validation_enabled(False):
+        initial, z = initial_distribution(vae, x, init, chains)
+    return anneal(vae, x, z, initial, sigmoid_schedule(steps), leapfrog, step_size, stats=stats, bar=bar,
+                  log_joint=log_joint)
+
+
+def ais_batch(vae, x: torch.Tensor, steps: int, chains: int, leapfrog: int = 10, init: str = "both",
               step_size: float = 0.05, stats: AISStats | None = None, bar=None, log_joint=None) -> torch.Tensor:
     """Forward AIS estimates of log p(x) ``(B,)`` in nats for images x ``(B, *event)``: S =
-    ``chains`` chains each, combined by log-mean-exp; ``log_joint`` as in :func:`anneal`."""
-    with torch.no_grad(), pyro.validation_enabled(False):
-        initial = initial_distribution(vae, x, init)
-        z = initial.sample((chains,) if init == "guide" else (chains, x.shape[0]))  # (S, B, d)
-    log_w = anneal(vae, x, z, initial, sigmoid_schedule(steps), leapfrog, step_size, stats=stats, bar=bar,
-                   log_joint=log_joint)
+    ``chains`` chains started in ``init``, combined by log-mean-exp."""
+    log_w = ais_chains(vae, x, steps, chains, leapfrog, init, step_size, stats, bar, log_joint)  # (S, B)
     return torch.logsumexp(log_w, 0) - math.log(chains)
+
+
+def log_mean_and_error(log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log (1/S) Σ_s w_s and its standard error by the delta method, sd(w) / (√S · mean(w)), from
+    log-weights ``(S, B)``: two ``(B,)`` tensors, nats (an infinite error for S = 1). An estimate
+    of the noise that is itself optimistic when the weights are heavy-tailed."""
+    chains = log_w.shape[0]
+    mean = torch.logsumexp(log_w, 0) - math.log(chains)  # (B,)
+    if chains == 1:
+        return mean, torch.full_like(mean, math.inf)
+    return mean, (log_w - mean).exp().std(0, correction=1) / math.sqrt(chains)  # w_s / mean(w): (S, B)
+
+
+DISAGREEMENT_NATS = 1.0
+"""Two starts' estimates of an image that differ by more than this (and by more than three times
+their joint standard error) are reported as disagreeing."""
+
+
+def starts_disagree(guide: torch.Tensor, prior: torch.Tensor, guide_se: torch.Tensor,
+                    prior_se: torch.Tensor) -> torch.Tensor:
+    """Which images' two AIS estimates ``(N,)`` (nats, with their standard errors) disagree: a
+    difference above :data:`DISAGREEMENT_NATS` and above 3 joint standard errors, ``(N,)`` bool."""
+    gap = (guide - prior).abs()
+    return (gap > DISAGREEMENT_NATS) & (gap > 3 * (guide_se.pow(2) + prior_se.pow(2)).sqrt())
 
 
 @evaluates
 def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16, leapfrog: int = 10,
-                       init: str = "guide", step_size: float = 0.05, max_particles: int = 1600,
+                       init: str = "both", step_size: float = 0.05, max_particles: int = 1600,
                        progress: bool = False, log_joint=None, compile="auto") -> tuple[torch.Tensor, dict]:
     """Per-datapoint AIS estimates of log p(x), ``(N,)`` in nats, for images x ``(N, *event)``, and
-    the run's statistics (:meth:`AISStats.summary`, with the settings).
+    the run's statistics (:meth:`AISStats.summary`, with the settings; with ``init="both"`` also
+    ``per_start``: ``{"guide": (estimates, errors), "prior": (estimates, errors)}``, each start's
+    own log p(x) estimates and standard errors ``(N,)``, nats, see :func:`starts_disagree`).
 
-    T = ``steps`` annealing distributions on a sigmoid schedule, S = ``chains`` chains per
-    image, L = ``leapfrog`` steps per HMC transition (Wu et al. 2017). Cost: about
+    ``init``: ``both`` (the defensive mixture of the guide and the prior, half the chains from each: see the
+    module's note), ``guide`` or ``prior``. T = ``steps`` annealing distributions on a sigmoid
+    schedule, S = ``chains`` chains per image, L = ``leapfrog`` steps per HMC transition (Wu et al. 2017). Cost: about
     N · S · T · (L + 1) decoder passes with their gradients. Images are annealed together in
     batches of ``max(1, max_particles // S)``, and the chains of one image in chunks of at most
     ``max_particles`` (their log-weights pooled): peak memory follows ``max_particles · (D + h)``
@@ -234,13 +308,19 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
     batch = max(1, max_particles // chains)
     chunks = [min(max_particles, chains - s) for s in range(0, chains, max_particles)]  # chains per chunk
     stats = AISStats()
-    out = []
+    rows = {start: [] for start in start_chains(init, chains)}  # per start, log-weights (S_chunk, b) per chunk
     with tqdm(total=math.ceil(x.shape[0] / batch) * len(chunks) * steps, desc=f"AIS T={steps} S={chains}",
               disable=not progress, leave=False) as bar:
         for xb in x.split(batch):  # (b, D)
-            parts = [ais_batch(vae, xb, steps, s, leapfrog, init, step_size, stats, bar, log_joint) + math.log(s)
-                     for s in chunks]  # each log Σ_s w_s, (b,)
-            out.append(torch.logsumexp(torch.stack(parts), 0) - math.log(chains))
+            for name in rows:
+                rows[name].append([])
+            for count in chunks:
+                log_w = ais_chains(vae, xb, steps, count, leapfrog, init, step_size, stats, bar, log_joint)  # (c, b)
+                for name, part in zip(rows, log_w.split(list(start_chains(init, count).values()))):
+                    rows[name][-1].append(part)
+    log_w = {name: torch.cat([torch.cat(parts) for parts in batches], 1) for name, batches in rows.items()}  # (S_k, N)
     summary = stats.summary() | {"steps": steps, "chains": chains, "leapfrog": leapfrog, "init": init,
                                  "schedule": "sigmoid, delta 4"}
-    return torch.cat(out), summary
+    if len(log_w) > 1:
+        summary["per_start"] = {name: log_mean_and_error(w) for name, w in log_w.items()}  # ((N,), (N,)) each
+    return torch.logsumexp(torch.cat(list(log_w.values())), 0) - math.log(chains), summary

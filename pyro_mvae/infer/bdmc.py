@@ -27,15 +27,14 @@ def simulate(vae, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @evaluates
 def bounds(vae, x: torch.Tensor, z_true: torch.Tensor, steps: int, chains: int, leapfrog: int = 10,
-           init: str = "guide", step_size: float = 0.05, bar=None) -> tuple[torch.Tensor, torch.Tensor]:
+           init: str = "both", step_size: float = 0.05, bar=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds on log p(x), each ``(B,)`` in nats, for simulated images x
     ``(B, *event)`` with their true latents z_true ``(B, d)``: forward AIS over T = ``steps``
     distributions, then the reverse chain from z_true over the same schedule with the step
     sizes the forward chain used (reversed), so the reverse transitions are fixed in advance."""
     betas = sigmoid_schedule(steps)
-    with torch.no_grad(), pyro.validation_enabled(False):
-        initial = initial_distribution(vae, x, init)
-        z0 = initial.sample((chains,) if init == "guide" else (chains, x.shape[0]))  # (S, B, d)
+    with pyro.validation_enabled(False):
+        initial, z0 = initial_distribution(vae, x, init, chains)  # z0 (S, B, d)
     stats = AISStats()
     forward = anneal(vae, x, z0, initial, betas, leapfrog, step_size, stats=stats, bar=bar)  # (S, B)
     replay = torch.stack(stats.step_sizes).flip(0) if stats.step_sizes else None  # (T - 1, B)
@@ -47,7 +46,7 @@ def bounds(vae, x: torch.Tensor, z_true: torch.Tensor, steps: int, chains: int, 
 
 @evaluates
 def bdmc(vae, n: int = 100, steps: tuple[int, ...] = (10, 100, 1000), chains: int = 4, leapfrog: int = 10,
-         init: str = "guide", step_size: float = 0.05, max_particles: int = 1600, progress: bool = False) -> dict:
+         init: str = "both", step_size: float = 0.05, max_particles: int = 1600, progress: bool = False) -> dict:
     """The BDMC sandwich on ``n`` images simulated from ``vae``, for each T in ``steps``.
 
     Returns ``{"n", "chains", "leapfrog", "init", "by_steps": {T: {"lower", "lower_se",

@@ -154,12 +154,13 @@ def test_ais_and_bdmc_through_the_cli(trained_runs, capsys):
     assert abs(ais["minus_iwae"]) < 4 * ais["minus_iwae_se"] + 0.3, ais
     assert 0.3 < ais["acceptance_rate"] < 1 and ais["cost_ratio_to_iwae"] > 0
     rows = (run / "per_datapoint_test.csv").read_text().splitlines()
-    assert rows[0].split(",")[-3:] == ["ais", "elbo", "khat"] and len(rows) == 31
+    assert rows[0].split(",")[-5:] == ["ais", "ais_guide", "ais_prior", "elbo", "khat"] and len(rows) == 31
+    assert report["ais"]["init"] == "both" and "starts_disagree" in report["ais"]
     bdmc = report["bdmc"]["by_steps"]
     assert set(bdmc) == {"5", "100"} and bdmc["100"]["gap"] < bdmc["5"]["gap"]
     assert bdmc["100"]["lower"] <= bdmc["100"]["upper"] + 4 * bdmc["100"]["gap_se"]
     assert main(["evaluate", str(run), "-K", "50", "--limit", "20", "--no-figures"]) == 0  # other images
-    kept = run / "evaluations" / "test-30-K500-ais-T100-S4-guide-seed0.json"  # the AIS evaluation is not lost
+    kept = run / "evaluations" / "test-30-K500-ais-T100-S4-both-seed0.json"  # the AIS evaluation is not lost
     assert (json.loads(kept.read_text())["ais"]) == ais
     assert len(kept.with_suffix(".csv").read_text().splitlines()) == 31
     report = json.loads((run / "eval.json").read_text())

@@ -5,8 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from linear_gaussian import SIGMA, D, exact_log_marginal, mixture_vae, sample_data, standard_vae
+from linear_gaussian import (
+    SIGMA,
+    D,
+    exact_log_marginal,
+    mixture_vae,
+    orthogonal_standard_vae_with_exact_guide,
+    overconfident_on,
+    sample_data,
+    standard_vae,
+)
 from pyro_mvae.errors import ConfigError
+from pyro_mvae.evaluation.annealed import ais_section
 from pyro_mvae.infer import ais
 from pyro_mvae.infer.bdmc import bdmc, bounds
 from pyro_mvae.infer.iwae import iwae_batch
@@ -43,7 +53,8 @@ def test_one_annealing_step_is_importance_sampling_with_the_initial_distribution
     for vae, x in ((digits_vae, data.test.x[:10]), (mixture_vae("gaussian"), None)):
         x = sample_data(vae, 10) if x is None else x
         torch.manual_seed(5)
-        estimate, stats = ais.ais_log_likelihood(vae, x, steps=1, chains=300, max_particles=3000)  # one batch
+        estimate, stats = ais.ais_log_likelihood(vae, x, steps=1, chains=300, max_particles=3000,
+                                                 init="guide")  # one batch
         torch.manual_seed(5)
         expected = iwae_batch(vae, x, num_samples=300, chunk_size=300)  # the same 300 draws per image
         torch.testing.assert_close(estimate, expected, rtol=0, atol=1e-4)
@@ -122,3 +133,46 @@ def test_memory_follows_max_particles_not_the_chain_count():
     torch.manual_seed(4)
     parts = torch.stack([ais.ais_batch(vae, x, 5, 2, leapfrog=2) for _ in range(3)])  # (3, 1)
     torch.testing.assert_close(pooled, torch.logsumexp(parts, 0) - np.log(3), rtol=0, atol=1e-5)
+
+
+def test_the_defensive_start_is_the_normalised_mixture_of_guide_and_prior():
+    vae = standard_vae(guide_hidden=(8,))
+    x = sample_data(vae, 3)
+    torch.manual_seed(0)
+    initial, z = ais.initial_distribution(vae, x, "both", chains=5)
+    assert z.shape == (5, 3, 2)
+    q, p = vae.encoder.posterior(x), vae.prior.marginal()
+    expected = torch.log(0.6 * q.log_prob(z).exp() + 0.4 * p.log_prob(z).exp())  # 3 of 5 chains from the guide
+    torch.testing.assert_close(initial.log_prob(z), expected)
+    torch.manual_seed(0)
+    guide_draws = q.sample((3,))  # the first three chains are the guide's draws, the others the prior's
+    torch.testing.assert_close(z[:3], guide_draws)
+
+
+DISAGREEMENT = ais.DISAGREEMENT_NATS
+
+
+def test_an_overconfident_guide_cannot_fool_the_default_ais_and_is_reported():
+    """Issue 45: on one image the guide's s.d. is 0.005 and its mean 4 posterior s.d. away. AIS from
+    the guide alone is nats low there; the default (the defensive start) is within its error of the
+    exact log p(x) on every image, and only that image is reported as one where the starts disagree."""
+    vae = orthogonal_standard_vae_with_exact_guide()
+    x = sample_data(vae, 6)
+    exact = torch.as_tensor(exact_log_marginal(vae, x), dtype=torch.float32)
+    overconfident_on(vae, x[0])
+    torch.manual_seed(0)
+    guide_only, _ = ais.ais_log_likelihood(vae, x, steps=200, chains=16, leapfrog=5, init="guide")
+    assert guide_only[0] - exact[0] < -2 and (guide_only[1:] - exact[1:]).abs().max() < 0.05
+    runs = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        runs.append(ais.ais_log_likelihood(vae, x, steps=200, chains=16, leapfrog=5)[0])
+    runs = torch.stack(runs)  # (R, N)
+    mean, se = runs.mean(0), runs.std(0) / 2
+    assert torch.all((mean - exact).abs() < 4 * se + 0.1), (mean - exact, se)
+    torch.manual_seed(0)
+    columns, section = ais_section(vae, x, ais.AISSettings(steps=200, chains=16, leapfrog=5), np.zeros(6), 1.0,
+                                   progress=False)
+    assert section["starts_disagree"]["images"] == [0] and section["init"] == "both"
+    assert columns["ais_guide"][0] < columns["ais_prior"][0] - 2
+    assert np.abs(columns["ais_guide"][1:] - columns["ais_prior"][1:]).max() < DISAGREEMENT  # 8 chains each: noisy
