@@ -263,7 +263,8 @@ def _figures(vae, run_dir: Path, x, labels, event_shape, report, khat, clusters)
     out = run_dir / "figures"
     ks = [int(k) for k in report["k_sweep"]]
     drawers = {"k_sweep": lambda p: figures.k_sweep(ks, [report["k_sweep"][str(k)]["mean"] for k in ks],
-                                                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p),
+                                                    [report["k_sweep"][str(k)]["se"] for k in ks], report["elbo"], p,
+                                                    report["n"]),
                "khat": lambda p: figures.khat_histogram(khat, diagnostics.KHAT_THRESHOLD, p)}
     if "cluster_accuracy" in report:
         drawers["clusters"] = lambda p: figures.confusion_matrix(clusters, labels.cpu().numpy(), p,
@@ -288,7 +289,9 @@ def model_figures(vae, run_dir: Path, x: torch.Tensor, labels: torch.Tensor, eve
                "latent_marginals": lambda p: figures.latent_marginals(vae, x, p),
                "interpolations": lambda p: figures.interpolations(vae, x, labels, event_shape, p)}
     if (Path(run_dir) / "metrics.jsonl").exists():
-        drawers["training_curves"] = lambda p: figures.training_curves(Path(run_dir) / "metrics.jsonl", p)
+        title = f"training of prior={vae.prior.name}, guide={vae.encoder.name}"
+        drawers["training_curves"] = lambda p: figures.training_curves(Path(run_dir) / "metrics.jsonl", p, title,
+                                                                       vae.encoder.uses_temperature)
     return {name: out / f"{name}.png" for name, draw in drawers.items() if _drawn(name, draw, out / f"{name}.png")}
 
 

@@ -202,16 +202,17 @@ def _prior_density(ax, per_dim, j: int, grid: torch.Tensor) -> None:
         ax.plot(grid, (weights * components).cpu(), color="black", linewidth=0.5, alpha=0.6)
 
 
-def training_curves(metrics_path: Path, path: Path) -> None:
-    """ELBO (train, validation), KL, β and τ per epoch from ``metrics.jsonl``."""
+def training_curves(metrics_path: Path, path: Path, title: str = "", show_tau: bool = True) -> None:
+    """ELBO (train, validation), KL and β (and τ with ``show_tau``: a guide with a temperature) per
+    epoch from ``metrics.jsonl``, titled ``title``; legends beside the axes, not on the curves."""
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
     epoch = [r["epoch"] for r in records]
-    fig = _figure(figsize=(7, 6))
+    fig = _figure(figsize=(8, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(epoch, [r["train_elbo"] for r in records], label="train ELBO (β-weighted)")
     top.plot(epoch, [r["val_elbo"] for r in records], label="validation ELBO")
     top.set_ylabel("nats per image")
-    top.legend()
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     kl = [r["val_kl"] for r in records]
     bottom.plot(epoch, kl, label="validation KL")
     bottom.set_ylabel("KL(q ‖ p), nats per image")
@@ -220,17 +221,21 @@ def training_curves(metrics_path: Path, path: Path) -> None:
         bottom.set_ylim(low - 0.1 * (high - low + 1), high + 0.1 * (high - low + 1))
     twin = bottom.twinx()
     twin.plot(epoch, [r["beta"] for r in records], "k--", label="β")
-    twin.plot(epoch, [r["tau"] for r in records], "k:", label="τ")
-    twin.set_ylabel("β, τ")
+    if show_tau:
+        twin.plot(epoch, [r["tau"] for r in records], "k:", label="τ")
+    twin.set_ylabel("β, τ" if show_tau else "β")
     bottom.set_xlabel("epoch")
     bottom.xaxis.set_major_locator(_integer_ticks())
-    bottom.legend(loc="center left")
-    twin.legend(loc="center right")
+    lines = bottom.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    bottom.legend(lines, [line.get_label() for line in lines], loc="upper left", bbox_to_anchor=(1.12, 1.0),
+                  fontsize=8)
+    fig.suptitle(title or "training curves")
     _save(fig, path)
 
 
-def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
-    """IWAE log-likelihood against K (log axis), with the ELBO for reference."""
+def k_sweep(ks, means, stderrs, elbo: float, path: Path, images: int | None = None) -> None:
+    """IWAE log-likelihood against K (log axis), with the ELBO for reference; titled with the
+    number of ``images`` scored."""
     fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3,
@@ -240,6 +245,8 @@ def k_sweep(ks, means, stderrs, elbo: float, path: Path) -> None:
     ax.set_xlabel("K (importance samples)")
     ax.set_ylabel("nats per image")
     ax.legend(fontsize=8)
+    ax.set_title("IWAE estimate against the number of importance samples K"
+                 + (f", mean of {images} images" if images else ""))
     fig.text(0.01, -0.06, "Two different densities: the IWAE points score z under the marginal q(z | x); "
              "the ELBO line scores the guide's\nsampled sites (c included, relaxed when the guide is), so "
              "K = 1 may lie above it. The points rise with K towards log p(x).", fontsize=7)
@@ -281,7 +288,7 @@ def confusion_matrix(clusters: np.ndarray, labels: np.ndarray, path: Path, as_cl
 
 
 def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
-    """Histogram of the per-image Pareto k̂, with the trust threshold."""
+    """Histogram of the per-image Pareto k̂, with the trust threshold; integer counts of images."""
     fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     finite = khat[np.isfinite(khat)]
@@ -289,5 +296,9 @@ def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
     ax.axvline(threshold, color="red", linestyle="--", label=f"k̂ = {threshold}")
     ax.set_xlabel("Pareto k̂ of the importance weights")
     ax.set_ylabel("images")
+    ax.yaxis.set_major_locator(_integer_ticks())
     ax.legend()
+    above = float(np.mean(finite > threshold)) if finite.size else float("nan")
+    ax.set_title(f"Pareto k̂ of {finite.size} images: {100 * above:.1f}% above {threshold}, whose IWAE is not to be trusted",
+                 fontsize=10)
     _save(fig, path)

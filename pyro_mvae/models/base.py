@@ -26,6 +26,7 @@ CAPABILITIES = {
     "has_components": "the prior is a mixture whose component a guide can choose (its `layout`)",
     "has_base_posterior": "the guide has a Gaussian q(z | x) the VampPrior can mix",
     "labels_component": "the component c is one choice per image, so a class label can observe it",
+    "uses_temperature": "the guide's component choice is relaxed with a temperature τ (the trainer's τ schedule)",
     "score_baselines": "the objective uses the baselines of a score-function gradient "
                        "(TraceGraph_ELBO)",
 }
@@ -100,8 +101,8 @@ class Guide(Component):
     Flags (class attributes or properties, defaults here): ``reparameterized`` (True),
     ``chooses_component`` (False: no "c" site), ``enumerable`` (False), ``stratifiable`` (False),
     ``analytic_kl`` (False), ``labels_component`` (False: no ``sample_labelled``),
-    ``has_base_posterior`` (False), ``elbo_bounds_discrete_model`` (True: the ELBO bounds the
-    discrete mixture's log p(x)), ``prior_needs`` (none), ``objective_needs`` (none; with
+    ``has_base_posterior`` (False), ``uses_temperature`` (False), ``elbo_bounds_discrete_model``
+    (True: the ELBO bounds the discrete mixture's log p(x)), ``prior_needs`` (none), ``objective_needs`` (none; with
     ``why_objective_needs``, the setting that needs it), ``max_particles`` (None: no limit; with
     ``why_max_particles``).
     """
@@ -114,6 +115,7 @@ class Guide(Component):
     analytic_kl = False
     labels_component: ClassVar[bool] = False
     has_base_posterior: ClassVar[bool] = False
+    uses_temperature: ClassVar[bool] = False
     elbo_bounds_discrete_model = True
     prior_needs: ClassVar[tuple[str, ...]] = ()
     objective_needs: tuple[str, ...] = ()

@@ -194,6 +194,7 @@ class RelaxedMixtureGuide(MixtureGuide):
     """
 
     name = "relaxed_mixture"
+    uses_temperature = True
     Config = RelaxedMixtureConfig
 
     def __init__(self, body: nn.Module, features: int, latent_dim: int, layout=None, event_shape=None,
