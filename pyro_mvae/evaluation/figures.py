@@ -299,6 +299,6 @@ def khat_histogram(khat: np.ndarray, threshold: float, path: Path) -> None:
     ax.yaxis.set_major_locator(_integer_ticks())
     ax.legend()
     above = float(np.mean(finite > threshold)) if finite.size else float("nan")
-    ax.set_title(f"Pareto k̂ of {finite.size} images: {100 * above:.1f}% above {threshold}, whose IWAE is not to be trusted",
-                 fontsize=10)
+    ax.set_title(f"Pareto k̂ of {finite.size} images: {100 * above:.1f}% above {threshold}, "
+                 "whose IWAE is not to be trusted", fontsize=10)
     _save(fig, path)
