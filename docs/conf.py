@@ -30,12 +30,15 @@ extensions = [
     "api_checks",
     "cli_options",
     "registry_tables",  # mapping constants as tables of name and description, not reprs
+    "signatures",  # dataclass defaults by name (Config=ObjectiveConfig), not by repr
 ]
 exclude_patterns = ["_build", "conf.py", "_ext", "_inventories", "**/README.md", "Thumbs.db", ".DS_Store"]
 nitpicky = True
 
 html_theme = "furo"
 html_title = f"pyro_mvae {release}"
+html_static_path = ["_static/css"]
+html_css_files = ["tables.css"]  # wide tables wrap their cells
 
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3

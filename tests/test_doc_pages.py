@@ -1,6 +1,7 @@
 """The README's and the docs' commands and Python snippets run as written and leave runs the
 command line can use."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from idx import write_tiny_mnist
 from pyro_mvae.cli import main
 
 PYTHON_PAGE = "docs/guide/python.md"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_readmes_python_example_trains_and_scores(tmp_path, monkeypatch, capsys):
@@ -137,3 +139,13 @@ def test_every_documented_command_runs(command, tmp_path_factory, monkeypatch, c
     if args is None:
         pytest.skip("needs a GPU, a sweep (tests/sweeps), or a run a page's previous step left running")
     assert main(args) == 0, (args, capsys.readouterr().err)
+
+
+def test_the_model_guides_formulas_are_typeset():
+    """Issue 45: formulas of the model family page are LaTeX for MathJax (as the tutorials'), not
+    Unicode text such as `Σ_c π_c N(μ_c, diag σ_c²)`."""
+    text = (ROOT / "docs" / "guide" / "models.md").read_text()
+    prose = re.sub(r"`[^`]*`", "", re.sub(r"\$[^$\n]+\$", "", re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)))
+    left = re.findall(r".{0,20}(?:Σ|Π_|∂|N\(μ|σ_\w|π_\w).{0,20}", prose)
+    assert not left, left
+    assert text.count("$") >= 40

@@ -185,14 +185,14 @@ def anneal(vae, x: torch.Tensor, z: torch.Tensor, initial, betas: torch.Tensor, 
 class DefensiveStart:
     """The defensive mixture q₀(z) = a · q(z | x) + (1 − a) · p(z) (Hesterberg 1995) of the
     guide's q(z | x) (batch ``(B,)``) and the prior's marginal p(z) (batch ``()``), event
-    ``(d,)``; a = ``guide_share``. Its :meth:`log_prob` of z ``(S, B, d)`` is ``(S, B)``, nats,
-    a log-sum-exp of the two normalised densities."""
+    ``(d,)``; a = ``guide_share``."""
 
     def __init__(self, guide, prior, guide_share: float):
         self.guide, self.prior = guide, prior
         self.log_shares = (math.log(guide_share), math.log1p(-guide_share))
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q₀(z) ``(S, B)`` in nats of z ``(S, B, d)``: a log-sum-exp of the two normalised densities."""
         return torch.logaddexp(self.guide.log_prob(z) + self.log_shares[0], self.prior.log_prob(z) + self.log_shares[1])
 
 

@@ -85,7 +85,7 @@ class MLPDecoder(MLP):
 class GatedDense(nn.Sequential):
     """Gated dense layer h = (W x + b) ⊙ σ(V x + c) (Dauphin et al. 2017; the ``GatedDense`` of
     Tomczak & Welling 2018): one ``Linear(in_dim, 2·out_dim)`` whose halves are W x + b and
-    V x + c, then :class:`torch.nn.GLU`. Input ``(..., in_dim)``, output ``(..., out_dim)``."""
+    V x + c, then ``torch.nn.GLU``. Input ``(..., in_dim)``, output ``(..., out_dim)``."""
 
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__(nn.Linear(in_dim, 2 * out_dim), nn.GLU(dim=-1))
@@ -277,7 +277,9 @@ class NetKind:
     initialise: Callable | None = None
 
 
-def _he_when_asked(cfg, guide: nn.Module, decoder: nn.Module) -> None:
+def init_when_asked(cfg, guide: nn.Module, decoder: nn.Module) -> None:
+    """:func:`he_init` of the guide (its body and heads) and the decoder when ``cfg.init`` is ``he``
+    (``net=gated_mlp``'s ``NetKind.initialise``)."""
     if cfg.init == "he":
         he_init(guide, decoder)
 
@@ -290,7 +292,7 @@ NETS = Registry("net", {k.name: k for k in (
                                            cfg.hidden[::-1]), ConvConfig),
     NetKind("gated_mlp", lambda shape, cfg: GatedMLPBody(shape, cfg.hidden),
             lambda shape, cfg: GatedMLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), GatedMLPConfig,
-            _he_when_asked))})
+            init_when_asked))})
 """Network kind -> :class:`NetKind` (a :class:`~pyro_mvae.config.Registry`).
 
 :meta hide-value:

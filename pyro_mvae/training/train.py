@@ -182,8 +182,9 @@ def apply_threads(threads: int) -> None:
 
 
 def make_optimizer(vae, lr: float, name: str = "adam") -> torch.optim.Optimizer:
-    """One optimiser of :data:`OPTIMIZERS` over all of ``vae``'s parameters, fused (one kernel
-    for all of them: ~10% of an MLP VAE's step on CPU, see experiments/bench_svi.py)."""
+    """One optimiser of :data:`~pyro_mvae.training.optimizers.OPTIMIZERS` (``name``) over all of
+    ``vae``'s parameters, fused (one kernel for all of them: ~10% of an MLP VAE's step on CPU, see
+    experiments/bench_svi.py)."""
     return OPTIMIZERS[name](vae.parameters(), lr=lr, fused=True)
 
 
