@@ -10,11 +10,15 @@ deviations away. For each initial distribution of AIS (``guide``, ``prior``, ``b
 defensive mixture of the two, half the chains drawn from each) and each T, the error of the AIS estimate against the
 exact log p(x) on image 0 and on the others (mean ± s.e. over ``--repeats`` runs), and for
 ``both`` the per-image difference between its two starts. IWAE with K = 5000 from the same guide
-is printed for scale.
+is printed for scale. ``--out FILE`` writes every number as a record the docs cite
+(docs/_ext/check_records.py).
 """
 
 import argparse
+import json
+import platform
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,7 +40,9 @@ def main():
     parser.add_argument("--chains", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--out", help="write the numbers as a record (JSON)")
     args = parser.parse_args()
+    values = {}
     torch.set_num_threads(1)
     vae = orthogonal_standard_vae_with_exact_guide()
     x = sample_data(vae, args.images)
@@ -44,6 +50,7 @@ def main():
     overconfident_on(vae, x[0])
     iwae = iwae_log_likelihood(vae, x, 5000, compile="false") - exact
     print(f"IWAE-5000 error: image 0 {iwae[0]:+.2f} nats, the others {iwae[1:].mean():+.3f}")
+    values["iwae_5000"] = {"image0": iwae[0].item(), "others": iwae[1:].mean().item()}
     print("| start | T | error on image 0 (nats) | error on the others | guide − prior start on image 0 |")
     print("|---|---|---|---|---|")
     for steps in args.steps:
@@ -58,8 +65,16 @@ def main():
             err = torch.stack(runs)  # (R, N)
             bad, rest = err[:, 0], err[:, 1:].mean(1)
             gap = f"{torch.stack(gaps).mean():+.2f}" if gaps else "—"
+            se = args.repeats ** 0.5
+            values[f"{init}_T{steps}"] = {"image0": bad.mean().item(), "image0_se": (bad.std() / se).item(),
+                                          "others": rest.mean().item(), "others_se": (rest.std() / se).item()}
             print(f"| {init} | {steps} | {bad.mean():+.2f} ± {bad.std() / args.repeats ** 0.5:.2f} "
                   f"| {rest.mean():+.3f} ± {rest.std() / args.repeats ** 0.5:.3f} | {gap} |")
+    if args.out:
+        record = {"id": Path(args.out).stem, "command": "python " + " ".join(sys.argv), "release": "after 0.2.0",
+                  "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, one torch thread",
+                  "values": values}
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
