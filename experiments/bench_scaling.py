@@ -22,7 +22,7 @@ from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training import distributed
-from pyro_mvae.training.datasets import load_mnist
+from pyro_mvae.data import load_mnist
 from pyro_mvae.training.runs import load_run
 from pyro_mvae.training.train import make_optimizer
 

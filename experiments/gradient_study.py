@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from pyro_mvae.infer.objectives import build_objective  # noqa: E402
 from pyro_mvae.models.registry import build_vae  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
-from pyro_mvae.training.storage import write_bytes_atomic  # noqa: E402
+from pyro_mvae.storage import write_bytes_atomic  # noqa: E402
 
 
 def route_vae(config, data_dim, state, guide: dict, tau: float):

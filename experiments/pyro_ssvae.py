@@ -33,11 +33,11 @@ Kept from the tutorial, at its defaults:
 
 Differs from the tutorial, and why:
 
-* data: the package's loaders (:func:`pyro_mvae.training.datasets.build_dataset`, grey levels in
+* data: the package's loaders (:func:`pyro_mvae.data.build_dataset`, grey levels in
   [0, 1], not binarised) instead of ``mnist_cached``, so both methods see the same images. The MNIST
   split is the same protocol (50k train / the last 10k of the training file for validation / 10k
   test); ``--data digits`` adds scikit-learn's 8×8 digits (1200/300/297) for quick checks;
-* labelled images: chosen by the package's :func:`~pyro_mvae.training.labelled.choose_labelled`
+* labelled images: chosen by the package's :func:`~pyro_mvae.data.labelled.choose_labelled`
   (balanced by class, NumPy generator seeded with ``--seed``), the same images as our M2 runs, instead
   of ``np.random.shuffle`` per class; the rest of the training split is unlabelled;
 * batching: tensors on the device sliced by a ``torch.randperm`` order (torch's global generator,
@@ -77,9 +77,9 @@ from pyro.optim import Adam
 from tqdm import tqdm
 
 from pyro_mvae.errors import UserError
-from pyro_mvae.training.data import resolve_root
-from pyro_mvae.training.datasets import build_dataset
-from pyro_mvae.training.labelled import choose_labelled
+from pyro_mvae.data.splits import resolve_root
+from pyro_mvae.data import build_dataset
+from pyro_mvae.data.labelled import choose_labelled
 
 SOURCE = "pyro-ppl/pyro examples/vae/ss_vae_M2.py @ ff6ae1c9572591791aae8842bcd702fcf0b46fd6"
 TUTORIAL = {"z_dim": 50, "hidden_layers": [500], "aux_loss_multiplier": 46.0, "enum_discrete": "parallel",

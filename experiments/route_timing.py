@@ -23,7 +23,7 @@ from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import Stepper
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.config import compose_config
-from pyro_mvae.training.datasets import load_mnist
+from pyro_mvae.data import load_mnist
 from pyro_mvae.training.train import make_optimizer
 
 ROUTES = {

@@ -13,6 +13,7 @@ on Hydra's multirun); the command line (:mod:`pyro_mvae.cli`). The names below a
 
 __version__ = "0.2.0"
 
+from pyro_mvae.data import DATASETS, DataSource, build_dataset  # noqa: E402
 from pyro_mvae.errors import ConfigError, DataError, PairingError, RunError, UserError  # noqa: E402
 from pyro_mvae.evaluation.evaluate import evaluate_run  # noqa: E402
 from pyro_mvae.infer.iwae import iwae_log_likelihood  # noqa: E402
@@ -23,7 +24,6 @@ from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # 
 from pyro_mvae.models.vae import VAE  # noqa: E402
 from pyro_mvae.session import resume_run  # noqa: E402
 from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
-from pyro_mvae.training.datasets import DATASETS, DataSource, build_dataset  # noqa: E402
 from pyro_mvae.training.plugins import load_installed, register  # noqa: E402
 from pyro_mvae.training.runs import load_run  # noqa: E402
 from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402

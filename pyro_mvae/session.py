@@ -11,7 +11,8 @@ import torch
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
 from pyro_mvae.infer.objectives import build_objective
-from pyro_mvae.training import checkpoints, distributed, tracking
+from pyro_mvae.tracking import mlflow_runs as tracking
+from pyro_mvae.training import checkpoints, distributed
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import (
     OWN_NET,

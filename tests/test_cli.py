@@ -12,7 +12,7 @@ from idx import write_tiny_mnist
 from pyro_mvae.cli import main
 from pyro_mvae.errors import DataError, UnknownNameError
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.datasets import load_digits
+from pyro_mvae.data import load_digits
 from pyro_mvae.training.train import TrainerConfig, fit
 
 FAST = ["trainer.epochs=2", "trainer.eval_samples=30", "trainer.eval_chunk_size=10",

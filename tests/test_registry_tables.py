@@ -13,7 +13,7 @@ from pyro_mvae.evaluation.compare import LATEX
 from pyro_mvae.infer.objectives import OBJECTIVES
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import PRIORS
-from pyro_mvae.training.datasets import DATASETS
+from pyro_mvae.data import DATASETS
 from pyro_mvae.training.plugins import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +70,8 @@ def test_a_registry_of_classes_is_a_row_per_name_with_a_link_and_first_sentence(
 
 def test_records_tuples_and_strings_are_described():
     datasets = _rows(registry_tables.table(DATASETS))
-    assert datasets["``mnist``"].startswith(":func:`~pyro_mvae.training.datasets.idx.load_idx_set`")
-    assert ":data:`~pyro_mvae.training.datasets.idx.IDX_SETS`" in datasets["``mnist``"]  # made absolute
+    assert datasets["``mnist``"].startswith(":func:`~pyro_mvae.data.idx.load_idx_set`")
+    assert ":data:`~pyro_mvae.data.idx.IDX_SETS`" in datasets["``mnist``"]  # made absolute
     objectives = _rows(registry_tables.table(OBJECTIVES))
     assert objectives["``stratified``"].startswith(OBJECTIVES["stratified"].doc)
     assert objectives["``stratified``"].endswith("(:class:`~pyro_mvae.infer.stratified.StratifiedELBO`)")

@@ -79,9 +79,9 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
             check(bad)
 
 
-LAYERS = ["errors", "config", "distributions", "models", "infer", "training", "evaluation", "session", "sweeps",
-          "cli"]
-"""Each module of pyro_mvae may import only from its own layer and the layers before it."""
+LAYERS = ["errors", "config", "storage", "distributions", "models", "infer", "data", "tracking", "training",
+          "evaluation", "session", "sweeps", "cli"]
+"""Each module of pyro_mvae may import only from its own layer and the layers before it (docs/DESIGN.md)."""
 
 
 def _layer(module: str) -> int:
@@ -89,13 +89,39 @@ def _layer(module: str) -> int:
     return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else -1
 
 
+def _module_of(path: Path) -> str:
+    return "pyro_mvae." + ".".join(path.relative_to(ROOT / "pyro_mvae").with_suffix("").parts).removesuffix(".__init__")
+
+
+def _imports(source: str) -> list[str]:
+    """The pyro_mvae modules a source imports from, at any depth (function-level imports too)."""
+    return [node.module for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pyro_mvae.")]
+
+
+def forbidden_imports(module: str, source: str) -> list[str]:
+    """The imports of ``source`` (the module ``module``) from a layer above its own."""
+    own = _layer(module)
+    return [] if own < 0 else [m for m in _imports(source) if _layer(m) > own]
+
+
 @pytest.mark.parametrize("path", [p for p in LIBRARY if p.name != "__init__.py" or p.parent.name != "pyro_mvae"],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_layers_import_only_the_layers_below(path):
-    own = _layer("pyro_mvae." + ".".join(path.relative_to(ROOT / "pyro_mvae").with_suffix("").parts))
-    if own < 0:  # pyro_mvae/conf
-        return
-    imported = [node.module for node in ast.walk(ast.parse(path.read_text()))
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pyro_mvae.")]
-    above = [m for m in imported if _layer(m) > own]
-    assert not above, f"{path.relative_to(ROOT)} ({LAYERS[own]}) imports a higher layer: {above}"
+    above = forbidden_imports(_module_of(path), path.read_text())
+    assert not above, f"{path.relative_to(ROOT)} ({LAYERS[_layer(_module_of(path))]}) imports a higher layer: {above}"
+
+
+def test_the_layer_rule_catches_an_import_from_above():
+    assert forbidden_imports("pyro_mvae.data.splits", "def f():\n    from pyro_mvae.training.train import fit\n") \
+        == ["pyro_mvae.training.train"]
+    assert forbidden_imports("pyro_mvae.training.train", "from pyro_mvae.data.splits import Split\n") == []
+
+
+def test_no_two_modules_import_each_other():
+    """Issue 46: no import circle of two files (models/registry ↔ models/vae and
+    training/loggers ↔ training/tracking were the last)."""
+    graph = {_module_of(p): set(_imports(p.read_text())) for p in LIBRARY}
+    pairs = sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps
+                    if a != b and a in graph.get(b, set())})
+    assert not pairs, pairs

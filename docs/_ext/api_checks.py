@@ -20,7 +20,7 @@ Besides:
 
 * Re-exported names resolve: ``pyro_mvae.VAE`` (and every other name of a documented module's
   ``__all__`` that is documented under the module that defines it, such as
-  ``pyro_mvae.training.datasets.load_mnist``) becomes an alias of its one description, the way
+  ``pyro_mvae.data.load_mnist``) becomes an alias of its one description, the way
   Sphinx's ``:canonical:`` option makes aliases. ``{py:class}`pyro_mvae.VAE``` then links to
   ``pyro_mvae.models.vae.VAE``; the alias is in ``objects.inv`` but not in the search index, and a
   short name such as ``VAE`` is never ambiguous (references prefer the canonical name).

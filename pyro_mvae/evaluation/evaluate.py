@@ -16,6 +16,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from pyro_mvae.data.splits import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
 from pyro_mvae.evaluation import diagnostics, figures, store
 from pyro_mvae.evaluation.annealed import ais_section, bdmc_section
 from pyro_mvae.infer.ais import AISSettings
@@ -28,8 +29,7 @@ from pyro_mvae.infer.iwae import (
     mean_and_stderr,
 )
 from pyro_mvae.models.modes import evaluates
-from pyro_mvae.training import tracking
-from pyro_mvae.training.data import binarize_fixed, dequantize_fixed, dequantized_bits_per_dim
+from pyro_mvae.tracking import mlflow_runs as tracking
 from pyro_mvae.training.runs import load_run, resolve_device
 
 K_SWEEP = (1, 10, 100, 1000, 5000)
@@ -140,7 +140,7 @@ def score_images(vae, x, labels, num_samples: int, chunk_size: int | None = None
 def evaluate_final(vae, data, test, trainer, best_epoch: int, config: dict) -> dict:
     """The final evaluation of a training run (``fit(..., evaluate=evaluate_final)``, as
     ``pyro-mvae train`` runs it): score the test images ``test`` (a
-    :class:`~pyro_mvae.training.data.Split`) with ``trainer.eval_samples`` particles, write
+    :class:`~pyro_mvae.data.splits.Split`) with ``trainer.eval_samples`` particles, write
     ``eval.json`` and ``per_datapoint_test.csv`` into ``config["run_dir"]`` as
     ``pyro-mvae evaluate`` would (seeded with the run's seed, as its default), and return the
     summary with the mean test KL (nats) added."""

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyro_mvae.data.splits import as_image_batch
 from pyro_mvae.models.layouts import PerDimensionLayout
 from pyro_mvae.models.modes import evaluates
-from pyro_mvae.training.data import as_image_batch
-from pyro_mvae.training.storage import write_bytes_atomic
+from pyro_mvae.storage import write_bytes_atomic
 
 
 def _figure(**options):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_mvae.training.storage import write_bytes_atomic, write_json_atomic
+from pyro_mvae.storage import write_bytes_atomic, write_json_atomic
 
 FOLDER = "evaluations"
 

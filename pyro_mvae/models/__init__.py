@@ -1,5 +1,6 @@
 """The model: the VAE as a Pyro model and guide (:mod:`~pyro_mvae.models.vae`), the base classes of
-its components (:mod:`~pyro_mvae.models.base`), the registry that builds them from names
+its components (:mod:`~pyro_mvae.models.base`), their tables by name
+(:mod:`~pyro_mvae.models.components`) and the builder of VAEs from names
 (:mod:`~pyro_mvae.models.registry`), the priors (:mod:`~pyro_mvae.models.priors`,
 :mod:`~pyro_mvae.models.vamp`, :mod:`~pyro_mvae.models.flows`), guides
 (:mod:`~pyro_mvae.models.guides`), mixture layouts (:mod:`~pyro_mvae.models.layouts`), likelihoods

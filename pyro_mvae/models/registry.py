@@ -1,8 +1,11 @@
-"""Names -> component classes, in one place. Configuration names registry keys, never import paths.
+"""Building a VAE from names: :func:`build_vae`. Configuration names registry keys, never import
+paths; the tables of names (``PRIORS``, ``GUIDES``, ``LIKELIHOODS``, importable from here too) are
+in :mod:`pyro_mvae.models.components`.
 
 Adding a prior is one module (a :class:`~pyro_mvae.models.base.Prior` subclass with its
-``name``, ``Config`` and capability flags), one entry in :data:`PRIORS`, and its tests; the
-command line, Hydra's config group, validation and pairing checks follow from them.
+``name``, ``Config`` and capability flags), one entry in
+:data:`~pyro_mvae.models.components.PRIORS`, and its tests; the command line, Hydra's config
+group, validation and pairing checks follow from them.
 """
 
 from collections.abc import Mapping
@@ -11,54 +14,17 @@ from functools import partial
 
 from torch import nn
 
-from pyro_mvae.config import Registry, lookup
+from pyro_mvae.config import lookup
 from pyro_mvae.errors import ConfigError
-from pyro_mvae.models.base import holders, missing, pairing_error
-from pyro_mvae.models.flows import FlowGuide, FlowPrior
-from pyro_mvae.models.guides import DiscreteMixtureGuide, GaussianGuide, MarginalMixtureGuide, RelaxedMixtureGuide
-from pyro_mvae.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from pyro_mvae.models.components import GUIDES, LIKELIHOODS, PRIORS, check_pair  # noqa: F401  (public here too)
 from pyro_mvae.models.nets import NETS
-from pyro_mvae.models.priors import FactorizedMixturePrior, MixturePrior, StandardPrior
 from pyro_mvae.models.probe import body_features, check_decoder
 from pyro_mvae.models.vae import VAE
-from pyro_mvae.models.vamp import VampPrior
-
-
-def _table(kind: str, *classes) -> Registry:
-    return Registry(kind, {cls.name: cls for cls in classes})
-
-
-PRIORS = _table("prior", StandardPrior, MixturePrior, FactorizedMixturePrior, VampPrior, FlowPrior)
-"""Prior name (``prior=<name>``) -> its :class:`~pyro_mvae.models.base.Prior` subclass (a
-:class:`~pyro_mvae.config.Registry`: installed packages' entry points are loaded on its first read).
-
-:meta hide-value:
-"""
-GUIDES = _table("guide", GaussianGuide, RelaxedMixtureGuide, DiscreteMixtureGuide, MarginalMixtureGuide, FlowGuide)
-"""Guide name (``guide=<name>``) -> its :class:`~pyro_mvae.models.base.Guide` subclass.
-
-:meta hide-value:
-"""
-LIKELIHOODS = _table("likelihood", BernoulliLikelihood, GaussianLikelihood)
-"""Likelihood name (``likelihood=<name>``) -> its
-:class:`~pyro_mvae.models.likelihoods.Likelihood` subclass.
-
-:meta hide-value:
-"""
 
 
 def _options(cfg: Mapping) -> tuple[str, dict]:
     options = dict(cfg)
     return options.pop("name"), options
-
-
-def check_pair(prior, guide) -> None:
-    """Raises :class:`~pyro_mvae.errors.PairingError` naming the first capability that one of
-    ``prior`` and ``guide`` needs of the other and lacks."""
-    for cap in missing(guide, prior.guide_needs):
-        raise pairing_error(f"prior '{prior.name}'", cap, "guide", f"guide '{guide.name}'", holders(GUIDES, cap))
-    for cap in missing(prior, guide.prior_needs):
-        raise pairing_error(f"guide '{guide.name}'", cap, "prior", f"prior '{prior.name}'", holders(PRIORS, cap))
 
 
 OWN_NET = "own"

@@ -31,6 +31,7 @@ from torch import nn
 
 from pyro_mvae.errors import DataError
 from pyro_mvae.models.base import holders, pairing_error
+from pyro_mvae.models.components import GUIDES, PRIORS
 from pyro_mvae.models.modes import evaluates
 
 
@@ -50,7 +51,7 @@ class VAE(nn.Module):
     Attributes ``beta`` (β, weight of the latent sites, i.e. of the KL; Higgins et al. 2017) and
     ``tau`` (τ, Concrete temperature) are set by the training schedules; ``alpha`` (α, weight of
     the classification term on labelled images; 0 until set) by semi-supervised training
-    (:mod:`pyro_mvae.training.labelled`).
+    (:mod:`pyro_mvae.data.labelled`).
     """
 
     def __init__(self, prior, guide, likelihood, decoder, event_shape):
@@ -196,8 +197,6 @@ def check_labels_component(vae) -> None:
     the component as a class label (``labels_component``: prior=mixture and a mixture guide)."""
     if vae.prior.labels_component and vae.encoder.labels_component:
         return
-    from pyro_mvae.models.registry import GUIDES, PRIORS  # the registry imports this module
-
     who = "data.labelled (semi-supervised M2)"
     if not vae.prior.labels_component:
         raise pairing_error(who, "labels_component", "prior", f"prior '{vae.prior.name}'",

@@ -27,17 +27,17 @@ from omegaconf import OmegaConf
 from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError, TimeLimitReached
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.session import resumed_config, train_rank
+from pyro_mvae.storage import write_json_atomic
 from pyro_mvae.sweeps import study
 from pyro_mvae.sweeps.grid import check_jobs, plan
 from pyro_mvae.sweeps.record import finish_record, start_record, stopped_by, summary, write_job_state
 from pyro_mvae.sweeps.stop import stop_jobs_on_signals
-from pyro_mvae.training import tracking
+from pyro_mvae.tracking import mlflow_runs as tracking
 from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.distributed import SINGLE
 from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.signals import interrupt_on_stop_signals
-from pyro_mvae.training.storage import write_json_atomic
 
 _SWEEP_PROCESS: int | None = None
 """The id of the process running :func:`multirun`; a job in another process runs in a launcher's

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from pyro_mvae.training.storage import write_json_atomic
+from pyro_mvae.storage import write_json_atomic
 
 RECORD = "sweep.json"
 JOB = "job.json"

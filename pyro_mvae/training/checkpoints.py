@@ -20,7 +20,7 @@ import torch
 
 from pyro_mvae import __version__
 from pyro_mvae.errors import RunError
-from pyro_mvae.training.storage import save_torch_atomic
+from pyro_mvae.storage import save_torch_atomic
 
 CHECKPOINT_FORMAT = 3
 """The format this release writes. Format 1 is best.pt only (0.1.0 before resume existed), 2

@@ -14,11 +14,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from pyro_mvae.config import Settings, did_you_mean, lookup, option, unknown_keys_message
+from pyro_mvae.data import DATASETS, build_dataset
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.objectives import OBJECTIVES, resolve_name
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, OWN_NET, PRIORS, build_vae
-from pyro_mvae.training.datasets import DATASETS, build_dataset
 from pyro_mvae.training.plugins import load_installed
 from pyro_mvae.training.train import TrainerConfig
 
@@ -209,7 +209,7 @@ def build_from_config(config: dict, device, encoder=None, decoder=None) -> tuple
 
     Raises:
         ConfigError, PairingError, DataError: see :func:`~pyro_mvae.models.registry.build_vae`
-            and :func:`~pyro_mvae.training.datasets.build_dataset`; ConfigError for ``net: own``
+            and :func:`~pyro_mvae.data.build_dataset`; ConfigError for ``net: own``
             without the modules.
     """
     load_installed()

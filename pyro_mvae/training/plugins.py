@@ -23,12 +23,12 @@ the fix, only when its component is named or its kind is listed.
 from importlib import metadata
 
 from pyro_mvae.config import BROKEN, Registry, Settings
+from pyro_mvae.data import DATASETS, DataSource
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.base import Guide, Prior
 from pyro_mvae.models.likelihoods import Likelihood
 from pyro_mvae.models.nets import NETS, NetKind
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS
-from pyro_mvae.training.datasets import DATASETS, DataSource
 
 KINDS = {"prior": (PRIORS, Prior), "guide": (GUIDES, Guide), "likelihood": (LIKELIHOODS, Likelihood),
          "net": (NETS, NetKind), "data": (DATASETS, DataSource)}
@@ -51,7 +51,7 @@ def register(kind: str, name: str, component, replace: bool = False) -> None:
     """Register ``component`` as the ``kind`` option ``name``: a :class:`~pyro_mvae.models.base.Prior`,
     :class:`~pyro_mvae.models.base.Guide` or :class:`~pyro_mvae.models.likelihoods.Likelihood`
     subclass whose ``name`` is ``name``, a :class:`~pyro_mvae.models.nets.NetKind` or a
-    :class:`~pyro_mvae.training.datasets.DataSource` of that name; each with its typed ``Config``.
+    :class:`~pyro_mvae.data.DataSource` of that name; each with its typed ``Config``.
 
     Raises:
         ConfigError: an unknown kind, a component of another type or without a ``Config``

@@ -5,12 +5,12 @@ from dataclasses import asdict
 
 import torch
 
+from pyro_mvae.data.labelled import classification_error
+from pyro_mvae.data.splits import Dataset, Split, dequantized_bits_per_dim
 from pyro_mvae.infer.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.checkpoints import Progress
-from pyro_mvae.training.data import Dataset, Split, dequantized_bits_per_dim
 from pyro_mvae.training.distributed import SINGLE, Group
-from pyro_mvae.training.labelled import classification_error
 
 
 @evaluates

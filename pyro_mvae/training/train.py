@@ -23,6 +23,8 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pyro_mvae.config import Settings, lookup, option
+from pyro_mvae.data.labelled import classification_error, labelled_for
+from pyro_mvae.data.splits import Dataset
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, NonFiniteStep, TimeLimitReached
 from pyro_mvae.infer import compiled
 from pyro_mvae.infer.iwae import iwae_log_likelihood
@@ -30,18 +32,17 @@ from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
 from pyro_mvae.models.modes import eval_mode
+from pyro_mvae.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
+from pyro_mvae.tracking import logger_class
+from pyro_mvae.tracking.loggers import NoLogger, flat_hparams
+from pyro_mvae.tracking.provenance import environment
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
-from pyro_mvae.training.data import Dataset
 from pyro_mvae.training.distributed import SINGLE, Group
-from pyro_mvae.training.labelled import classification_error, labelled_for
-from pyro_mvae.training.loggers import NoLogger, flat_hparams, logger_class
 from pyro_mvae.training.optimizers import OPTIMIZERS
 from pyro_mvae.training.plugins import providers
-from pyro_mvae.training.provenance import environment
 from pyro_mvae.training.report import evaluate_elbo, final_report
 from pyro_mvae.training.signals import catch_stop_signals, interrupt_on_stop_signals
-from pyro_mvae.training.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
 
 
 @dataclass
@@ -314,7 +315,7 @@ class Run:
         return next(self.vae.parameters()).device
 
     def _labelled_set(self):
-        """The labelled images of ``data.labelled`` (:func:`~pyro_mvae.training.labelled.labelled_for`;
+        """The labelled images of ``data.labelled`` (:func:`~pyro_mvae.data.labelled.labelled_for`;
         α set on the VAE), or None."""
         chosen = labelled_for(self.vae, self.data, self.seed, self.trainer.batch_size, self.trainer.alpha,
                               self.group.world)

@@ -21,7 +21,7 @@ from pyro_mvae.infer import ais
 from pyro_mvae.infer.bdmc import bdmc, bounds
 from pyro_mvae.infer.iwae import iwae_batch
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.datasets import load_digits
+from pyro_mvae.data import load_digits
 
 
 def test_sigmoid_schedule_runs_from_zero_to_one_and_rises():

@@ -10,7 +10,7 @@ from pyro_mvae.infer import compiled
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood, log_weight_matrix
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.datasets import load_digits
+from pyro_mvae.data import load_digits
 
 NO_COMPILER = compiled.toolchain_problem()
 

@@ -13,8 +13,8 @@ from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.models.modes import eval_mode
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.data import Split
-from pyro_mvae.training.datasets import load_digits
+from pyro_mvae.data.splits import Split
+from pyro_mvae.data import load_digits
 from pyro_mvae.training.report import evaluate_elbo
 
 LATENT = 4

@@ -6,8 +6,8 @@ import torch
 
 from idx import write_tiny_mnist
 from pyro_mvae.errors import DataError, DataNotFoundError
-from pyro_mvae.training.data import binarize_fixed, make_dataset
-from pyro_mvae.training.datasets import load_digits, load_mnist
+from pyro_mvae.data.splits import binarize_fixed, make_dataset
+from pyro_mvae.data import load_digits, load_mnist
 
 # The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
@@ -102,7 +102,7 @@ def test_mnist_format_sets_read_their_own_folder_and_train_from_the_cli(name, fo
     """Fashion-MNIST and KMNIST: the same IDX files under ROOT/<folder>/raw/, MNIST's protocol
     (images and labels as written, dynamic binarisation of training images), one epoch of training."""
     from pyro_mvae.cli import main
-    from pyro_mvae.training.datasets import load_idx_set
+    from pyro_mvae.data import load_idx_set
 
     arrays = write_tiny_mnist(tmp_path / "data", n_train=40, n_test=10, folder=folder)
     data = load_idx_set(name, root=tmp_path / "data", download=False, val_size=10)
@@ -133,7 +133,7 @@ def test_arrays_split_real_digits_by_a_fixed_permutation_and_train(tmp_path, cap
     lands in exactly one split, the same one for the same seed, scaled by 1/255; one epoch trains."""
     from sklearn.datasets import load_digits as sk_digits
 
-    from pyro_mvae.training.datasets import load_arrays
+    from pyro_mvae.data import load_arrays
 
     images = (sk_digits().images[:200] * 255 / 16).round().astype(np.uint8)  # (200, 8, 8)
     np.savez(tmp_path / "digits.npz", x=images, y=np.arange(200))
@@ -154,7 +154,7 @@ def test_arrays_keep_channels_first_images_and_vectors(tmp_path, capsys):
     vector (D,): net=mlp trains on it, net=conv is refused by name."""
     from sklearn.datasets import load_sample_images
 
-    from pyro_mvae.training.datasets import load_arrays
+    from pyro_mvae.data import load_arrays
 
     photo = load_sample_images().images[0][:96, :160]  # (96, 160, 3) uint8
     rgb = photo.reshape(12, 8, 20, 8, 3).transpose(0, 2, 4, 1, 3).reshape(240, 3, 8, 8)  # (240, 3, 8, 8)
@@ -195,7 +195,7 @@ def test_channels_last_arrays_are_refused_with_the_fix_unless_the_layout_is_give
     np.moveaxis; data.layout=channels_last moves the axis and gives the same images as channels first."""
     from sklearn.datasets import load_digits as sk_digits
 
-    from pyro_mvae.training.datasets import load_arrays
+    from pyro_mvae.data import load_arrays
 
     first = np.repeat(sk_digits().images[:200, None] / 16, channels, axis=1)  # (200, C, 8, 8)
     np.save(tmp_path / "last.npy", np.moveaxis(first, 1, -1))  # (200, 8, 8, C)

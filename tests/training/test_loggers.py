@@ -6,7 +6,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pyro_mvae.cli import main
-from pyro_mvae.training.loggers import SCALARS
+from pyro_mvae.tracking.loggers import SCALARS
 
 QUICK = ["trainer.epochs=3", "trainer.eval_samples=20", "trainer.eval_limit=30", "trainer.progress=false",
          "net.hidden=[32]", "net.latent_dim=4", "seed=2"]

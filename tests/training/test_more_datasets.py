@@ -11,7 +11,7 @@ import torch
 from formats import write_amat, write_chardata, write_folder
 from pyro_mvae.cli import main
 from pyro_mvae.errors import DataNotFoundError
-from pyro_mvae.training.datasets import load_binarized_mnist, load_folder, load_omniglot
+from pyro_mvae.data import load_binarized_mnist, load_folder, load_omniglot
 
 TINY_TRAINING = ["trainer.epochs=1", "trainer.eval_samples=5", "trainer.progress=false", "net.hidden=[16]",
                  "net.latent_dim=4"]
@@ -137,7 +137,7 @@ def test_absent_files_are_downloaded_and_a_failed_download_leaves_nothing(tmp_pa
     from functools import partial
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from pyro_mvae.training.datasets import binarized_mnist
+    from pyro_mvae.data import binarized_mnist
 
     write_amat(tmp_path / "server")
     monkeypatch.setenv("no_proxy", "*")  # the local server, never through a proxy

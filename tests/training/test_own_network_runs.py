@@ -15,7 +15,7 @@ from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.config import trainer_settings
-from pyro_mvae.training.datasets import load_arrays
+from pyro_mvae.data import load_arrays
 
 LATENT = 4
 

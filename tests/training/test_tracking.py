@@ -10,7 +10,7 @@ pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pyro_mvae.cli import main  # noqa: E402
-from pyro_mvae.training import tracking  # noqa: E402
+from pyro_mvae.tracking import mlflow_runs as tracking  # noqa: E402
 
 QUICK = ["trainer.logger=mlflow", "trainer.eval_samples=20", "trainer.progress=false", "net.hidden=[32]",
          "net.latent_dim=4", "trainer.warmup_epochs=2"]

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from pyro_mvae.config import option
-from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, take_first
+from pyro_mvae.data.splits import DataConfig, Dataset, make_dataset, take_first
 
 DIGITS_TEST_SIZE = 297
 """Digits held out for test by a fixed permutation (seed 0)."""

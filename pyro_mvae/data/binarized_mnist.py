@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from pyro_mvae.config import option
+from pyro_mvae.data.files import Files
+from pyro_mvae.data.splits import DataConfig, Dataset, make_dataset, resolve_root
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, resolve_root
-from pyro_mvae.training.datasets.files import Files
 
 FILES = Files(folder="BinarizedMNIST",
               names=tuple(f"binarized_mnist_{split}.amat" for split in ("train", "valid", "test")),

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from pyro_mvae.config import option
+from pyro_mvae.data.own import OwnImagesConfig, split_own_images
+from pyro_mvae.data.splits import Dataset
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import Dataset
-from pyro_mvae.training.datasets.own import OwnImagesConfig, split_own_images
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ArraysConfig(OwnImagesConfig):
 
 def load_arrays(device="cpu", **options) -> Dataset:
     """A user's images from one ``.npy`` / ``.npz`` file, split by a fixed permutation
-    (:func:`~pyro_mvae.training.datasets.own.split_own_images`); integers 0..255 are scaled to
+    (:func:`~pyro_mvae.data.own.split_own_images`); integers 0..255 are scaled to
     [0, 1]; labels default to 0. ``options``: those of :class:`ArraysConfig`.
 
     Raises:

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from pyro_mvae.config import option
+from pyro_mvae.data.splits import DataConfig, Dataset, make_dataset, take_first
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import DataConfig, Dataset, make_dataset, take_first
 
 
 @dataclass

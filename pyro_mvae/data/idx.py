@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from pyro_mvae.config import option
+from pyro_mvae.data.digits import DigitsConfig
+from pyro_mvae.data.splits import Dataset, make_dataset, resolve_root, take_first
 from pyro_mvae.errors import DataNotFoundError
-from pyro_mvae.training.data import Dataset, make_dataset, resolve_root, take_first
-from pyro_mvae.training.datasets.digits import DigitsConfig
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

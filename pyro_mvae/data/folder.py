@@ -7,9 +7,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyro_mvae.config import option
+from pyro_mvae.data.own import OwnImagesConfig, split_own_images
+from pyro_mvae.data.splits import Dataset
 from pyro_mvae.errors import DataError
-from pyro_mvae.training.data import Dataset
-from pyro_mvae.training.datasets.own import OwnImagesConfig, split_own_images
 
 LAYOUT = "DIR/<class>/<image>.png (or .jpg, .bmp, ...: torchvision's ImageFolder layout, one sub-folder per class)"
 
@@ -31,7 +31,7 @@ def load_folder(device="cpu", **options) -> Dataset:
     """Every image under ``data.path`` (torchvision's ``ImageFolder``: the sub-folder is the
     label), converted to grey (``grey``) or RGB, resized to ``size`` × ``size``, its 8-bit levels
     scaled to [0, 1], split by a fixed permutation
-    (:func:`~pyro_mvae.training.datasets.own.split_own_images`). ``event_shape`` is
+    (:func:`~pyro_mvae.data.own.split_own_images`). ``event_shape`` is
     ``(1, size, size)`` grey, ``(3, size, size)`` RGB. ``options``: those of :class:`FolderConfig`.
 
     Raises:
