@@ -19,7 +19,7 @@ import torch
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.bdmc import bdmc
 from pyro_mvae.infer.iwae import iwae_log_likelihood, mean_and_stderr
-from pyro_mvae.training.runs import load_run
+from pyro_mvae.runs import load_run
 from pyro_mvae.storage import write_json_atomic
 
 

@@ -20,7 +20,7 @@ from bench_iwae import peak_since, start_peak
 
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood
-from pyro_mvae.training.runs import load_run, resolve_device
+from pyro_mvae.runs import load_run, resolve_device
 
 CELLS = [("iwae", 5000, 0, 0)] + [("ais", t, s, p) for p in (1600, 6400) for t, s in ((10, 16), (50, 16), (10, 64))]
 """(estimator, T or K, S, max_particles) of each measured cell."""

@@ -49,7 +49,7 @@ from pyro_mvae.infer import compiled  # noqa: E402
 from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
 from pyro_mvae.infer.compiled import log_joint  # noqa: E402
 from pyro_mvae.infer.iwae import default_chunk_size, iwae_batch, iwae_log_likelihood  # noqa: E402
-from pyro_mvae.training.runs import load_run  # noqa: E402
+from pyro_mvae.runs import load_run  # noqa: E402
 
 
 def timed(fn) -> float:

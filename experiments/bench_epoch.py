@@ -45,9 +45,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pyro_mvae.training import checkpoints
-from pyro_mvae.training.config import build_from_config, compose_config, trainer_settings
+from pyro_mvae.compose import build_from_config, compose_config, trainer_settings
 from pyro_mvae.data.splits import Split
+from pyro_mvae.training import checkpoints
 from pyro_mvae.training.report import evaluate_elbo
 from pyro_mvae.training.train import Run
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from pyro_mvae.infer.iwae import iwae_log_likelihood
-from pyro_mvae.training.runs import load_run, resolve_device
+from pyro_mvae.runs import load_run, resolve_device
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -21,7 +21,7 @@ from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 
 from pyro_mvae.infer.iwae import iwae_log_likelihood, mean_and_stderr
-from pyro_mvae.training.runs import load_run
+from pyro_mvae.runs import load_run
 
 
 class Encoder(BaseEncoder):

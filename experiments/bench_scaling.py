@@ -17,13 +17,13 @@ import time
 
 import torch
 
+from pyro_mvae.data import load_mnist
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
 from pyro_mvae.models.registry import build_vae
+from pyro_mvae.runs import load_run
 from pyro_mvae.training import distributed
-from pyro_mvae.data import load_mnist
-from pyro_mvae.training.runs import load_run
 from pyro_mvae.training.train import make_optimizer
 
 

@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.utils import clamp_probs
 
+from pyro_mvae.data import load_mnist
 from pyro_mvae.infer.compiled import CompiledNetworks
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
 from pyro_mvae.models.nets import positive
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_mnist
 from pyro_mvae.training.train import make_optimizer
 
 LOG_2PI = math.log(2 * math.pi)

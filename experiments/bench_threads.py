@@ -31,10 +31,10 @@ def worker(root: str, steps: int, threads: int) -> float:
     """Seconds per SVI step of one training process (after 20 warm-up steps)."""
     import torch
 
+    from pyro_mvae.data import load_digits, load_mnist
     from pyro_mvae.infer.objectives import build_objective
     from pyro_mvae.infer.steps import Stepper
     from pyro_mvae.models.registry import build_vae
-    from pyro_mvae.data import load_digits, load_mnist
     from pyro_mvae.training.train import apply_threads, make_optimizer
 
     apply_threads(threads)

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from pyro_mvae.infer.objectives import build_objective  # noqa: E402
 from pyro_mvae.models.registry import build_vae  # noqa: E402
-from pyro_mvae.training.runs import load_run  # noqa: E402
+from pyro_mvae.runs import load_run  # noqa: E402
 from pyro_mvae.storage import write_bytes_atomic  # noqa: E402
 
 

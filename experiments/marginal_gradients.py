@@ -31,7 +31,7 @@ import torch
 
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import Stepper
-from pyro_mvae.training.runs import load_run
+from pyro_mvae.runs import load_run
 
 ROUTES = {  # name -> (estimator, baseline, objective)
     "implicit": ("implicit", "none", "trace"),

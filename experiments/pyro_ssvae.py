@@ -76,10 +76,10 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.optim import Adam
 from tqdm import tqdm
 
-from pyro_mvae.errors import UserError
-from pyro_mvae.data.splits import resolve_root
 from pyro_mvae.data import build_dataset
 from pyro_mvae.data.labelled import choose_labelled
+from pyro_mvae.data.splits import resolve_root
+from pyro_mvae.errors import UserError
 
 SOURCE = "pyro-ppl/pyro examples/vae/ss_vae_M2.py @ ff6ae1c9572591791aae8842bcd702fcf0b46fd6"
 TUTORIAL = {"z_dim": 50, "hidden_layers": [500], "aux_loss_multiplier": 46.0, "enum_discrete": "parallel",

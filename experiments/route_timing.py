@@ -18,12 +18,12 @@ import argparse
 import torch
 from bench_svi import bench, warm_up
 
+from pyro_mvae.compose import compose_config
+from pyro_mvae.data import load_mnist
 from pyro_mvae.errors import PairingError
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import Stepper
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.config import compose_config
-from pyro_mvae.data import load_mnist
 from pyro_mvae.training.train import make_optimizer
 
 ROUTES = {

@@ -4,15 +4,19 @@ Parameters live in the modules (ordinary ``torch.nn`` parameters, never in Pyro'
 parameter store), so two models in one process never share parameters and a plain
 ``torch.optim`` optimiser trains them.
 
-Layers, each importing only the ones above it in this list: :mod:`pyro_mvae.errors` and
-:mod:`pyro_mvae.config`; :mod:`pyro_mvae.distributions`; :mod:`pyro_mvae.models`;
-:mod:`pyro_mvae.infer`; :mod:`pyro_mvae.training`; :mod:`pyro_mvae.evaluation`;
-:mod:`pyro_mvae.session` (one training run from a configuration); :mod:`pyro_mvae.sweeps` (many,
-on Hydra's multirun); the command line (:mod:`pyro_mvae.cli`). The names below are the public API.
+Layers, each importing only the ones above it in this list: :mod:`pyro_mvae.errors`,
+:mod:`pyro_mvae.config` and :mod:`pyro_mvae.storage`; :mod:`pyro_mvae.distributions`;
+:mod:`pyro_mvae.models`; :mod:`pyro_mvae.infer`; :mod:`pyro_mvae.data`; :mod:`pyro_mvae.plugins`;
+:mod:`pyro_mvae.tracking`; :mod:`pyro_mvae.training`; :mod:`pyro_mvae.compose` (a configuration
+composed and checked) and :mod:`pyro_mvae.runs` (run directories read back);
+:mod:`pyro_mvae.evaluation`; :mod:`pyro_mvae.session` (one training run from a configuration);
+:mod:`pyro_mvae.sweeps` (many, on Hydra's multirun); the command line (:mod:`pyro_mvae.cli`). The
+names below are the public API.
 """
 
 __version__ = "0.2.0"
 
+from pyro_mvae.compose import build_from_config, compose_config  # noqa: E402
 from pyro_mvae.data import DATASETS, DataSource, build_dataset  # noqa: E402
 from pyro_mvae.errors import ConfigError, DataError, PairingError, RunError, UserError  # noqa: E402
 from pyro_mvae.evaluation.evaluate import evaluate_run  # noqa: E402
@@ -22,10 +26,9 @@ from pyro_mvae.models.base import Guide, Prior  # noqa: E402
 from pyro_mvae.models.nets import NetKind  # noqa: E402
 from pyro_mvae.models.registry import GUIDES, LIKELIHOODS, PRIORS, build_vae  # noqa: E402
 from pyro_mvae.models.vae import VAE  # noqa: E402
+from pyro_mvae.plugins import load_installed, register  # noqa: E402
+from pyro_mvae.runs import load_run  # noqa: E402
 from pyro_mvae.session import resume_run  # noqa: E402
-from pyro_mvae.training.config import build_from_config, compose_config  # noqa: E402
-from pyro_mvae.training.plugins import load_installed, register  # noqa: E402
-from pyro_mvae.training.runs import load_run  # noqa: E402
 from pyro_mvae.training.train import Run, TrainerConfig, fit  # noqa: E402
 
 __all__ = ["VAE", "Prior", "Guide", "NetKind", "PRIORS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "DATASETS",

@@ -16,12 +16,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pyro_mvae import __version__
+from pyro_mvae.compose import check_config, compose_config, describe_config, groups, resolve_objective
 from pyro_mvae.config import BROKEN, did_you_mean
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed, TimeLimitReached
 from pyro_mvae.infer.ais import AISSettings
+from pyro_mvae.runs import resolve_device
 from pyro_mvae.session import train_config
-from pyro_mvae.training.config import check_config, compose_config, describe_config, groups, resolve_objective
-from pyro_mvae.training.runs import resolve_device
 from pyro_mvae.training.train import apply_threads
 
 USAGE = """usage: pyro-mvae train [group=option ...] [key=value ...] [--help | --cfg job]
@@ -75,7 +75,7 @@ def train(overrides: list[str]) -> dict:
     """Run ``pyro-mvae train``; returns the report. Raises user errors (ValueError, Hydra errors).
 
     Every setting is checked against its component's typed config
-    (:func:`pyro_mvae.training.config.check_config`) before any work.
+    (:func:`pyro_mvae.compose.check_config`) before any work.
     ``resume=RUN_DIR`` continues that run from its ``last.pt``. Under torchrun (``WORLD_SIZE`` >
     1 in the environment) this process is one rank; with ``trainer.devices=W`` it spawns W
     ranks here (see :mod:`pyro_mvae.training.distributed`)."""
@@ -237,7 +237,7 @@ def sample_command(args: list[str]) -> None:
     """Run ``pyro-mvae sample``: draw images from a run's model into a PNG grid (see
     :func:`sample_parser`)."""
     from pyro_mvae.evaluation.figures import image_grid
-    from pyro_mvae.training.runs import load_run
+    from pyro_mvae.runs import load_run
 
     opts = sample_parser().parse_args(args)
     if opts.n < 1:

@@ -3,7 +3,7 @@
 A component's ``Config`` (a :class:`Settings` subclass) holds every option with its default
 and documentation (:func:`option`); constructing it checks each value's type against the field's
 annotation and then the ranges of :meth:`Settings.check`. The same class is what Hydra composes
-(registered in its ``ConfigStore`` by :mod:`pyro_mvae.training.config`), what the command line
+(registered in its ``ConfigStore`` by :mod:`pyro_mvae.compose`), what the command line
 validates, and what the component reads its options from (for example
 ``pyro_mvae.models.priors.MixtureConfig``, or the README's worked Student-t prior).
 """
@@ -158,7 +158,7 @@ def did_you_mean(word: str, choices) -> str:
 BROKEN: dict[tuple[str, str], str] = {}
 """``(kind, name)`` -> why the component ``name`` that an installed package's entry point
 declares cannot be used: one line naming the entry point, its package, the error and the fix.
-Filled by :func:`pyro_mvae.training.plugins.load_installed`; :func:`lookup` raises it as a
+Filled by :func:`pyro_mvae.plugins.load_installed`; :func:`lookup` raises it as a
 :class:`~pyro_mvae.errors.PluginError` when the name is asked for."""
 
 
@@ -167,7 +167,7 @@ class Registry(MutableMapping):
     ``"net"`` or ``"data"``), a mapping like a dict.
 
     Every read (a name, ``in``, iteration, ``len``) first calls the loader that
-    :meth:`before_reads` set: :func:`pyro_mvae.training.plugins.load_installed`, which registers
+    :meth:`before_reads` set: :func:`pyro_mvae.plugins.load_installed`, which registers
     the installed packages' entry points once per process. So entry points are loaded when a
     registry is first used, not while ``import pyro_mvae`` runs, and a package's module can import
     from ``pyro_mvae`` at its top. Writes (registration, ``pop``'s removal) never load."""

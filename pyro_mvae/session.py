@@ -8,13 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_mvae.errors import ConfigError
-from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
-from pyro_mvae.infer.objectives import build_objective
-from pyro_mvae.tracking import mlflow_runs as tracking
-from pyro_mvae.training import checkpoints, distributed
-from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import (
+from pyro_mvae.compose import (
     OWN_NET,
     build_from_config,
     check_config,
@@ -23,7 +17,13 @@ from pyro_mvae.training.config import (
     objective_name,
     trainer_settings,
 )
-from pyro_mvae.training.runs import resolve_device
+from pyro_mvae.errors import ConfigError
+from pyro_mvae.evaluation.evaluate import evaluate_final, model_figures
+from pyro_mvae.infer.objectives import build_objective
+from pyro_mvae.runs import resolve_device
+from pyro_mvae.tracking import mlflow_runs as tracking
+from pyro_mvae.training import checkpoints, distributed
+from pyro_mvae.training.checkpoints import holds_run
 from pyro_mvae.training.train import absolute_paths, fit, patience_exhausted
 
 RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.eval_limit",
@@ -97,13 +97,13 @@ def continued_config(config: dict, overrides: list[str]) -> tuple[dict, list[str
     if not (run_dir / "last.pt").exists():
         raise FileExistsError(f"run directory {run_dir} already holds a run that has no last.pt to continue from: "
                               "choose another run_dir")
-    saved = checkpoints.load(run_dir / "last.pt", resume=True)["config"]
-    differ = _differences(_comparable(_as_run(config)), _comparable(saved))
+    checkpoint = checkpoints.load(run_dir / "last.pt", resume=True)
+    differ = _differences(_comparable(_as_run(config)), _comparable(checkpoint["config"]))
     if differ:
         raise FileExistsError(f"run directory {run_dir} already holds a run with other settings "
                               f"({'; '.join(differ[:5])}): choose another run_dir, or continue that run with "
                               f"resume={run_dir}")
-    progress = checkpoints.load(run_dir / "last.pt", resume=True)["progress"]
+    progress = checkpoint["progress"]
     print(f"pyro-mvae: continuing the run in {run_dir} from epoch {progress['epoch']}, batch {progress['batch']}",
           flush=True)
     given = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in RESUMABLE]
@@ -127,9 +127,10 @@ def _comparable(config: dict) -> dict:
 
 
 def _differences(given: dict, saved: dict) -> list[str]:
-    """``key: given vs the run's`` for every setting that differs."""
-    return [f"{key}: {given.get(key)!r} here, {saved.get(key)!r} in the run"
-            for key in sorted(set(given) | set(saved)) if given.get(key) != saved.get(key)]
+    """``key: given vs the run's`` for every setting both have that differs (a setting added by a
+    later release is missing from an earlier run's, which had its default)."""
+    return [f"{key}: {given[key]!r} here, {saved[key]!r} in the run"
+            for key in sorted(set(given) & set(saved)) if given[key] != saved[key]]
 
 
 def resumed_config(config: dict, overrides: list[str], own_modules: bool = False) -> tuple[dict, str]:

@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import DataError, UnknownNameError
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.train import TrainerConfig, fit
 
 FAST = ["trainer.epochs=2", "trainer.eval_samples=30", "trainer.eval_chunk_size=10",
@@ -31,7 +31,7 @@ def test_default_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert "IWAE log p(x) (K=30)" in out and f"figures in {run_dir / 'figures'}/" in out
     assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "environment.json", "metrics.jsonl",
                                                   "timings.jsonl", "best.pt", "last.pt", "report.json", "figures",
-                                                  "eval.json", "per_datapoint_test.csv"}
+                                                  "eval.json", "per_datapoint_test.csv", "evaluations"}
     assert {p.name for p in (run_dir / "figures").iterdir()} == {
         f"{name}.png" for name in ("samples", "reconstructions", "latent_map", "latent_marginals",
                                    "interpolations", "training_curves")}
@@ -111,7 +111,7 @@ def test_a_run_directory_holding_a_run_is_not_overwritten(tmp_path, capsys):
 
 def test_version_help_and_cfg_job(tmp_path, capsys):
     from pyro_mvae import __version__
-    from pyro_mvae.training.config import compose_config
+    from pyro_mvae.compose import compose_config
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"pyro-mvae {__version__}"
     assert main(["train", "prior=mixture", "prior.components=4", "--help", f"run_dir={tmp_path / 'r'}"]) == 0
@@ -131,8 +131,8 @@ def test_evaluate_on_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
 
 
 def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monkeypatch):
+    from pyro_mvae.compose import compose_config
     from pyro_mvae.session import default_run_dir
-    from pyro_mvae.training.config import compose_config
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("time.strftime", lambda fmt: "20261123-120000")
@@ -154,7 +154,7 @@ def test_default_run_directory_names_the_objective_and_estimator(tmp_path, monke
 def test_every_option_of_every_component_is_documented_with_its_default():
     """What the docs' option tables print (``Settings.documented``): each key of each registered
     component's config once, with the default Hydra composes and a non-empty line of documentation."""
-    from pyro_mvae.training.config import RunSettings, compose_config, groups
+    from pyro_mvae.compose import RunSettings, compose_config, groups
 
     for group, options in groups().items():
         for name, cls in options.items():

@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyro_mvae.cli import main
+from pyro_mvae.compose import check_config, compose_config, groups
 from pyro_mvae.errors import ConfigError
-from pyro_mvae.training.config import check_config, compose_config, groups
 
 GROUPS = groups()
 

@@ -4,8 +4,8 @@ commands and component names, and a stop message on a line of its own after the 
 import pytest
 import torch
 
+from pyro_mvae import runs
 from pyro_mvae.cli import main
-from pyro_mvae.training import runs
 
 
 @pytest.mark.parametrize("cuda,says", [(None, "is a CPU-only build: use device=cpu, or install a CUDA build"),

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyro_mvae
+from pyro_mvae.data import DATASETS
 from pyro_mvae.evaluation.compare import LATEX
 from pyro_mvae.infer.objectives import OBJECTIVES
 from pyro_mvae.models.nets import NETS
 from pyro_mvae.models.registry import PRIORS
-from pyro_mvae.data import DATASETS
-from pyro_mvae.training.plugins import KINDS
+from pyro_mvae.plugins import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("registry_tables", ROOT / "docs" / "_ext" / "registry_tables.py")

@@ -38,7 +38,7 @@ class OptionsDirective(SphinxDirective):
     """Every option of every config group of ``pyro-mvae train`` with its default and doc."""
 
     def run(self) -> list[nodes.Node]:
-        from pyro_mvae.training.config import RunSettings, groups
+        from pyro_mvae.compose import RunSettings, groups
 
         lines = ["### Top-level keys", "", *_table(RunSettings)]
         for group, options in groups().items():

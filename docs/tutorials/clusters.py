@@ -42,9 +42,9 @@ import torch
 from IPython.display import Image, display
 
 from pyro_mvae import TrainerConfig, build_vae, fit
+from pyro_mvae.data import load_digits
 from pyro_mvae.evaluation import figures
 from pyro_mvae.evaluation.evaluate import evaluate_final
-from pyro_mvae.data import load_digits
 
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 3 if SMOKE_TEST else 50

@@ -36,8 +36,8 @@ import torch
 from torchvision.utils import make_grid
 
 from pyro_mvae import TrainerConfig, build_vae, fit, iwae_log_likelihood
-from pyro_mvae.infer.iwae import mean_and_stderr
 from pyro_mvae.data import load_digits
+from pyro_mvae.infer.iwae import mean_and_stderr
 
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100  # as `pyro-mvae train`; early stopping may end it sooner

@@ -38,9 +38,9 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from pyro_mvae import build_vae, iwae_log_likelihood
+from pyro_mvae.data import load_digits
 from pyro_mvae.evaluation.diagnostics import KHAT_THRESHOLD, pareto_khat
 from pyro_mvae.infer.iwae import log_weight_matrix, mean_and_stderr
-from pyro_mvae.data import load_digits
 
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 60  # passes over the 1,200 training images

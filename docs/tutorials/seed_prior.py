@@ -38,9 +38,9 @@ import torch
 from IPython.display import Image, display
 
 from pyro_mvae import TrainerConfig, build_vae, fit, iwae_log_likelihood
+from pyro_mvae.data import load_digits
 from pyro_mvae.evaluation import diagnostics, figures
 from pyro_mvae.infer.iwae import mean_and_stderr
-from pyro_mvae.data import load_digits
 
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100  # early stopping (20 epochs without a better validation ELBO) may end sooner

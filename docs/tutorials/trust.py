@@ -40,11 +40,11 @@ import pyro
 import torch
 
 from pyro_mvae import TrainerConfig, build_vae, fit
+from pyro_mvae.data import load_digits
 from pyro_mvae.evaluation.diagnostics import KHAT_THRESHOLD, pareto_khat
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.bdmc import bdmc
 from pyro_mvae.infer.iwae import log_weight_matrix, mean_and_stderr
-from pyro_mvae.data import load_digits
 
 SMOKE_TEST = "PYRO_MVAE_SMOKE_TEST" in os.environ  # CI builds the docs with a small budget
 EPOCHS = 2 if SMOKE_TEST else 100

@@ -29,8 +29,8 @@ from pyro_mvae.infer.iwae import (
     mean_and_stderr,
 )
 from pyro_mvae.models.modes import evaluates
+from pyro_mvae.runs import load_run, resolve_device
 from pyro_mvae.tracking import mlflow_runs as tracking
-from pyro_mvae.training.runs import load_run, resolve_device
 
 K_SWEEP = (1, 10, 100, 1000, 5000)
 """The numbers of particles k of the K sweep (those below K = ``num_samples``, then K itself)."""
@@ -66,7 +66,7 @@ def evaluate_run(run_dir, num_samples: int = 5000, split: str = "test", limit=No
     :func:`~pyro_mvae.infer.iwae.iwae_log_likelihood`.
 
     ``encoder``, ``decoder``: the user's own modules, for a run trained on them (``net: own``;
-    :func:`~pyro_mvae.training.runs.load_run`).
+    :func:`~pyro_mvae.runs.load_run`).
 
     Raises:
         pyro_mvae.errors.RunError: missing or corrupted checkpoint, other major version.

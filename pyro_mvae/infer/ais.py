@@ -307,6 +307,8 @@ def ais_log_likelihood(vae, x: torch.Tensor, steps: int = 500, chains: int = 16,
                                       compiled.compiled_log_joint(vae), compile="false")
     batch = max(1, max_particles // chains)
     chunks = [min(max_particles, chains - s) for s in range(0, chains, max_particles)]  # chains per chunk
+    if init == "both" and chunks[-1] == 1 and len(chunks) > 1:  # every chunk draws from both starts
+        chunks = [*chunks[:-2], chunks[-2] + 1]
     stats = AISStats()
     rows = {start: [] for start in start_chains(init, chains)}  # per start, log-weights (S_chunk, b) per chunk
     with tqdm(total=math.ceil(x.shape[0] / batch) * len(chunks) * steps, desc=f"AIS T={steps} S={chains}",

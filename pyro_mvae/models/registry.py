@@ -47,7 +47,7 @@ def build_vae(data_shape, prior: Mapping, guide: Mapping, likelihood: Mapping, n
     x ``(B, *event)`` to features ``(B, F)`` (F found by a forward pass of a dummy batch, or
     given as ``features``) on which the guide puts its own heads, and ``decoder``, a module
     mapping z ``(B, d)`` to the likelihood's parameters ``(B, *event)``. Its ``net`` spec is then
-    ``{"name": "own", "latent_dim": d}``; :func:`~pyro_mvae.training.runs.load_run` takes the
+    ``{"name": "own", "latent_dim": d}``; :func:`~pyro_mvae.runs.load_run` takes the
     same modules again.
 
     The VAE's ``spec`` holds the four mappings with every default filled in (the model part of a

@@ -24,8 +24,10 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from pyro_mvae.compose import check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.errors import ConfigError, Interrupted, JobsFailed, PairingError, TimeLimitReached
 from pyro_mvae.infer.iwae import iwae_log_likelihood
+from pyro_mvae.runs import load_run, resolve_device
 from pyro_mvae.session import resumed_config, train_rank
 from pyro_mvae.storage import write_json_atomic
 from pyro_mvae.sweeps import study
@@ -34,9 +36,7 @@ from pyro_mvae.sweeps.record import finish_record, start_record, stopped_by, sum
 from pyro_mvae.sweeps.stop import stop_jobs_on_signals
 from pyro_mvae.tracking import mlflow_runs as tracking
 from pyro_mvae.training.checkpoints import holds_run
-from pyro_mvae.training.config import check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.distributed import SINGLE
-from pyro_mvae.training.runs import load_run, resolve_device
 from pyro_mvae.training.signals import interrupt_on_stop_signals
 
 _SWEEP_PROCESS: int | None = None

@@ -19,12 +19,12 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Overrid
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from pyro_mvae.compose import SELECTIONS, check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.data import build_dataset
 from pyro_mvae.data.labelled import labelled_for
 from pyro_mvae.errors import ConfigError, PairingError, UserError
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.config import SELECTIONS, check_config, compose_config, register_configs, resolve_objective
 from pyro_mvae.training.train import check_dataset
 
 PLUGINS = {"joblib": "hydra_joblib_launcher", "submitit_local": "hydra_submitit_launcher",

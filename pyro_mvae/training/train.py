@@ -32,6 +32,7 @@ from pyro_mvae.infer.objectives import OBJECTIVES, build_objective, resolve_for
 from pyro_mvae.infer.schedules import TAU_SCHEDULES, linear_warmup
 from pyro_mvae.infer.steps import ELBOLoss, Stepper, has_differentiable_loss
 from pyro_mvae.models.modes import eval_mode
+from pyro_mvae.plugins import providers
 from pyro_mvae.storage import append_jsonl, rewrite_jsonl, write_bytes_atomic, write_json_atomic
 from pyro_mvae.tracking import logger_class
 from pyro_mvae.tracking.loggers import NoLogger, flat_hparams
@@ -40,7 +41,6 @@ from pyro_mvae.training import checkpoints
 from pyro_mvae.training.checkpoints import Progress
 from pyro_mvae.training.distributed import SINGLE, Group
 from pyro_mvae.training.optimizers import OPTIMIZERS
-from pyro_mvae.training.plugins import providers
 from pyro_mvae.training.report import evaluate_elbo, final_report
 from pyro_mvae.training.signals import catch_stop_signals, interrupt_on_stop_signals
 
@@ -520,7 +520,9 @@ class Run:
 
     def out_of_time(self, device) -> bool:
         """``trainer.max_time`` of training wall time passed in this process (by rank 0's clock)."""
-        late = self.deadline is not None and time.monotonic() >= self.deadline
+        if self.deadline is None:
+            return False
+        late = time.monotonic() >= self.deadline
         if self.group.world == 1:
             return late
         return bool(self.group.sum(torch.tensor(float(late and self.group.is_main), device=device)) > 0)

@@ -7,9 +7,9 @@ import pyro
 import pytest
 import torch
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.evaluation.evaluate import score_images
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 
 
 @pytest.mark.parametrize("event_shape", [(1, 8, 8), (1, 28, 28), (3, 8, 8)])

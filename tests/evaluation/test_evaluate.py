@@ -12,7 +12,7 @@ from pyro_mvae.cli import main
 from pyro_mvae.errors import RunError
 from pyro_mvae.evaluation.diagnostics import clustering_scores, component_probabilities, per_dimension_nmi
 from pyro_mvae.evaluation.evaluate import evaluate_run
-from pyro_mvae.training.runs import load_run
+from pyro_mvae.runs import load_run
 
 TRAIN = ["trainer.epochs=3", "trainer.eval_samples=200", "trainer.progress=false",
          "net.hidden=[64]", "net.latent_dim=6", "data.batch_size=50"]

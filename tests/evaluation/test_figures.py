@@ -3,8 +3,8 @@
 import pytest
 
 from pyro_mvae import build_vae
-from pyro_mvae.evaluation import figures
 from pyro_mvae.data import load_digits
+from pyro_mvae.evaluation import figures
 
 
 @pytest.mark.parametrize("prior", ["standard", "factorized_mixture", "mixture"])

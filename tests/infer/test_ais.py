@@ -15,13 +15,13 @@ from linear_gaussian import (
     sample_data,
     standard_vae,
 )
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.evaluation.annealed import ais_section
 from pyro_mvae.infer import ais
 from pyro_mvae.infer.bdmc import bdmc, bounds
 from pyro_mvae.infer.iwae import iwae_batch
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 
 
 def test_sigmoid_schedule_runs_from_zero_to_one_and_rises():

@@ -5,12 +5,12 @@ import pyro
 import pytest
 import torch
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer import compiled
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood, log_weight_matrix
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 
 NO_COMPILER = compiled.toolchain_problem()
 
@@ -91,7 +91,7 @@ def test_bad_settings_and_a_missing_compiler_are_refused_by_name(monkeypatch):
 
 
 def test_trainer_compile_true_from_the_command_line_is_the_setting_true():
-    from pyro_mvae.training.config import check_config, compose_config, trainer_settings
+    from pyro_mvae.compose import check_config, compose_config, trainer_settings
 
     config = compose_config(["trainer.compile=true"])  # YAML reads `true` as a bool
     check_config(config)

@@ -8,10 +8,10 @@ import pyro
 import pytest
 import torch
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.infer import compiled
 from pyro_mvae.infer.steps import Stepper
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 
 NO_COMPILER = compiled.toolchain_problem()
 

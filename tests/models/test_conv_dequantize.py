@@ -10,9 +10,9 @@ import torch
 from conftest import SHARED_DATA
 from idx import write_tiny_mnist
 from pyro_mvae.cli import main
-from pyro_mvae.errors import DataError
-from pyro_mvae.data.splits import dequantized_bits_per_dim
 from pyro_mvae.data import load_digits
+from pyro_mvae.data.splits import dequantized_bits_per_dim
+from pyro_mvae.errors import DataError
 
 
 def test_conv_vae_trains_on_mnist_images(tmp_path):

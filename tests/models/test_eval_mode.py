@@ -8,13 +8,13 @@ import torch
 from pyro.infer import Trace_ELBO
 from torch import nn
 
+from pyro_mvae.data import load_digits
+from pyro_mvae.data.splits import Split
 from pyro_mvae.evaluation import figures
 from pyro_mvae.infer.ais import ais_log_likelihood
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.models.modes import eval_mode
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data.splits import Split
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.report import evaluate_elbo
 
 LATENT = 4

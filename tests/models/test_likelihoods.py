@@ -6,9 +6,9 @@ import pytest
 import torch
 from scipy.stats import bernoulli, norm
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.models.likelihoods import BernoulliImage, BernoulliLikelihood, GaussianLikelihood
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.report import evaluate_elbo
 from pyro_mvae.training.train import TrainerConfig, fit
 

@@ -14,12 +14,12 @@ import pytest
 import torch
 from scipy import stats
 
+from pyro_mvae.compose import compose_config, resolve_objective
 from pyro_mvae.distributions.mixtures import ReparameterizedDiagNormalMixture, ReparameterizedNormalMixture
 from pyro_mvae.errors import ConfigError, PairingError
 from pyro_mvae.infer.objectives import build_objective, resolve_for
 from pyro_mvae.models.layouts import WholeVectorLayout
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.training.config import compose_config, resolve_objective
 
 N = 3  # components
 

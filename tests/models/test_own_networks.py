@@ -14,13 +14,13 @@ from scipy.stats import bernoulli
 from sklearn.datasets import load_sample_images
 from torch import nn
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import ConfigError, PairingError
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.nets import MLPBody, MLPDecoder
 from pyro_mvae.models.registry import GUIDES, PRIORS, build_vae
 from pyro_mvae.training import checkpoints
-from pyro_mvae.data import load_digits
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "conv_0_1_0.pt"
 LATENT = 3

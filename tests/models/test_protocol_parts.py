@@ -9,11 +9,11 @@ import pytest
 import torch
 from pyro import poutine
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.models.guides import GuideConfig, guide_scale
 from pyro_mvae.models.nets import GatedDense
 from pyro_mvae.models.registry import build_vae
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.optimizers import AdamNormGrad
 
 GATED = {"name": "gated_mlp", "hidden": [300, 300], "latent_dim": 40}

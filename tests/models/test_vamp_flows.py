@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from scipy.special import logsumexp
 from scipy.stats import chisquare, multivariate_normal
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.errors import PairingError
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.models.nets import MIN_SCALE
 from pyro_mvae.models.registry import GUIDES, PRIORS, build_vae
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.train import TrainerConfig, fit
 
 NET = {"name": "mlp", "hidden": [16], "latent_dim": 2}

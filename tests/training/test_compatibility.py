@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from pyro_mvae.cli import main
+from pyro_mvae.runs import load_run
 from pyro_mvae.training import checkpoints
-from pyro_mvae.training.runs import load_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE = FIXTURES / "run_0_1_0"

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from idx import write_tiny_mnist
-from pyro_mvae.errors import DataError, DataNotFoundError
-from pyro_mvae.data.splits import binarize_fixed, make_dataset
 from pyro_mvae.data import load_digits, load_mnist
+from pyro_mvae.data.splits import binarize_fixed, make_dataset
+from pyro_mvae.errors import DataError, DataNotFoundError
 
 # The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

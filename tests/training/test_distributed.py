@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from pyro_mvae.cli import train
+from pyro_mvae.compose import build_from_config, compose_config, trainer_settings
 from pyro_mvae.infer.objectives import build_objective
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
-from pyro_mvae.training.config import build_from_config, compose_config, trainer_settings
 from pyro_mvae.training.train import check_dataset, fit, make_optimizer
 
 SEED, WORLD = 5, 2

@@ -10,8 +10,8 @@ import torch
 
 from formats import write_amat, write_chardata, write_folder
 from pyro_mvae.cli import main
-from pyro_mvae.errors import DataNotFoundError
 from pyro_mvae.data import load_binarized_mnist, load_folder, load_omniglot
+from pyro_mvae.errors import DataNotFoundError
 
 TINY_TRAINING = ["trainer.epochs=1", "trainer.eval_samples=5", "trainer.progress=false", "net.hidden=[16]",
                  "net.latent_dim=4"]

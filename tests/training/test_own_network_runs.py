@@ -11,11 +11,11 @@ from torch import nn
 
 from pyro_mvae import TrainerConfig, build_from_config, build_vae, evaluate_run, fit, load_run, resume_run
 from pyro_mvae.cli import main
+from pyro_mvae.compose import trainer_settings
+from pyro_mvae.data import load_arrays
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.infer.ais import AISSettings
 from pyro_mvae.training import checkpoints
-from pyro_mvae.training.config import trainer_settings
-from pyro_mvae.data import load_arrays
 
 LATENT = 4
 

@@ -11,9 +11,9 @@ import pytest
 from test_resume import QUICK, assert_same_run
 
 from pyro_mvae.cli import main
+from pyro_mvae.compose import compose_config
 from pyro_mvae.errors import ConfigError
 from pyro_mvae.training import train
-from pyro_mvae.training.config import compose_config
 from pyro_mvae.training.train import TrainerConfig, duration_seconds, patience_exhausted
 
 PROTOCOL = ["experiment=vampprior_protocol", "data=digits", "net.hidden=[32,16]", "net.latent_dim=4",

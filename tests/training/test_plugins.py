@@ -19,15 +19,14 @@ from torch import nn
 
 import pyro_mvae
 from doc_pages import block_after
-from pyro_mvae import build_vae, register
+from pyro_mvae import build_vae, plugins, register
 from pyro_mvae.cli import main
+from pyro_mvae.compose import GROUP_NAMES, groups
 from pyro_mvae.config import BROKEN, option
 from pyro_mvae.errors import ConfigError, PluginError, UnknownNameError
 from pyro_mvae.models import registry
 from pyro_mvae.models.nets import MLPConfig, NetKind
 from pyro_mvae.models.priors import StandardPrior
-from pyro_mvae.training import plugins
-from pyro_mvae.training.config import GROUP_NAMES, groups
 
 TINY = ["trainer.epochs=1", "trainer.eval_samples=10", "trainer.figures=false", "trainer.progress=false",
         "net.hidden=[16]", "net.latent_dim=4"]

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from pyro_mvae.cli import main
+from pyro_mvae.data import load_digits
+from pyro_mvae.data.splits import Split
 from pyro_mvae.errors import Diverged, RunError
 from pyro_mvae.infer.compiled import toolchain_problem
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training.checkpoints import load as read_checkpoint
-from pyro_mvae.data.splits import Split
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.train import TrainerConfig, fit
 
 QUICK = ["trainer.eval_samples=30", "trainer.progress=false", "trainer.figures=false", "trainer.warmup_epochs=2",

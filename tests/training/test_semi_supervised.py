@@ -14,10 +14,10 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 from scipy import special, stats
 
 from pyro_mvae.cli import main
-from pyro_mvae.errors import ConfigError, DataError, PairingError
-from pyro_mvae.models.registry import build_vae
 from pyro_mvae.data import load_digits
 from pyro_mvae.data.labelled import choose_labelled, classification_error, default_alpha, labelled_set
+from pyro_mvae.errors import ConfigError, DataError, PairingError
+from pyro_mvae.models.registry import build_vae
 
 QUICK = ["trainer.progress=false", "trainer.figures=false", "trainer.eval_samples=20", "prior=mixture"]
 NET = {"name": "mlp", "hidden": [32], "latent_dim": 4}

@@ -7,10 +7,10 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 
+from pyro_mvae.data import load_digits
 from pyro_mvae.infer.schedules import exponential_anneal, linear_anneal, linear_warmup
 from pyro_mvae.models.registry import build_vae
 from pyro_mvae.training import checkpoints
-from pyro_mvae.data import load_digits
 from pyro_mvae.training.report import evaluate_elbo
 from pyro_mvae.training.train import TrainerConfig, fit
 
