@@ -9,8 +9,12 @@ inside :func:`eval_mode`, and the training loop puts the VAE in train mode for i
 
 import contextlib
 import functools
+import itertools
 
 from torch import nn
+
+_scope = {"depth": 0, "id": None}
+_ids = itertools.count()
 
 
 @contextlib.contextmanager
@@ -27,11 +31,24 @@ def eval_mode(module: nn.Module):
     """
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
+    if _scope["depth"] == 0:
+        _scope["id"] = next(_ids)
+    _scope["depth"] += 1
     try:
         yield module
     finally:
+        _scope["depth"] -= 1
+        if _scope["depth"] == 0:
+            _scope["id"] = None
         for m, training in modes:
             m.training = training
+
+
+def evaluation_scope() -> int | None:
+    """An id of the outermost :func:`eval_mode` block now open, or None outside every such block.
+    Within one block no parameter changes (an evaluation does not train), so a component may keep
+    what it computed from its parameters for the rest of the block (the VampPrior's components)."""
+    return _scope["id"]
 
 
 def evaluates(fn):

@@ -19,6 +19,7 @@ from torch import nn
 from pyro_mvae.config import option
 from pyro_mvae.distributions.mixtures import DiagonalGaussianMixture
 from pyro_mvae.models.base import Prior, PriorConfig
+from pyro_mvae.models.modes import evaluation_scope
 
 
 @dataclass
@@ -61,7 +62,7 @@ class VampPrior(Prior):
         self.config = self.configure(options)
         self.latent_dim, self.components = latent_dim, self.config.components
         self.__dict__["_encoder"] = None  # shared with the VAE, not a submodule of the prior
-        self.__dict__["_kept"] = None  # (key, components) of the last evaluation: see _components
+        self.__dict__["_kept"] = None  # (evaluation scope, components): see _components
 
     def attach(self, guide, event_shape: tuple[int, ...]) -> None:
         """Share ``guide``'s encoder and create the C pseudo-inputs' parameters w ~ N(init_mean,
@@ -82,17 +83,17 @@ class VampPrior(Prior):
     def _components(self):
         """q(z | u_c) for the C pseudo-inputs: batch ``(C,)``, event ``(d,)``.
 
-        In an evaluation (gradients off, the encoder in eval mode, not under ``torch.compile``)
-        they are computed once and kept while no parameter of the encoder or the prior changes
-        (the key holds each parameter's storage and in-place version counter), so a validation
-        pass or an IWAE evaluation encodes the C pseudo-inputs once instead of at every batch
-        and chunk of particles; the values are the same."""
-        if torch.is_grad_enabled() or self._encoder.training or torch.compiler.is_compiling():
+        Within one evaluation (an :func:`~pyro_mvae.models.modes.eval_mode` block, gradients off,
+        not under ``torch.compile``) they are computed once and kept to the end of the block, so a
+        validation pass or an IWAE evaluation encodes the C pseudo-inputs once instead of at every
+        batch and chunk of particles; the values are the same. Outside such a block they are
+        computed at every call (parameters may change between calls: an optimiser's in-place step
+        does not always advance a tensor's version counter, so no key on the tensors would do)."""
+        scope = evaluation_scope()
+        if scope is None or torch.is_grad_enabled() or self._encoder.training or torch.compiler.is_compiling():
             return self._encoder.base_posterior(self.pseudo_inputs)
-        params = [*self._encoder.parameters(), *self.parameters()]
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        if self._kept is None or self._kept[0] != key:
-            self.__dict__["_kept"] = (key, self._encoder.base_posterior(self.pseudo_inputs))
+        if self._kept is None or self._kept[0] != scope:
+            self.__dict__["_kept"] = (scope, self._encoder.base_posterior(self.pseudo_inputs))
         return self._kept[1]
 
     def marginal(self):
