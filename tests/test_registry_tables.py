@@ -12,8 +12,8 @@ import pyro_mvae
 from pyro_mvae.data import DATASETS
 from pyro_mvae.evaluation.compare import LATEX
 from pyro_mvae.infer.objectives import OBJECTIVES
+from pyro_mvae.models.components import PRIORS
 from pyro_mvae.models.nets import NETS
-from pyro_mvae.models.registry import PRIORS
 from pyro_mvae.plugins import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def _rows(lines):
 
 def test_no_documented_mapping_shows_a_long_repr():
     mappings = [(n, v, d) for n, v, d in _documented_constants() if isinstance(v, Mapping)]
-    assert {"pyro_mvae.models.registry.PRIORS", "pyro_mvae.infer.objectives.OBJECTIVES",
+    assert {"pyro_mvae.models.components.PRIORS", "pyro_mvae.infer.objectives.OBJECTIVES",
             "pyro_mvae.evaluation.compare.LATEX"} <= {n for n, _, _ in mappings}
     problems = [registry_tables.shown_too_long(n, v, d) for n, v, d in mappings]
     assert [p for p in problems if p] == []
@@ -79,7 +79,7 @@ def test_records_tuples_and_strings_are_described():
     nets = _rows(registry_tables.table(NETS))
     assert nets["``mlp``"].startswith(":class:`~pyro_mvae.models.nets.MLPConfig`: ")  # builders are lambdas
     kinds = _rows(registry_tables.table(KINDS))
-    assert kinds["``prior``"].startswith(":data:`~pyro_mvae.models.registry.PRIORS`; "
+    assert kinds["``prior``"].startswith(":data:`~pyro_mvae.models.components.PRIORS`; "
                                          ":class:`~pyro_mvae.models.base.Prior`: ")
     latex = _rows(registry_tables.table(LATEX))
     assert latex["``_``"] == r"``\_``" and latex["``±``"] == r"``$\pm$``"

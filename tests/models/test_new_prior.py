@@ -37,7 +37,8 @@ def test_its_density_is_scipys(student_t):
 def test_one_registration_makes_it_a_checked_command_line_option(student_t, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "prior=student_t", "prior.dof=5", f"run_dir={run}"]) == 2
-    assert "prior 'student_t' has no setting 'dof'; its settings are: df" in capsys.readouterr().err
+    assert ("prior 'student_t' has no setting 'dof' (did you mean 'df'?); its settings are: df"
+            in capsys.readouterr().err)
     assert main(["train", "prior=student_t", "prior.df=-1", f"run_dir={run}"]) == 2
     assert "prior.df must be a finite number > 0, got -1" in capsys.readouterr().err
     assert main(["train", "prior=student_t", "guide=relaxed_mixture", f"run_dir={run}"]) == 2
