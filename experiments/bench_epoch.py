@@ -22,7 +22,7 @@ hardware's speed for these networks. Models: ``standard_mlp`` (N(0, I), plain Re
 the core table's), ``standard_gated`` and ``vamp_gated`` (``experiment=vampprior_protocol`` with
 ``prior=standard`` and ``prior=vamp``).
 
-``--numpyro`` (``pip install numpyro``, not a dependency of the package) adds the peer of the
+``--numpyro`` (``pip install -e ".[bench]"``: NumPyro and JAX, not dependencies of the package) adds the peer of the
 issue that asked for this script: the same standard VAE (plain MLP 784-300-300-40, Trace_ELBO,
 Adam, B = 100) written in NumPyro with its whole SVI step under ``jax.jit``, run in a subprocess
 per thread count (XLA's CPU threads limited by ``--xla_cpu_multi_thread_eigen=false`` for one
