@@ -15,13 +15,11 @@ is printed for scale. ``--out FILE`` writes every number as a record the docs ci
 """
 
 import argparse
-import json
-import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
+from records import write_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from linear_gaussian import (  # noqa: E402
@@ -71,10 +69,7 @@ def main():
             print(f"| {init} | {steps} | {bad.mean():+.2f} ± {bad.std() / args.repeats ** 0.5:.2f} "
                   f"| {rest.mean():+.3f} ± {rest.std() / args.repeats ** 0.5:.3f} | {gap} |")
     if args.out:
-        record = {"id": Path(args.out).stem, "command": "python " + " ".join(sys.argv), "release": "after 0.2.0",
-                  "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, one torch thread",
-                  "values": values}
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+        write_record(args.out, values, "one torch thread")
 
 
 if __name__ == "__main__":

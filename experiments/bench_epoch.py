@@ -2,39 +2,40 @@
 
     python experiments/bench_epoch.py [--data-root ../shared/data] [--threads 1 2]
                                       [--models standard_mlp standard_gated vamp_gated]
-                                      [--train-images 50000] [--numpyro] [--out epoch.json]
+                                      [--train-images 50000] [--repeats 3] [--numpyro] [--out epoch.json]
 
 For each model and torch thread count, one process, MNIST with B = 100:
 
 - **epoch**: what ``pyro-mvae train`` spends on one epoch (:class:`pyro_mvae.training.train.Run`:
   the SVI steps on freshly binarised batches, the validation ELBO on the 10,000 validation images,
-  ``best.pt``, ``last.pt`` and the metrics written), timed after a first, warm-up epoch;
+  ``best.pt``, ``last.pt`` and the metrics written), timed after a first, warm-up epoch: the
+  fastest of ``--repeats`` epochs (default 3), since the noise of a shared machine only adds time;
 - its **parts**, timed one by one in a third epoch: the steps, the validation, the checkpoints;
 - the **floor**: the same epoch's matrix products alone (``torch.mm`` on tensors of the same
   shapes: each linear layer's forward product and its two backward products per training step,
   none for the data's own gradient; the forward products of the validation; for the VampPrior the
   encoder's forward and backward on its C pseudo-inputs at every step and its forward once per
-  validation pass), timed in the same process right after the epoch.
+  validation pass), timed in the same process right after the epochs, the fastest of ``--repeats``.
 
 The ratio epoch / floor is what the rest of the computation (activations, densities, Pyro's
 tracing, the optimiser, binarisation, files) costs on top of the products; 1.00 would be the
 hardware's speed for these networks. Models: ``standard_mlp`` (N(0, I), plain ReLU 784-300-300-40,
 the core table's), ``standard_gated`` and ``vamp_gated`` (``experiment=vampprior_protocol`` with
-``prior=standard`` and ``prior=vamp``).
+``prior=standard`` and ``prior=vamp``). ATen's element-wise kernels are those the command line uses
+(:func:`pyro_mvae.runs.prefer_cpu_kernels`); ``ATEN_CPU_CAPABILITY=avx512`` measures torch's own choice.
 
 ``--numpyro`` (``pip install -e ".[bench]"``: NumPyro and JAX, not dependencies of the package) adds the peer of the
 issue that asked for this script: the same standard VAE (plain MLP 784-300-300-40, Trace_ELBO,
 Adam, B = 100) written in NumPyro with its whole SVI step under ``jax.jit``, run in a subprocess
 per thread count (XLA's CPU threads limited by ``--xla_cpu_multi_thread_eigen=false`` for one
 thread) on the same binarised batches' shapes, against the package's steps per second of
-``standard_mlp`` measured in the same run. ``--out`` writes every number as JSON.
+``standard_mlp`` measured in the same run. ``--out docs/records/NAME.json`` writes every number as
+a record the docs cite (``experiments/records.py``).
 """
 
 import argparse
-import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -43,10 +44,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from records import write_record
 from tqdm.auto import tqdm
 
 from pyro_mvae.compose import build_from_config, compose_config, trainer_settings
 from pyro_mvae.data.splits import Split
+from pyro_mvae.runs import prefer_cpu_kernels
 from pyro_mvae.training import checkpoints
 from pyro_mvae.training.report import evaluate_elbo
 from pyro_mvae.training.train import Run
@@ -116,7 +119,7 @@ def measure(model: str, threads: int, args) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     config, data, vae = build(model, args.data_root, args.train_images)
-    trainer = replace(trainer_settings(config), threads=threads, epochs=3)
+    trainer = replace(trainer_settings(config), threads=threads, epochs=args.repeats + 2)
     with tempfile.TemporaryDirectory() as run_dir:
         run = Run(vae, data, trainer, config["objective"], Path(run_dir), config, seed=0)
         run.bar = tqdm(disable=True)  # as train() makes it with trainer.progress=false
@@ -125,14 +128,15 @@ def measure(model: str, threads: int, args) -> dict:
             return timed(lambda: run.end_of_epoch(run.epoch(), 0.0))
 
         epoch()  # warm-up
-        whole = epoch()
+        whole = min(epoch() for _ in range(args.repeats))
         run.vae.beta = trainer.beta(run.progress.epoch)
         steps_s = timed(run.train_batches)
         val_s = timed(lambda: evaluate_elbo(run.vae, data.val, trainer.batch_size))
         ckpt_s = timed(lambda: (checkpoints.save_best(Path(run_dir) / "best.pt", vae, run.step.optimizer, run.config,
                                                       0, 0.0), run.save_last()))
     steps = math.ceil(len(data.train) / trainer.batch_size)
-    floor = floor_seconds(gemm_shapes(vae, trainer.batch_size, len(data.val), steps))
+    shapes = gemm_shapes(vae, trainer.batch_size, len(data.val), steps)
+    floor = min(floor_seconds(shapes) for _ in range(args.repeats))
     return {"model": model, "threads": threads, "train_images": len(data.train), "steps": steps,
             "epoch_s": whole, "steps_s": steps_s, "validation_s": val_s, "checkpoints_s": ckpt_s,
             "floor_s": floor, "ratio": whole / floor, "steps_per_s": steps / steps_s}
@@ -206,11 +210,13 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--train-images", type=int, default=50_000, help="a shorter epoch (default: all 50,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs and floors timed, the fastest kept")
     parser.add_argument("--numpyro", action="store_true", help="add the NumPyro twin of standard_mlp")
     parser.add_argument("--numpyro-steps", type=int, default=500)
     parser.add_argument("--numpyro-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help="write the numbers as JSON")
     args = parser.parse_args()
+    prefer_cpu_kernels()  # as the command line does; ATEN_CPU_CAPABILITY=avx512 measures without it
     if args.numpyro_worker:
         print(numpyro_worker(args.numpyro_worker))
         return
@@ -221,21 +227,22 @@ def main():
     for r in rows:
         print(f"| {r['model']} | {r['threads']} | {r['epoch_s']:.2f} | {r['steps_s']:.2f} | {r['validation_s']:.2f} "
               f"| {r['checkpoints_s']:.2f} | {r['floor_s']:.2f} | {r['ratio']:.2f} | {r['steps_per_s']:.0f} |")
-    record = {"rows": rows, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
+    values = {r["model"]: {} for r in rows}
+    for r in rows:
+        values[r["model"]][f"threads_{r['threads']}"] = {k: v for k, v in r.items() if k not in ("model", "threads")}
     if args.numpyro:
-        record["numpyro"] = []
+        values["numpyro"] = {}
         for threads in args.threads:
             rate = numpyro_steps_per_second(threads, args.numpyro_steps)
-            ours = next((r["steps_per_s"] for r in rows if r["model"] == "standard_mlp" and r["threads"] == threads),
-                        None)
-            record["numpyro"].append({"threads": threads, "numpyro_steps_per_s": rate, "package_steps_per_s": ours})
+            ours = values.get("standard_mlp", {}).get(f"threads_{threads}", {}).get("steps_per_s")
             if rate is not None:
+                values["numpyro"][f"threads_{threads}"] = {"steps_per_s": rate}
                 print(f"NumPyro twin, {threads} thread(s): {rate:.0f} steps/s; the package's standard_mlp: "
                       f"{ours if ours is None else round(ours)} steps/s")
+    kernels = torch.backends.cpu.get_cpu_capability()
+    print(f"ATen's element-wise kernels: {kernels}")
     if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=1))
-
+        write_record(args.out, values, f"torch {torch.__version__}, ATen kernels {kernels}, nothing else running")
 
 if __name__ == "__main__":
     main()

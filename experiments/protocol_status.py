@@ -13,13 +13,10 @@ table of docs/results.md, each number with its record marker.
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pyro_mvae
+from records import write_record
 
 
 def run_status(run_dir: Path) -> dict:
@@ -62,20 +59,6 @@ LABELS = {"standard": "standard N(0, I)", "vamp": "VampPrior, 500 pseudo-inputs"
           "fm3": "seed's per-dimension mixture, N = 3", "mix10": "mixture, C = 10", "flow": "Real-NVP flow prior"}
 
 
-def cpu() -> str:
-    """The processor's model name (Linux), else the platform's word for it."""
-    info = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
-             if line.startswith("model name")] if info.exists() else []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
-def commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent)
-    return done.stdout.strip() or "unknown"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
@@ -84,12 +67,9 @@ def main():
     runs = dict(spec.split("=", 1) for spec in args.runs)
     commands = {name: " ".join(["pyro-mvae", *json.loads((Path(d) / "environment.json").read_text())["command"][1:]])
                 for name, d in runs.items()}
-    record = {"id": Path(args.out).stem, "command": " ; ".join(commands.values()) + " ; python " + " ".join(sys.argv),
-              "release": f"{pyro_mvae.__version__} (commit {commit()})", "date": time.strftime("%Y-%m-%d"),
-              "machine": f"{cpu()}, {platform.machine()}, one torch thread per run, two runs side by side",
-              "values": {name: run_status(Path(d)) for name, d in runs.items()}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    record = write_record(args.out, {name: run_status(Path(d)) for name, d in runs.items()},
+                          "one torch thread per run, two runs side by side",
+                          " ; ".join(commands.values()) + " ; python " + " ".join(sys.argv))
     print(table(record, LABELS))
 
 

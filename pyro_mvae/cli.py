@@ -20,7 +20,7 @@ from pyro_mvae.compose import check_config, compose_config, describe_config, gro
 from pyro_mvae.config import BROKEN, did_you_mean
 from pyro_mvae.errors import ConfigError, Diverged, Interrupted, JobsFailed, TimeLimitReached
 from pyro_mvae.infer.ais import AISSettings
-from pyro_mvae.runs import resolve_device
+from pyro_mvae.runs import prefer_cpu_kernels, resolve_device
 from pyro_mvae.session import train_config
 from pyro_mvae.training.train import apply_threads
 
@@ -305,6 +305,7 @@ def main(argv=None) -> int:
     installed component that cannot be loaded; 1 for a diverged run or failed jobs; 3 for a run or
     sweep stopped at ``trainer.max_time``, to be continued; 128 + the signal number when interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    prefer_cpu_kernels()
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 2 if report_broken() or not args else 0

@@ -27,6 +27,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+CPU_KERNELS = "avx2"
+"""The widest vector kernels ATen's element-wise ops use when ``pyro-mvae`` runs (the environment
+variable ``ATEN_CPU_CAPABILITY``; a value the user set wins). On an AVX512 CPU ATen picks its
+512-bit kernels, whose ``log1p``, log-sigmoid and softplus (the Bernoulli log-density, the guide's
+scale) were measured 3-6x slower than the AVX2 ones on the 2-core AMD EPYC VM (0.75 ms against
+0.21 ms for a log-sigmoid of 100x784 values, one thread), the same cause as inductor's vector width
+(:data:`pyro_mvae.infer.compiled.AVX512_SIMDLEN`); the SVI step of the MNIST MLP gained 7% and the
+whole effect is measured by ``experiments/bench_epoch.py`` (docs/benchmarks.md). The matrix
+products (MKL, oneDNN) choose their own instructions and are not affected. On a CPU without
+AVX512 it changes nothing."""
+
+
+def prefer_cpu_kernels() -> str:
+    """Set ``ATEN_CPU_CAPABILITY`` to :data:`CPU_KERNELS` unless it is set, before torch runs its
+    first operation (ATen reads it once: later calls change nothing); returns the value in force.
+    The command line calls it first thing; a Python program that wants the same sets the variable
+    itself (``ATEN_CPU_CAPABILITY=avx2 python train.py``)."""
+    return os.environ.setdefault("ATEN_CPU_CAPABILITY", CPU_KERNELS)
+
+
 def cuda_problem() -> str:
     """Why torch sees no CUDA device, in words with the fix: a CPU-only build of torch, or a CUDA
     build that finds no GPU (none in the machine, no driver, or ``CUDA_VISIBLE_DEVICES`` hiding it)."""

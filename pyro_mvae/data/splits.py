@@ -133,7 +133,8 @@ def check_intensities(x: torch.Tensor, name: str) -> None:
 
 
 def binarize_fixed(x: torch.Tensor) -> torch.Tensor:
-    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU, same shape."""
+    """x ~ Bernoulli(intensity) with :data:`FIXED_BINARIZATION_SEED`, drawn on the CPU, same shape
+    (``torch.bernoulli``, kept: these are the validation and test images every run is scored on)."""
     gen = torch.Generator().manual_seed(FIXED_BINARIZATION_SEED)
     return torch.bernoulli(x.cpu(), generator=gen).to(x.device)
 

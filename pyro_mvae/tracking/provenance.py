@@ -39,8 +39,10 @@ def git_commit() -> dict | None:
 
 
 def environment(device: torch.device, processes: int = 1) -> dict:
-    """Package and library versions, device, machine, command line and git commit."""
+    """Package and library versions, device, threads, ATen's CPU kernels (``AVX2``, ``AVX512``, ...),
+    machine, command line and git commit."""
     return {"pyro_mvae": __version__, "python": platform.python_version(), "libraries": library_versions(),
             "device": str(device), "processes": processes, "torch_threads": torch.get_num_threads(),
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
             "machine": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
             "command": sys.argv, "git": git_commit()}

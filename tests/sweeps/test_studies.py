@@ -79,7 +79,7 @@ ALLOWED = {"pyro_mvae/tracking/provenance.py": "git rev-parse for the run's prov
            "experiments/bench_ais.py": "measures peak memory in a child process",
            "experiments/bench_scaling.py": "times DistributedDataParallel on several processes",
            "experiments/bench_epoch.py": "runs the NumPyro twin in a process with its own XLA threads",
-           "experiments/protocol_status.py": "git rev-parse for the record's release"}
+           "experiments/records.py": "git rev-parse for a record's release"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -6,7 +6,7 @@ import torch
 
 from idx import write_tiny_mnist
 from pyro_mvae.data import load_digits, load_mnist
-from pyro_mvae.data.splits import binarize_fixed, make_dataset
+from pyro_mvae.data.splits import Split, binarize_fixed, make_dataset
 from pyro_mvae.errors import DataError, DataNotFoundError
 
 # The first labels of LeCun's files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte).
@@ -69,6 +69,25 @@ def test_fixed_binarisation_is_repeatable_and_dynamic_is_not():
     first, second = next(a.train.batches(50)), next(a.train.batches(50))
     assert not torch.equal(first, second)  # training images are re-binarised every batch
     assert set(first.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_dynamic_binarisation_draws_each_pixel_from_its_bernoulli():
+    """A dynamic split's batches against the binomial law: on 4,000 draws of each of 64 real digit
+    intensities (some exactly 0 and 1), each pixel's count of ones lies in its binomial's central
+    99.99% interval, and the counts' chi-square over the non-degenerate pixels is in range."""
+    from scipy import stats
+
+    p = load_digits(binarize=False).train.x[0].reshape(64).double()  # (64,) grey levels k/16
+    split = Split(p.expand(4000, 64), torch.zeros(4000), dynamic=True)
+    draws = next(split.batches(4000))  # (4000, 64)
+    assert draws.dtype == p.dtype and set(draws.unique().tolist()) <= {0.0, 1.0}
+    ones = draws.sum(0).numpy()
+    low, high = stats.binom.interval(0.9999, 4000, p.numpy())
+    assert ((ones >= low) & (ones <= high)).all()
+    inside = (p > 0) & (p < 1)
+    q = p[inside].numpy()
+    chi2 = (((ones[inside.numpy()] - 4000 * q) ** 2) / (4000 * q * (1 - q))).sum()
+    assert stats.chi2.sf(chi2, int(inside.sum())) > 1e-4
 
 
 def test_digits_splits_are_disjoint_and_complete():
