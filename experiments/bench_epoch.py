@@ -34,6 +34,7 @@ a record the docs cite (``experiments/records.py``).
 """
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -204,6 +205,25 @@ def numpyro_steps_per_second(threads: int, steps: int) -> float | None:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+COLUMNS = {"epoch_s": ".2f", "steps_s": ".2f", "validation_s": ".2f", "checkpoints_s": ".2f", "floor_s": ".2f",
+           "ratio": ".2f", "steps_per_s": ".0f"}
+
+
+def table(values: dict, record_id: str | None = None) -> str:
+    """The docs' table of the measured ``values``; with ``record_id`` every number is followed by
+    the marker that cites it (docs/_ext/check_records.py)."""
+    lines = ["| model | threads | epoch (s) | steps (s) | validation (s) | checkpoints (s) | floor: products (s) "
+             "| epoch / floor | steps/s |", "|---|---|---|---|---|---|---|---|---|"]
+    for model, by_threads in values.items():
+        if model == "numpyro":
+            continue
+        for threads, row in by_threads.items():
+            cells = [f"{row[key]:{spec}}" + (f" <!-- rec:{record_id}.{model}.{threads}.{key} -->" if record_id else "")
+                     for key, spec in COLUMNS.items()]
+            lines.append(f"| {model} | {threads.removeprefix('threads_')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="../shared/data")
@@ -214,19 +234,19 @@ def main():
     parser.add_argument("--numpyro", action="store_true", help="add the NumPyro twin of standard_mlp")
     parser.add_argument("--numpyro-steps", type=int, default=500)
     parser.add_argument("--numpyro-worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", help="write the numbers as JSON")
+    parser.add_argument("--out", help="write the numbers as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the docs' table of a record, measuring nothing")
     args = parser.parse_args()
+    if args.table:
+        record = json.loads(Path(args.table).read_text())
+        print(table(record["values"], record["id"]))
+        return
+    asked = os.environ.get("ATEN_CPU_CAPABILITY")
     prefer_cpu_kernels()  # as the command line does; ATEN_CPU_CAPABILITY=avx512 measures without it
     if args.numpyro_worker:
         print(numpyro_worker(args.numpyro_worker))
         return
     rows = [measure(model, threads, args) for model in args.models for threads in args.threads]
-    print("| model | threads | epoch (s) | steps (s) | validation (s) | checkpoints (s) | floor: products (s) "
-          "| epoch / floor | steps/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['threads']} | {r['epoch_s']:.2f} | {r['steps_s']:.2f} | {r['validation_s']:.2f} "
-              f"| {r['checkpoints_s']:.2f} | {r['floor_s']:.2f} | {r['ratio']:.2f} | {r['steps_per_s']:.0f} |")
     values = {r["model"]: {} for r in rows}
     for r in rows:
         values[r["model"]][f"threads_{r['threads']}"] = {k: v for k, v in r.items() if k not in ("model", "threads")}
@@ -242,7 +262,10 @@ def main():
     kernels = torch.backends.cpu.get_cpu_capability()
     print(f"ATen's element-wise kernels: {kernels}")
     if args.out:
-        write_record(args.out, values, f"torch {torch.__version__}, ATen kernels {kernels}, nothing else running")
+        command = (f"ATEN_CPU_CAPABILITY={asked} " if asked else "") + "python " + " ".join(sys.argv)
+        how = f"torch {torch.__version__}, ATen kernels {kernels}, nothing else running"
+        write_record(args.out, values, how, command)
+    print(table(values, Path(args.out).stem if args.out else None))
 
 if __name__ == "__main__":
     main()

@@ -31,12 +31,12 @@ CPU_KERNELS = "avx2"
 """The widest vector kernels ATen's element-wise ops use when ``pyro-mvae`` runs (the environment
 variable ``ATEN_CPU_CAPABILITY``; a value the user set wins). On an AVX512 CPU ATen picks its
 512-bit kernels, whose ``log1p``, log-sigmoid and softplus (the Bernoulli log-density, the guide's
-scale) were measured 3-6x slower than the AVX2 ones on the 2-core AMD EPYC VM (0.75 ms against
-0.21 ms for a log-sigmoid of 100x784 values, one thread), the same cause as inductor's vector width
-(:data:`pyro_mvae.infer.compiled.AVX512_SIMDLEN`); the SVI step of the MNIST MLP gained 7% and the
-whole effect is measured by ``experiments/bench_epoch.py`` (docs/benchmarks.md). The matrix
-products (MKL, oneDNN) choose their own instructions and are not affected. On a CPU without
-AVX512 it changes nothing."""
+scale) were measured 3-6x slower than the AVX2 ones on the 2-core AMD EPYC VM (a log-sigmoid of
+100x784 values on one thread: 0.75 ms against 0.21 ms, in a one-off timing), the cause of
+inductor's vector width too (:data:`pyro_mvae.infer.compiled.AVX512_SIMDLEN`); whole MNIST
+epochs gained a few percent (``experiments/bench_epoch.py`` with and without it,
+docs/benchmarks.md). The matrix products (MKL, oneDNN) choose their own instructions and are not
+affected. On a CPU without AVX512 it changes nothing."""
 
 
 def prefer_cpu_kernels() -> str:
