@@ -4,7 +4,8 @@
 
 For each run (``experiment=vampprior_protocol``, continued in pieces with ``trainer.max_time``):
 the epochs trained, the best validation ELBO and its epoch, the training seconds so far, whether
-it finished (``report.json``) and then its test IWAE-5000 ± s.e. and ELBO, all read from the run
+it finished (``report.json``) and then its test IWAE-5000 ± s.e., ELBO and the minutes the final
+evaluation took (one thread, all 10,000 test images, K = 5000), all read from the run
 directory (``metrics.jsonl``, ``last.pt``'s progress via ``timings.jsonl``, ``report.json``). The
 record also holds the command that trained each run (``environment.json``), the release and git
 commit, the date and the machine, which docs/_ext/check_records.py requires. It prints the status
@@ -31,7 +32,7 @@ def run_status(run_dir: Path) -> dict:
     if status["finished"]:
         report = json.loads((run_dir / "report.json").read_text())
         status |= {"test_iwae": report["test_iwae_ll"], "test_iwae_se": report["test_iwae_ll_se"],
-                   "test_elbo": report["test_elbo"]}
+                   "test_elbo": report["test_elbo"], "eval_minutes": report["eval_seconds"] / 60}
     return status
 
 
@@ -46,8 +47,8 @@ def table(record: dict, labels: dict) -> str:
              "| test IWAE-5000 (nats) |", "|---|---|---|---|---|---|---|"]
     for name, v in record["values"].items():
         ref = f"<!-- rec:{record['id']}.{name}"
-        iwae = (f"{minus(v['test_iwae'], 2)} {ref}.test_iwae --> ± {v['test_iwae_se']:.2f} {ref}.test_iwae_se -->"
-                if v["finished"] else "not finished")
+        iwae = (f"{minus(v['test_iwae'], 2)} {ref}.test_iwae --> ± {v['test_iwae_se']:.2f} {ref}.test_iwae_se --> "
+                f"(scored in {v['eval_minutes']:.0f} min {ref}.eval_minutes -->)" if v["finished"] else "not finished")
         lines.append(f"| {labels.get(name, name)} | {v['epochs']} {ref}.epochs --> | {minus(v['best_val_elbo'], 2)} "
                      f"{ref}.best_val_elbo --> | {v['best_epoch']} {ref}.best_epoch --> | {v['train_hours']:.2f} h "
                      f"{ref}.train_hours --> | {v['median_epoch_seconds']:.1f} s {ref}.median_epoch_seconds --> "

@@ -7,6 +7,7 @@ quoted in the docs can be traced to how it was made and measured again.
 
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ def write_record(out: str, values: dict, how: str, command: str | None = None) -
     """Write ``{"id", "command", "release", "date", "machine", "values"}`` to ``out`` (its stem is
     the id) and return it. ``how``: how the machine was used (threads, what ran beside); ``command``:
     the measuring command (default: this script's command line)."""
-    record = {"id": Path(out).stem, "command": command or "python " + " ".join(sys.argv),
+    record = {"id": Path(out).stem, "command": command or "python " + shlex.join(sys.argv),
               "release": f"{pyro_mvae.__version__} (commit {commit()})", "date": time.strftime("%Y-%m-%d"),
               "machine": f"{cpu()}, {platform.machine()}, {how}", "values": values}
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,13 @@ def test_a_number_that_differs_from_its_record_fails(tmp_path):
     assert len(problems) == 1 and "quotes −89.12 where bench.standard.iwae is -89.0234" in problems[0]
 
 
+def test_a_key_with_a_dot_is_found(tmp_path):
+    record = RECORD | {"values": {"run": {"khat_share_above_0.7": 0.054, "k_sweep": {"10": -23.16}}}}
+    page = "0.054 <!-- rec:bench.run.khat_share_above_0.7 --> and −23.16 <!-- rec:bench.run.k_sweep.10 -->\n"
+    assert _site(tmp_path, page, record) == []
+    assert len(_site(tmp_path / "b", "0.06 <!-- rec:bench.run.khat_share_above_0.7 -->\n", record)) == 1
+
+
 def test_a_missing_record_or_key_fails(tmp_path):
     problems = _site(tmp_path, "−89.02 <!-- rec:bench.standard.elbo --> and 3.0 <!-- rec:other.x -->\n")
     assert [p.split(": ", 1)[1] for p in problems] == ["no record value bench.standard.elbo", "no record value other.x"]

@@ -44,12 +44,23 @@ def load_records(root: Path) -> tuple[dict, list[str]]:
 
 
 def lookup(records: dict, ref: str):
-    """The value ``ref`` = ``<record id>.<key>[.<key>...]`` names, or None."""
+    """The value ``ref`` = ``<record id>.<key>[.<key>...]`` names, or None. A key may hold a dot
+    itself (``khat_share_above_0.7``): the longest key present at each level is taken."""
     record_id, _, key = ref.partition(".")
-    value = records.get(record_id, {}).get("values")
-    for part in key.split(".") if key else []:
-        value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(value, (int, float)) else None
+    value = _walk(records.get(record_id, {}).get("values"), key.split(".") if key else [])
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _walk(value, parts: list[str]):
+    if not parts:
+        return value
+    if not isinstance(value, dict):
+        return None
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in value:
+            return _walk(value[key], parts[n:])
+    return None
 
 
 def quoted(text: str) -> tuple[float, int]:

@@ -79,7 +79,8 @@ ALLOWED = {"pyro_mvae/tracking/provenance.py": "git rev-parse for the run's prov
            "experiments/bench_ais.py": "measures peak memory in a child process",
            "experiments/bench_scaling.py": "times DistributedDataParallel on several processes",
            "experiments/bench_epoch.py": "runs the NumPyro twin in a process with its own XLA threads",
-           "experiments/records.py": "git rev-parse for a record's release"}
+           "experiments/records.py": "git rev-parse for a record's release",
+           "experiments/first_commands.py": "times the documented commands, each its own process"}
 
 
 def _imports(path: Path) -> set[str]:
