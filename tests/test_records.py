@@ -4,6 +4,7 @@ bare number in a region that must cite its records are each caught; the reposito
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +61,26 @@ def test_a_number_without_a_record_in_a_cited_region_fails(tmp_path):
 
 def test_the_repositorys_pages_quote_their_records():
     assert check_records.problems_of(ROOT) == []
+
+
+MEASURED_CELL = re.compile(r"(?<![\w.])[−-]?\d+\.\d+(?![\w.])")
+DATED = re.compile(r"20\d\d-\d\d|[Rr]elease \d|after \d\.\d|\d\.\d\.\d|rec:")
+SETTINGS_TABLES = {("docs/guide/training.md", "## The published protocol: `experiment=vampprior_protocol`"),
+                   ("docs/guide/evaluation.md", "## Clustering with the mixture prior")}
+"""Sections whose tables hold settings or definitions, not measurements."""
+
+
+def test_every_table_of_measurements_says_its_release_or_date():
+    """Issue 45: a table of measured numbers (a decimal in a body cell) sits in a section that says
+    the release or the date it was measured with, or cites records."""
+    undated = []
+    for page in check_records.pages(ROOT):
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for section in re.split(r"\n(?=#{2,3} )", text):
+            head = section.splitlines()[0] if section.strip() else ""
+            rows = [line for line in section.splitlines() if line.startswith("|") and not line.startswith("|---")]
+            measured = any(MEASURED_CELL.search(row) for row in rows[1:])
+            where = (str(page.relative_to(ROOT)), head)
+            if measured and where not in SETTINGS_TABLES and not DATED.search(section):
+                undated.append(where)
+    assert not undated, undated
