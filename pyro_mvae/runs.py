@@ -41,10 +41,19 @@ affected. On a CPU without AVX512 it changes nothing."""
 
 def prefer_cpu_kernels() -> str:
     """Set ``ATEN_CPU_CAPABILITY`` to :data:`CPU_KERNELS` unless it is set, before torch runs its
-    first operation (ATen reads it once: later calls change nothing); returns the value in force.
-    The command line calls it first thing; a Python program that wants the same sets the variable
-    itself (``ATEN_CPU_CAPABILITY=avx2 python train.py``)."""
-    return os.environ.setdefault("ATEN_CPU_CAPABILITY", CPU_KERNELS)
+    first operation, and return the kernels in force (``"AVX2"``, ``"AVX512"``, ...). ATen fixes
+    its choice once per process: where an operation already ran (``pyro_mvae.cli.main`` called from
+    a Python program), the variable is taken back, so that the processes this one starts (a sweep's
+    jobs) use the same kernels as it and their runs stay equal to the same runs made in it. The
+    command line calls it first thing; a Python program that wants AVX2 sets the variable itself
+    (``ATEN_CPU_CAPABILITY=avx2 python train.py``)."""
+    if "ATEN_CPU_CAPABILITY" in os.environ:
+        return torch.backends.cpu.get_cpu_capability()
+    os.environ["ATEN_CPU_CAPABILITY"] = CPU_KERNELS
+    in_force = torch.backends.cpu.get_cpu_capability()  # fixes the choice if no operation has yet
+    if in_force.lower() != CPU_KERNELS and in_force.startswith("AVX512"):  # chosen before: keep it for children
+        del os.environ["ATEN_CPU_CAPABILITY"]
+    return in_force
 
 
 def cuda_problem() -> str:

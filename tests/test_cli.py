@@ -201,3 +201,22 @@ def test_the_command_line_runs_avx2_kernels_where_torch_would_pick_avx512_unless
     assert through_cli == ("AVX2" if own.startswith("AVX512") else own)
     assert _capability("from pyro_mvae.cli import main; main(['--version'])",
                        ATEN_CPU_CAPABILITY=own.lower()) == own
+
+
+def test_after_an_operation_the_command_line_leaves_the_kernels_of_child_processes_as_its_own():
+    """Called from a program whose torch already chose its kernels (an operation ran), main() must
+    not give a sweep's job processes other kernels than its own: their runs would differ from the
+    same runs made in-process by float rounding."""
+    child = "import subprocess, sys; print(subprocess.run([sys.executable, '-c', sys.argv[1]], text=True, " \
+            "capture_output=True, check=True).stdout.strip())"
+    code = (f"import sys, torch\ntorch.ones(3).exp()\nfrom pyro_mvae.cli import main\nmain(['--version'])\n"
+            f"sys.argv[1:] = ['import torch; print(torch.backends.cpu.get_cpu_capability())']\n{child}\n"
+            "print('parent', torch.backends.cpu.get_cpu_capability())")
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                         check=True).stdout.split()
+    assert out[-3] == out[-1]  # the child's kernels, then the parent's
