@@ -83,6 +83,10 @@ class Split:
                 xb = dequantize(xb, self.dequantize_levels, torch.rand_like(xb))
             yield torch.bernoulli(xb) if self.dynamic else xb
 
+    def head(self, n: int | None) -> "Split":
+        """The first n rows ``(n, *event)`` as a split of the same kind (all of them when n is None)."""
+        return self if n is None else Split(self.x[:n], self.y[:n], self.dynamic, self.dequantize_levels)
+
     def shard(self, group) -> "Split":
         """This rank's rows of the split (``group``: see :meth:`batches`)."""
         if group is None or group.world == 1:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import torch
 
 from pyro_mvae.data.labelled import classification_error
-from pyro_mvae.data.splits import Dataset, Split, dequantized_bits_per_dim
+from pyro_mvae.data.splits import Dataset, dequantized_bits_per_dim
 from pyro_mvae.infer.iwae import density_note, iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.models.modes import evaluates
 from pyro_mvae.training.checkpoints import Progress
@@ -34,7 +34,7 @@ def final_report(vae, data: Dataset, trainer, progress: Progress, group: Group =
     may write more (:func:`pyro_mvae.evaluation.evaluate.evaluate_final` writes ``eval.json``
     and the per-image CSV, so that the run is scored once)."""
     vae.beta = 1.0
-    test = data.test if trainer.eval_limit is None else _head(data.test, trainer.eval_limit)
+    test = data.test.head(trainer.eval_limit)
     tic = time.perf_counter()
     if group.world == 1 and evaluate is not None:
         summary = evaluate(vae, data, test, trainer, progress.best_epoch, config)
@@ -56,7 +56,3 @@ def final_report(vae, data: Dataset, trainer, progress: Progress, group: Group =
         "test_kl": elbo["kl"], "best_epoch": progress.best_epoch, "best_val_elbo": progress.best_val_elbo,
         "tau_at_best": vae.tau, "density": density_note(vae), "units": "nats per image",
         "eval_seconds": time.perf_counter() - tic, "trainer": asdict(trainer)}
-
-
-def _head(split: Split, n: int) -> Split:
-    return Split(split.x[:n], split.y[:n], split.dynamic)

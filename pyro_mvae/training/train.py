@@ -77,6 +77,10 @@ class TrainerConfig(Settings):
     eval_samples: int = option(5000, "K of the final IWAE log-likelihood")
     val_iwae_samples: int | None = option(None, "K of an IWAE estimate on the validation images every epoch "
                                                 "(metrics.jsonl val_iwae, nats per image; null: none)")
+    val_iwae_every: int = option(1, "epochs between the validation IWAE estimates (val_iwae_samples): at "
+                                    "epochs 0, N, 2N, ... and the last one; a learning curve at a fraction of the cost")
+    val_iwae_limit: int | None = option(None, "score only the first N validation images in the validation IWAE "
+                                              "(null: all)")
     eval_chunk_size: int | None = option(None, "particles drawn at once in the final evaluation (null: "
                                                "5000 // eval_batch_size on a CPU, 500 on a GPU)")
     eval_batch_size: int = option(100, "test images per IWAE batch")
@@ -107,7 +111,8 @@ class TrainerConfig(Settings):
 
     def check(self):
         for name in ("epochs", "batch_size", "patience", "eval_samples", "eval_chunk_size", "val_iwae_samples",
-                     "eval_batch_size", "devices", "eval_limit", "log_images_every"):
+                     "val_iwae_every", "val_iwae_limit", "eval_batch_size", "devices", "eval_limit",
+                     "log_images_every"):
             self.at_least(name, 1)
         for name in ("warmup_epochs", "tau_anneal_epochs", "threads", "gmm_init_epoch"):
             self.at_least(name, 0)
@@ -434,7 +439,8 @@ class Run:
         record = {"epoch": epoch, "beta": vae.beta, "tau": vae.tau,
                   "train_elbo": -self.progress.epoch_loss / len(self.train_split), "val_elbo": val["elbo"],
                   "val_log_lik": val["log_lik"], "val_kl": val["kl"], "skipped_steps": self.progress.skipped_steps}
-        if self.trainer.val_iwae_samples is not None:
+        if self.trainer.val_iwae_samples is not None and (epoch % self.trainer.val_iwae_every == 0
+                                                          or epoch == self.trainer.epochs - 1):
             record["val_iwae"] = self.validation_iwae()
         if self.labelled is not None:
             record |= {"train_labelled_loss": self.progress.labelled_loss / max(self.progress.labelled_images, 1),
@@ -450,8 +456,9 @@ class Run:
 
     def validation_iwae(self) -> float:
         """The mean IWAE estimate of log p(x) over the validation images with K =
-        ``trainer.val_iwae_samples`` (nats per image; each rank scores its shard)."""
-        x = self.data.val.shard(self.group).x  # (N / W, *event)
+        ``trainer.val_iwae_samples`` (nats per image; each rank scores its shard), on the first
+        ``trainer.val_iwae_limit`` of them when set."""
+        x = self.data.val.head(self.trainer.val_iwae_limit).shard(self.group).x  # (min(N, limit) / W, *event)
         iwae = iwae_log_likelihood(self.vae, x, self.trainer.val_iwae_samples, self.trainer.eval_chunk_size,
                                    self.trainer.eval_batch_size, compile="false")
         return self.group.gather(iwae).mean().item()

@@ -154,3 +154,26 @@ def test_the_gmm_start_and_the_flat_prior_train_and_are_refused_without_componen
     assert state["prior.scale_raw"].std() > 0  # the fitted σ differ by component (all equal at the start)
     assert main(["train", *quick, "prior=standard", "trainer.gmm_init_epoch=1", f"run_dir={tmp_path / 'no'}"]) == 2
     assert "prior 'standard' has no components" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_the_validation_iwae_every_n_epochs_on_the_first_images(digits, tmp_path):
+    """trainer.val_iwae_every=2 scores epochs 0, 2 and the last (4) only; trainer.val_iwae_limit=30
+    scores the first 30 validation images: the same number, under the same seed, as
+    iwae_log_likelihood on those images."""
+    from pathlib import Path
+
+    from pyro_mvae.infer.iwae import iwae_log_likelihood
+    from pyro_mvae.training.train import Run
+
+    trainer = quick_trainer(epochs=5, val_iwae_samples=20, val_iwae_every=2, val_iwae_limit=30)
+    fit(small_vae("standard", "gaussian"), digits, trainer, {"name": "trace"}, tmp_path / "run", {})
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines if "val_iwae" in r] == [0, 2, 4]
+    vae = small_vae("standard", "gaussian")
+    run = Run(vae, digits, trainer, {"name": "trace"}, Path(tmp_path / "direct"), {}, seed=0)
+    torch.manual_seed(3)
+    got = run.validation_iwae()
+    torch.manual_seed(3)
+    expected = iwae_log_likelihood(vae, digits.val.x[:30], 20, trainer.eval_chunk_size, trainer.eval_batch_size,
+                                   compile="false").mean().item()
+    assert got == expected
