@@ -51,9 +51,10 @@ def usage() -> str:
     left out because they cannot be loaded)."""
     options = "; ".join(f"{group} ({', '.join(names)})" for group, names in groups().items())
     conf = Path(__file__).parent / "conf"
-    routes, experiments = (", ".join(sorted(f.stem for f in (conf / folder).glob("*.yaml")))
-                           for folder in ("route", "experiment"))
-    return (f"{USAGE}\nconfig groups: {options}; route ({routes}); experiment ({experiments}).\n"
+    routes, experiments, ablations = (", ".join(sorted(f.stem for f in (conf / folder).glob("*.yaml")))
+                                      for folder in ("route", "experiment", "ablation"))
+    return (f"{USAGE}\nconfig groups: {options}; route ({routes}); experiment ({experiments}); "
+            f"ablation ({ablations}).\n"
             "A key the chosen component lacks is refused with the component's keys.")
 
 

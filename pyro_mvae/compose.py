@@ -67,11 +67,11 @@ GROUP_NAMES = ("data", "prior", "guide", "likelihood", "objective", "net", "trai
 registry while ``import pyro_mvae`` runs would load the installed packages' entry points then)."""
 COMPONENT_GROUPS = ("data", "prior", "guide", "likelihood", "net")
 """The groups whose options are registered components (:class:`~pyro_mvae.config.Registry`)."""
-SELECTIONS = (*GROUP_NAMES, "route", "experiment")
+SELECTIONS = (*GROUP_NAMES, "route", "experiment", "ablation")
 """Keys that select a config file rather than set a value. They are the groups, ``route``
-(``conf/route/*.yaml``, a named prior/guide pairing of the studies) and ``experiment``
+(``conf/route/*.yaml``, a named prior/guide pairing of the studies), ``experiment``
 (``conf/experiment/*.yaml``, a named protocol that selects options, sets values and may carry
-a sweep's grid)."""
+a sweep's grid) and ``ablation`` (``conf/ablation/*.yaml``, one part of an experiment changed)."""
 
 
 def register_configs() -> None:

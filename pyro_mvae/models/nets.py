@@ -227,10 +227,13 @@ class MLPConfig(Settings):
     GROUP = "net"
     hidden: list[int] = option([300, 300], "encoder hidden sizes; the decoder mirrors them")
     latent_dim: int = option(40, "d, the size of z")
+    init: str = option("default", "default (PyTorch's) | he (N(0, 2/fan_in) weights of every linear layer of the "
+                                  "encoder, its heads and the decoder)")
 
     def check(self):
         self.each_at_least("hidden", 1)
         self.at_least("latent_dim", 1)
+        self.one_of("init", ("he", "default"))
 
 
 @dataclass
@@ -244,6 +247,8 @@ class ConvConfig(MLPConfig):
 
     def check(self):
         super().check()
+        if self.init != "default":
+            self._fail("init", "default: net=conv keeps PyTorch's initialisation (He's is for the linear nets)")
         self.each_at_least("channels", 1)
         self.at_least("stride", 1)
         self.at_least("kernel", self.stride)
@@ -255,10 +260,6 @@ class GatedMLPConfig(MLPConfig):
 
     init: str = option("he", "he (N(0, 2/fan_in) weights of every linear layer of the encoder, its heads and the "
                              "decoder, as the paper's code) | default (PyTorch's)")
-
-    def check(self):
-        super().check()
-        self.one_of("init", ("he", "default"))
 
 
 @dataclass(frozen=True)
@@ -279,14 +280,14 @@ class NetKind:
 
 def init_when_asked(cfg, guide: nn.Module, decoder: nn.Module) -> None:
     """:func:`he_init` of the guide (its body and heads) and the decoder when ``cfg.init`` is ``he``
-    (``net=gated_mlp``'s ``NetKind.initialise``)."""
+    (the ``NetKind.initialise`` of ``net=mlp`` and ``net=gated_mlp``)."""
     if cfg.init == "he":
         he_init(guide, decoder)
 
 
 NETS = Registry("net", {k.name: k for k in (
     NetKind("mlp", lambda shape, cfg: MLPBody(shape, cfg.hidden),
-            lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig),
+            lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig, init_when_asked),
     NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
             lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
                                            cfg.hidden[::-1]), ConvConfig),

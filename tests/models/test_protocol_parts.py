@@ -62,21 +62,31 @@ def test_gated_vae_forward_by_hand():
     torch.testing.assert_close(vae.decoder(z), logits)
 
 
-def test_he_initialisation_of_every_linear_layer():
+@pytest.mark.parametrize("kind", ["gated_mlp", "mlp"])
+def test_he_initialisation_of_every_linear_layer(kind):
     """Weights N(0, 2 / fan_in) in the body, the guide's head and the decoder (a χ² check of the
-    sample variance, 300·784 draws for the first layer); init=default keeps PyTorch's uniform."""
+    sample variance, 300·784 draws for the first layer), for the gated nets (their default) and the
+    plain MLP (net.init=he, the protocol ablation's plain nets); init=default keeps PyTorch's uniform."""
     torch.manual_seed(2)
-    vae = build_vae((1, 28, 28), {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"}, GATED)
+    net = GATED | {"name": kind, "init": "he"}
+    vae = build_vae((1, 28, 28), {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"}, net)
     layers = [m for part in (vae.encoder, vae.decoder) for m in part.modules() if isinstance(m, torch.nn.Linear)]
-    assert len(layers) == 6  # two gates and the head of the encoder, two gates and the output of the decoder
+    assert len(layers) == 6  # two layers and the head of the encoder, two layers and the output of the decoder
     for layer in layers:
         w = layer.weight.detach()
         ratio = w.var().item() / (2 / layer.in_features)
         assert abs(ratio - 1) < 6 * math.sqrt(2 / w.numel()), layer  # the variance's relative s.e. is √(2/n)
     plain = build_vae((1, 28, 28), {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
-                      GATED | {"init": "default"})
-    w = plain.decoder.out.weight.detach()  # PyTorch: U(±1/√fan_in), variance 1/(3 fan_in)
+                      net | {"init": "default"})
+    out = [m for m in plain.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    w = out.weight.detach()  # PyTorch: U(±1/√fan_in), variance 1/(3 fan_in)
     assert abs(w.var().item() * 3 * 300 - 1) < 0.05
+
+
+def test_the_conv_nets_refuse_he_initialisation():
+    with pytest.raises(ConfigError, match="net.init must be default"):
+        build_vae((1, 28, 28), {"name": "standard"}, {"name": "gaussian"}, {"name": "bernoulli"},
+                  {"name": "conv", "init": "he"})
 
 
 @pytest.mark.parametrize("prior,guide", PAIRS)

@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 
 from doc_pages import blocks
 from pyro_mvae.cli import main
+from pyro_mvae.compose import compose_config
 from pyro_mvae.sweeps.grid import check_jobs, plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,33 @@ def test_each_study_plans_its_routes_and_every_job_checks_out(study):
     assert sorted(job[0] for job in sweep.jobs) == sorted(f"route={r}" for r in STUDIES[study])
     assert check_jobs(sweep) == []  # every route is a valid pairing: nothing refused or skipped
     assert plan([f"experiment={study}", "data=digits"]).hydra["sweep"]["dir"] == f"multirun/{study}_${{data.name}}"
+
+
+ABLATIONS = {"protocol": {}, "plain_net": {"net.name": "mlp"},
+             "warmup_10": {"trainer.beta_start": 0.1, "trainer.warmup_epochs": 9},
+             "lr_1e3": {"trainer.lr": 0.001}, "adam": {"trainer.optimizer": "adam"}}
+"""The protocol ablation's variants and what each changes of the published protocol."""
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    return {k: v for key, value in tree.items()
+            for k, v in (_flat(value, f"{prefix}{key}.").items() if isinstance(value, dict)
+                         else [(f"{prefix}{key}", value)])}
+
+
+def test_the_protocol_ablation_changes_one_part_of_the_protocol_per_job():
+    """experiment=protocol_ablation: the standard VAE at the published protocol, one job per
+    variant, each differing from the protocol in exactly its own settings (β = (epoch + 1)/10 for
+    warmup_10), every job checking out, the validation IWAE curve asked of all."""
+    sweep = plan(["experiment=protocol_ablation", "data=digits"])
+    assert sorted(sweep.grid["ablation"].split(",")) == sorted(ABLATIONS) and check_jobs(sweep) == []
+    protocol = _flat(compose_config(["experiment=protocol_ablation", "ablation=protocol"]))
+    assert (protocol["prior.name"], protocol["net.name"], protocol["trainer.optimizer"]) == \
+        ("standard", "gated_mlp", "adam_normgrad")
+    assert (protocol["trainer.val_iwae_samples"], protocol["trainer.val_iwae_every"]) == (1000, 50)
+    for name, changes in ABLATIONS.items():
+        variant = _flat(compose_config(["experiment=protocol_ablation", f"ablation={name}"]))
+        assert {k: v for k, v in variant.items() if protocol.get(k) != v} == changes, name
 
 
 def test_the_worked_search_plans_its_space_and_checks_out():
