@@ -95,6 +95,33 @@ def test_a_study_runs_on_a_users_array_file(tmp_path, capsys):
     assert main(["compare", str(sweep_dir), "--baseline", "route=standard_gaussian"]) == 0
     out = capsys.readouterr().out
     assert "| route=fm3_gaussian | 0 |" in out and "Scored on arrays, the first 20 of 40 test images, K = 10" in out
+    record_of_compare(sweep_dir, out, tmp_path)
+
+
+def record_of_compare(sweep_dir: Path, printed: str, tmp_path: Path) -> None:
+    """experiments/compare_record.py on the same sweep: a record whose rows hold compare's numbers
+    (the printed table's, to its two decimals), and whose table the records check passes."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    spec = importlib.util.spec_from_file_location("compare_record", ROOT / "experiments" / "compare_record.py")
+    compare_record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_record)
+    values = compare_record.values_of([str(sweep_dir)], "route=standard_gaussian", None)
+    fm3 = values["route_fm3_gaussian"]
+    printed_row = next(line for line in printed.splitlines() if line.startswith("| route=fm3_gaussian |"))
+    iwae, delta = printed_row.split(" | ")[2], printed_row.split(" | ")[4]
+    assert iwae == f"{fm3['iwae']:.2f} ± {fm3['iwae_se_images']:.2f}"
+    assert delta == f"{fm3['delta']:+.2f} ± {fm3['delta_se']:.2f}" and "delta" not in values["route_standard_gaussian"]
+    out = tmp_path / "site" / "docs" / "records" / "routes.json"
+    record = compare_record.write_record(str(out), values, "a test", "python experiments/compare_record.py")
+    (tmp_path / "site" / "README.md").write_text(compare_record.table(record) + "\n")
+    (tmp_path / "site" / "CHANGELOG.md").write_text("")
+    check = importlib.util.spec_from_file_location("check_records", ROOT / "docs" / "_ext" / "check_records.py")
+    check_records = importlib.util.module_from_spec(check)
+    check.loader.exec_module(check_records)
+    assert check_records.problems_of(tmp_path / "site") == []
 
 
 RUNNERS = {"subprocess", "concurrent.futures", "multiprocessing", "torch.multiprocessing"}
