@@ -2,7 +2,9 @@
 
     python experiments/bench_epoch.py [--data-root ../shared/data] [--threads 1 2]
                                       [--models standard_mlp standard_gated vamp_gated]
-                                      [--train-images 50000] [--repeats 3] [--numpyro] [--out epoch.json]
+                                      [--train-images 50000] [--repeats 3] [--numpyro]
+                                      [--out docs/records/NAME.json]
+    python experiments/bench_epoch.py --table docs/records/NAME.json
 
 For each model and torch thread count, one process, MNIST with B = 100:
 

@@ -51,7 +51,7 @@ def prefer_cpu_kernels() -> str:
         return torch.backends.cpu.get_cpu_capability()
     os.environ["ATEN_CPU_CAPABILITY"] = CPU_KERNELS
     in_force = torch.backends.cpu.get_cpu_capability()  # fixes the choice if no operation has yet
-    if in_force.lower() != CPU_KERNELS and in_force.startswith("AVX512"):  # chosen before: keep it for children
+    if in_force.startswith("AVX512"):  # chosen before the variable was set: children keep the same
         del os.environ["ATEN_CPU_CAPABILITY"]
     return in_force
 
