@@ -85,7 +85,8 @@ def table(record: dict, labels: dict) -> str:
 
 
 LABELS = {"standard": "standard N(0, I)", "vamp": "VampPrior, 500 pseudo-inputs",
-          "fm3": "seed's per-dimension mixture, N = 3", "mix10": "mixture, C = 10", "flow": "Real-NVP flow prior"}
+          "fm3": "seed's per-dimension mixture, N = 3", "fm5": "seed's per-dimension mixture, N = 5",
+          "mix10": "mixture, C = 10", "flow": "Real-NVP flow prior"}
 
 
 def main():

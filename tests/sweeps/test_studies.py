@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDIES = {
     "core_table": ["standard_gaussian", "fm3_gaussian", "flow_gaussian", "mix10_marginal", "vamp_gaussian"],
     "more_priors": ["vamp_gaussian", "flow_gaussian", "mix10_flow"],
-    "protocol_table": ["standard_gaussian", "vamp_gaussian", "fm3_gaussian", "mix10_marginal", "flow_gaussian"],
+    "protocol_table": ["standard_gaussian", "vamp_gaussian", "fm3_gaussian", "fm5_gaussian", "mix10_marginal",
+                       "flow_gaussian"],
     "gradient_routes": ["mix10_concrete", "mix10_straight_through", "mix10_score", "mix10_score_average",
                         "mix10_score_neural", "mix10_enum"],
     "m2": ["mix10_enum", "mix10_concrete", "mix10_straight_through", "mix10_gumbel_rao", "mix10_marginal"],
