@@ -97,18 +97,54 @@ def test_a_study_runs_on_a_users_array_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| route=fm3_gaussian | 0 |" in out and "Scored on arrays, the first 20 of 40 test images, K = 10" in out
     record_of_compare(sweep_dir, out, tmp_path)
+    status_record(sweep_dir, tmp_path)
+
+
+def _module(path: Path):
+    """The Python file ``path`` loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _script(name: str):
+    """experiments/<name>.py as a module, its folder on the path as when it runs."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    return _module(ROOT / "experiments" / f"{name}.py")
+
+
+def _records_check(site: Path) -> list[str]:
+    """docs/_ext/check_records.py's problems of a site folder."""
+    return _module(ROOT / "docs" / "_ext" / "check_records.py").problems_of(site)
+
+
+def status_record(sweep_dir: Path, tmp_path: Path) -> None:
+    """experiments/protocol_status.py on the sweep's two finished runs: their numbers from the run
+    directories, the paired Δ that compare gives, and a table the records check passes."""
+    status_script = _script("protocol_status")
+    runs = {"standard": sweep_dir / "route=standard_gaussian", "fm3": sweep_dir / "route=fm3_gaussian"}
+    status = {name: status_script.run_status(path) for name, path in runs.items()}
+    status_script.paired_deltas(runs, status)
+    report = json.loads((runs["fm3"] / "report.json").read_text())
+    assert status["fm3"]["finished"] == 1 and status["fm3"]["test_iwae"] == report["test_iwae_ll"]
+    fm3 = _script("compare_record").values_of([str(sweep_dir)], "route=standard_gaussian", None)["route_fm3_gaussian"]
+    assert abs(status["fm3"]["paired_delta"] - fm3["delta"]) < 1e-9 and "paired_delta" not in status["standard"]
+    site = tmp_path / "status_site"
+    record = status_script.write_record(str(site / "docs" / "records" / "status.json"), status, "a test", "python x")
+    (site / "README.md").write_text(status_script.table(record, status_script.LABELS) + "\n")
+    (site / "CHANGELOG.md").write_text("")
+    assert _records_check(site) == []
 
 
 def record_of_compare(sweep_dir: Path, printed: str, tmp_path: Path) -> None:
     """experiments/compare_record.py on the same sweep: a record whose rows hold compare's numbers
     (the printed table's, to its two decimals), and whose table the records check passes."""
-    import importlib.util
-    import sys
-
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location("compare_record", ROOT / "experiments" / "compare_record.py")
-    compare_record = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare_record)
+    compare_record = _script("compare_record")
     values = compare_record.values_of([str(sweep_dir)], "route=standard_gaussian", None)
     fm3 = values["route_fm3_gaussian"]
     printed_row = next(line for line in printed.splitlines() if line.startswith("| route=fm3_gaussian |"))
@@ -119,10 +155,7 @@ def record_of_compare(sweep_dir: Path, printed: str, tmp_path: Path) -> None:
     record = compare_record.write_record(str(out), values, "a test", "python experiments/compare_record.py")
     (tmp_path / "site" / "README.md").write_text(compare_record.table(record) + "\n")
     (tmp_path / "site" / "CHANGELOG.md").write_text("")
-    check = importlib.util.spec_from_file_location("check_records", ROOT / "docs" / "_ext" / "check_records.py")
-    check_records = importlib.util.module_from_spec(check)
-    check.loader.exec_module(check_records)
-    assert check_records.problems_of(tmp_path / "site") == []
+    assert _records_check(tmp_path / "site") == []
 
 
 RUNNERS = {"subprocess", "concurrent.futures", "multiprocessing", "torch.multiprocessing"}
