@@ -77,7 +77,8 @@ def test_records_tuples_and_strings_are_described():
     assert objectives["``stratified``"].endswith("(:class:`~pyro_mvae.infer.stratified.StratifiedELBO`)")
     assert objectives["``trace``"] == ":class:`~pyro.infer.trace_elbo.Trace_ELBO`"  # the ELBO, not its options
     nets = _rows(registry_tables.table(NETS))
-    assert nets["``mlp``"].startswith(":class:`~pyro_mvae.models.nets.MLPConfig`: ")  # builders are lambdas
+    assert nets["``mlp``"].startswith(":class:`~pyro_mvae.models.nets.PlainMLPConfig`: ")  # builders are lambdas
+    assert nets["``gated_mlp``"].startswith(":class:`~pyro_mvae.models.nets.GatedMLPConfig`: ")  # not its init hook
     kinds = _rows(registry_tables.table(KINDS))
     assert kinds["``prior``"].startswith(":data:`~pyro_mvae.models.components.PRIORS`; "
                                          ":class:`~pyro_mvae.models.base.Prior`: ")

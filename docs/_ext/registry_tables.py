@@ -81,7 +81,8 @@ def _describe_record(record) -> str:
     """A registered record (a data set, network kind, objective): its own text and the class or
     function it registers (an objective's ELBO, a data set's loader), linked; a record with
     neither (a network kind, whose builders are lambdas) by its options class."""
-    fields = [getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "name"]
+    fields = [getattr(record, f.name) for f in dataclasses.fields(record)
+              if f.name not in ("name", "initialise")]  # a network kind's initialisation hook is not what it registers
     texts = [v for v in fields if isinstance(v, str)]
     text = next((v for v in texts if " " in v), texts[0] if texts else None)  # a sentence before a word
     code = [c for c in map(_code, fields) if c is not None]

@@ -227,12 +227,21 @@ class MLPConfig(Settings):
     GROUP = "net"
     hidden: list[int] = option([300, 300], "encoder hidden sizes; the decoder mirrors them")
     latent_dim: int = option(40, "d, the size of z")
-    init: str = option("default", "default (PyTorch's) | he (N(0, 2/fan_in) weights of every linear layer of the "
-                                  "encoder, its heads and the decoder)")
 
     def check(self):
         self.each_at_least("hidden", 1)
         self.at_least("latent_dim", 1)
+
+
+@dataclass
+class PlainMLPConfig(MLPConfig):
+    """Options of ``net=mlp``: :class:`MLPConfig`'s and the initialisation of its linear layers."""
+
+    init: str = option("default", "default (PyTorch's) | he (N(0, 2/fan_in) weights of every linear layer of the "
+                                  "encoder, its heads and the decoder)")
+
+    def check(self):
+        super().check()
         self.one_of("init", ("he", "default"))
 
 
@@ -247,15 +256,13 @@ class ConvConfig(MLPConfig):
 
     def check(self):
         super().check()
-        if self.init != "default":
-            self._fail("init", "default: net=conv keeps PyTorch's initialisation (He's is for the linear nets)")
         self.each_at_least("channels", 1)
         self.at_least("stride", 1)
         self.at_least("kernel", self.stride)
 
 
 @dataclass
-class GatedMLPConfig(MLPConfig):
+class GatedMLPConfig(PlainMLPConfig):
     """Options of the gated fully connected nets of Tomczak & Welling 2018 (784-300-300-40)."""
 
     init: str = option("he", "he (N(0, 2/fan_in) weights of every linear layer of the encoder, its heads and the "
@@ -287,7 +294,8 @@ def init_when_asked(cfg, guide: nn.Module, decoder: nn.Module) -> None:
 
 NETS = Registry("net", {k.name: k for k in (
     NetKind("mlp", lambda shape, cfg: MLPBody(shape, cfg.hidden),
-            lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), MLPConfig, init_when_asked),
+            lambda shape, cfg: MLPDecoder(cfg.latent_dim, cfg.hidden[::-1], shape), PlainMLPConfig,
+            init_when_asked),
     NetKind("conv", lambda shape, cfg: ConvBody(shape, cfg.channels, cfg.kernel, cfg.stride, cfg.hidden),
             lambda shape, cfg: ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.kernel, cfg.stride,
                                            cfg.hidden[::-1]), ConvConfig),
