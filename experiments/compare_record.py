@@ -18,7 +18,7 @@ import re
 import shlex
 import sys
 
-from records import write_record
+from records import region, write_record
 
 from pyro_mvae.evaluation.compare import compare_table
 
@@ -44,8 +44,8 @@ def minus(value: float, spec: str) -> str:
 
 
 def table(record: dict) -> str:
-    """The docs' table of a compare record, every number followed by its marker."""
-    lines = ["| row | IWAE log p(x) (nats) | paired Δ (nats) | ELBO (nats) | k̂ > 0.7 (share) | best epoch from 0 "
+    """The docs' table of a compare record as a records region, every number followed by its marker."""
+    lines = ["| row | IWAE log p(x) (nats) | paired Δ (nats) | ELBO (nats) | `k̂ > 0.7` (share) | best epoch from 0 "
              "| epochs run | s per epoch |", "|" + "---|" * 8]
     for key, v in record["values"].items():
         def cell(name, spec):
@@ -55,7 +55,7 @@ def table(record: dict) -> str:
         lines.append(f"| {v['label']} | {cell('iwae', '.2f')} ± {cell('iwae_se_images', '.2f')} | {delta} "
                      f"| {cell('elbo', '.2f')} | {cell('khat_share', '.3f')} | {cell('best_epoch', '.0f')} "
                      f"| {cell('epochs', '.0f')} | {cell('epoch_seconds', '.1f')} |")
-    return "\n".join(lines)
+    return region(lines)
 
 
 def main():

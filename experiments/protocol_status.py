@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from records import write_record
+from records import region, write_record
 
 from pyro_mvae.evaluation.compare import load_aligned, paired_difference
 
@@ -68,7 +68,7 @@ def minus(value: float, decimals: int) -> str:
 
 
 def table(record: dict, labels: dict) -> str:
-    """The docs' status table of the runs, every number followed by its record marker."""
+    """The docs' status table of the runs as a records region, every number followed by its record marker."""
     lines = ["| prior | epochs trained | best validation ELBO (nats) | at epoch | training so far | median epoch "
              "| test IWAE-5000 (nats) | paired Δ vs standard (nats) | published |", "|---" * 9 + "|"]
     for name, v in record["values"].items():
@@ -83,7 +83,7 @@ def table(record: dict, labels: dict) -> str:
                      f"{ref}.best_val_elbo --> | {v['best_epoch']} {ref}.best_epoch --> | {v['train_hours']:.2f} h "
                      f"{ref}.train_hours --> | {v['median_epoch_seconds']:.1f} s {ref}.median_epoch_seconds --> "
                      f"| {iwae} | {delta} | {published} |")
-    return "\n".join(lines)
+    return region(lines)
 
 
 LABELS = {"standard": "standard N(0, I)", "vamp": "VampPrior, 500 pseudo-inputs",

@@ -31,6 +31,12 @@ def commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def region(lines: list[str]) -> str:
+    """Table lines as a records region of a page (``<!-- records: every number -->`` ... ``<!-- records:
+    end -->``): the check then fails on any number in them without its record marker."""
+    return "\n".join(["<!-- records: every number -->", *lines, "<!-- records: end -->"])
+
+
 def write_record(out: str, values: dict, how: str, command: str | None = None) -> dict:
     """Write ``{"id", "command", "release", "date", "machine", "values"}`` to ``out`` (its stem is
     the id) and return it. ``how``: how the machine was used (threads, what ran beside); ``command``:
