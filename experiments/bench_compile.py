@@ -1,6 +1,8 @@
 """IWAE evaluation eager and under torch.compile, against the decoder's matrix products alone.
 
     python experiments/bench_compile.py RUN_DIR [--images 100] [-K 5000] [--chunk N] [--threads 1 2]
+                                        [--out docs/records/bench_compile.json]
+    python experiments/bench_compile.py --table docs/records/bench_compile.json   # the docs' table of a record
     python experiments/bench_compile.py RUN_DIR --chunks 500 200 100 50 25 [--threads 2]
     python experiments/bench_compile.py RUN_DIR --simdlen 512        # inductor's own AVX512 width
     python experiments/bench_compile.py RUN_DIR --ais [--images 400] [--ais-steps 30] [--ais-chains 4]
@@ -13,6 +15,15 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 - compiled: ``compile="true"``, seconds per image once compiled;
 - the limit: the decoder's matrix products alone for the same particles (``(k·B, d) @ W.T``
   for each linear layer, nothing else), seconds per image, with their GFLOP/s.
+
+ATen's element-wise kernels are those ``pyro-mvae evaluate`` uses (AVX2 unless
+``ATEN_CPU_CAPABILITY`` is set: :func:`pyro_mvae.runs.prefer_cpu_kernels`).
+``--out``: also write these numbers as a record the docs cite (``experiments/records.py``):
+``compilation_s``, ``max_diff_nats`` and, per ``threads_N``, the seconds per image ``eager_s``,
+``compiled_s`` and ``limit_s``, ``limit_gflops``, the ratios ``eager_ratio`` and ``compiled_ratio``
+to the limit and ``payback_images`` (absent when compiling never pays). The timings depend on the
+networks' shapes only, not on their trained weights. ``--table RECORD`` prints the docs' table of
+such a record, every number with its marker, measuring nothing.
 
 ``--chunk``: particles per chunk (default: the package's, ``default_chunk_size``: 50 at 100
 images on a CPU). ``--chunks``: instead, eager and compiled seconds per image for each of these
@@ -33,23 +44,26 @@ compiled backward computes the gradient in z only): seconds for the images, firs
 """
 
 import argparse
+import json
 import math
 import os
 import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor_"))  # cold: nothing cached
 
 import pyro  # noqa: E402
 import torch  # noqa: E402
+from records import region, write_record  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pyro_mvae.infer import compiled  # noqa: E402
 from pyro_mvae.infer.ais import ais_log_likelihood  # noqa: E402
 from pyro_mvae.infer.compiled import log_joint  # noqa: E402
 from pyro_mvae.infer.iwae import default_chunk_size, iwae_batch, iwae_log_likelihood  # noqa: E402
-from pyro_mvae.runs import load_run  # noqa: E402
+from pyro_mvae.runs import load_run, prefer_cpu_kernels  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -139,9 +153,25 @@ def bench_cudagraphs(vae, x, K: int, chunk: int, rounds: int) -> None:
           f"largest difference on the same draws: {diff:.2e} nats")
 
 
+def table(record: dict) -> str:
+    """The docs' table of an ``--out`` record as a records region, every number with its marker."""
+    lines = ["| threads | eager (s per image) | compiled (s per image) | matrix products (s per image) | GFLOP/s "
+             "| eager / products | compiled / products | compiling pays back after (images) |", "|---" * 8 + "|"]
+    for key, v in record["values"].items():
+        if not key.startswith("threads_"):
+            continue
+        ref = f"<!-- rec:{record['id']}.{key}"
+        payback = f"{v['payback_images']:.0f} {ref}.payback_images -->" if "payback_images" in v else "never"
+        lines.append(f"| {key.removeprefix('threads_')} | {v['eager_s']:.4f} {ref}.eager_s --> | {v['compiled_s']:.4f} "
+                     f"{ref}.compiled_s --> | {v['limit_s']:.4f} {ref}.limit_s --> | {v['limit_gflops']:.0f} "
+                     f"{ref}.limit_gflops --> | {v['eager_ratio']:.2f} {ref}.eager_ratio --> | "
+                     f"{v['compiled_ratio']:.2f} {ref}.compiled_ratio --> | {payback} |")
+    return region(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="?")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("-K", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=None)
@@ -154,7 +184,14 @@ def main():
     parser.add_argument("--ais-steps", type=int, default=30)
     parser.add_argument("--ais-chains", type=int, default=4)
     parser.add_argument("--cudagraphs", action="store_true", help="with --device cuda: also CUDA graphs")
+    parser.add_argument("--out", help="also write the IWAE table's numbers as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the docs' table of a record, measuring nothing")
     args = parser.parse_args()
+    if args.table:
+        return print(table(json.loads(Path(args.table).read_text())))
+    if args.run_dir is None:
+        parser.error("give RUN_DIR (or --table RECORD)")
+    kernels = prefer_cpu_kernels()  # ATen's element-wise kernels as pyro-mvae evaluate uses them
     if args.cudagraphs and args.device != "cuda":
         raise SystemExit("--cudagraphs needs --device cuda")
     if args.simdlen:
@@ -188,6 +225,7 @@ def main():
     print("| threads | eager | compiled | matmul limit (GFLOP/s) | eager / limit | compiled / limit "
           "| pays back after |")
     print("|---|---|---|---|---|---|---|")
+    values = {"compilation_s": compile_seconds, "max_diff_nats": diff, "images": n, "K": args.K, "chunk": args.chunk}
     for threads in args.threads:
         torch.set_num_threads(threads)
         times = {"eager": [], "compiled": [], "limit": []}
@@ -201,9 +239,18 @@ def main():
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
         saved = med["eager"] - med["compiled"]
         payback = f"{compile_seconds / saved:.0f} images" if saved > 0 else "never"
+        values[f"threads_{threads}"] = {"eager_s": med["eager"], "compiled_s": med["compiled"], "limit_s": med["limit"],
+                                        "limit_gflops": sorted(gflops)[len(gflops) // 2],
+                                        "eager_ratio": med["eager"] / med["limit"],
+                                        "compiled_ratio": med["compiled"] / med["limit"]}
+        if saved > 0:
+            values[f"threads_{threads}"]["payback_images"] = compile_seconds / saved
         print(f"| {threads} | {med['eager']:.4f} | {med['compiled']:.4f} | {med['limit']:.4f} "
               f"({sorted(gflops)[len(gflops) // 2]:.0f}) | {med['eager'] / med['limit']:.2f} | "
               f"{med['compiled'] / med['limit']:.2f} | {payback} |")
+    if args.out:
+        write_record(args.out, values, f"{args.device}, ATen {kernels} kernels, the threads of each row, "
+                     "nothing else running")
     if args.cudagraphs:
         bench_cudagraphs(vae, x, args.K, args.chunk, args.rounds)
 

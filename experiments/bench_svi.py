@@ -2,6 +2,8 @@
 
     python experiments/bench_svi.py [--data-root ../shared/data] [--batch-sizes 100 1000]
                                     [--steps 20] [--rounds 5] [--levers] [--net mlp|conv]
+                                    [--out docs/records/bench_svi.json]
+    python experiments/bench_svi.py --table docs/records/bench_svi.json   # the docs' table of a record
 
 Same networks (``--net mlp``: 784-300-300-40 MLPs; ``--net conv``: the convolutional nets of
 ``net=conv`` at their defaults; copied weights), same prior, same binarised MNIST batches,
@@ -27,16 +29,30 @@ step under ``trainer.compile=true``: the encoder body and the decoder under ``to
 :class:`~pyro_mvae.infer.compiled.CompiledNetworks`, Pyro's tracing eager) and
 ``compiled loss`` (the whole ``ELBOLoss``, Pyro's tracing included, under ``torch.compile``); and
 the twin ``plain PyTorch, compiled`` (its loss function under ``torch.compile``, fused Adam).
+
+ATen's element-wise kernels are those ``pyro-mvae train`` uses (AVX2 unless ``ATEN_CPU_CAPABILITY``
+is set: :func:`pyro_mvae.runs.prefer_cpu_kernels`).
+
+``--out``: also write the table as a record the docs cite (``experiments/records.py``): under
+``<model>.B<batch>.<variant key>`` (the variant's name, its runs of other characters than letters
+and digits as ``_``: ``package (compile=true)`` -> ``package_compile_true``) its ``steps_per_s``,
+``ratio`` (time per step / plain PyTorch) and ``first_3_s``, or ``fails`` (the error) for a
+variant that does not run. ``--table RECORD`` prints the docs' table of such a record, every
+number with its marker, measuring nothing.
 """
 
 import argparse
 import copy
+import json
 import math
+import re
 import time
+from pathlib import Path
 
 import pyro
 import torch
 import torch.nn.functional as F
+from records import region, write_record
 from torch.distributions.utils import clamp_probs
 
 from pyro_mvae.data import load_mnist
@@ -44,6 +60,7 @@ from pyro_mvae.infer.compiled import CompiledNetworks
 from pyro_mvae.infer.steps import ELBOLoss, Stepper
 from pyro_mvae.models.nets import positive
 from pyro_mvae.models.registry import build_vae
+from pyro_mvae.runs import prefer_cpu_kernels
 from pyro_mvae.training.train import make_optimizer
 
 LOG_2PI = math.log(2 * math.pi)
@@ -191,6 +208,28 @@ def bench(steps_of: dict, batches: list, rounds: int) -> dict:
     return {name: s / (rounds * len(batches)) for name, s in seconds.items()}
 
 
+def variant_key(name: str) -> str:
+    """A record key of a variant's name: ``package (compile=true)`` -> ``package_compile_true``."""
+    return re.sub(r"\W+", "_", name).strip("_")
+
+
+def table(record: dict) -> str:
+    """The docs' table of a ``--out`` record as a records region, every number with its marker."""
+    names = ["plain PyTorch", "plain PyTorch, fused Adam", "package", "plain PyTorch, compiled",
+             *(f"package ({lever})" for lever in LEVERS)]
+    name_of = {variant_key(name): name for name in names}
+    lines = ["| model | B | variant | steps/s | time per step / plain PyTorch | first 3 steps (s) |", "|---" * 6 + "|"]
+    for model, by_batch in record["values"].items():
+        for batch, by_variant in by_batch.items():
+            for key, v in by_variant.items():
+                ref = f"{record['id']}.{model}.{batch}.{key}"
+                cells = (f"fails ({v['fails'].split(':')[0]}) | | " if "fails" in v else
+                         f"{v['steps_per_s']:.1f} <!-- rec:{ref}.steps_per_s --> | {v['ratio']:.3f} "
+                         f"<!-- rec:{ref}.ratio --> | {v['first_3_s']:.1f} <!-- rec:{ref}.first_3_s -->")
+                lines.append(f"| {model} | {batch.removeprefix('B')} | {name_of.get(key, key)} | {cells} |")
+    return region(lines)
+
+
 def _to(step, device):
     """The step with its model moved to ``device`` (its optimiser's state is created lazily)."""
     step.vae.to(device)
@@ -207,13 +246,20 @@ def main():
     parser.add_argument("--levers", action="store_true", help="also time the levers (see above)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--net", default="mlp", choices=list(NETS))
+    parser.add_argument("--out", help="also write the table as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the docs' table of a record, measuring nothing")
     args = parser.parse_args()
+    if args.table:
+        return print(table(json.loads(Path(args.table).read_text())))
+    kernels = prefer_cpu_kernels()  # ATen's element-wise kernels as pyro-mvae train uses them
     device = torch.device(args.device)
     data = load_mnist(args.data_root, download=False, device=device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"pyro {pyro.__version__}; net {args.net}; {args.rounds} rounds × {args.steps} steps per variant")
+          f"pyro {pyro.__version__}; ATen {kernels} kernels; net {args.net}; "
+          f"{args.rounds} rounds × {args.steps} steps per variant")
     print("| model | batch | variant | steps/s | samples/s | time per step / plain PyTorch | first 3 steps (s) |")
     print("|---|---|---|---|---|---|---|")
+    values = {}
     for model in args.models:
         for B in args.batch_sizes:
             pyro.set_rng_seed(0)
@@ -227,11 +273,17 @@ def main():
             plain = per_step["plain PyTorch"]
             for name, s in per_step.items():
                 print(f"| {model} | {B} | {name} | {1 / s:.1f} | {B / s:.0f} | {s / plain:.3f} | {first[name]:.1f} |")
+                values.setdefault(model, {}).setdefault(f"B{B}", {})[variant_key(name)] = {
+                    "steps_per_s": 1 / s, "ratio": s / plain, "first_3_s": first[name]}
             for name, message in failed.items():
                 print(f"| {model} | {B} | {name} | fails: {message[:100]} | | | |")
+                values.setdefault(model, {}).setdefault(f"B{B}", {})[variant_key(name)] = {"fails": message}
             if device.type == "cuda":
                 print(f"| {model} | {B} | peak GPU memory of all variants | "
                       f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB | | | |")
+    if args.out:
+        write_record(args.out, values, f"{device}, {torch.get_num_threads()} torch threads, ATen {kernels} kernels, "
+                     "nothing else running")
 
 
 if __name__ == "__main__":

@@ -93,8 +93,9 @@ def resolve(setting, work: float, device) -> bool:
 
 def resolve_training(setting, device) -> bool:
     """Whether the training step's networks run compiled (:class:`CompiledNetworks`): only under
-    ``"true"``. ``"auto"`` trains eagerly: on CPU the step with compiled networks was measured 12-20%
-    slower at B = 100 and at B = 1000 (``experiments/bench_svi.py --levers``, docs/benchmarks.md),
+    ``"true"``. ``"auto"`` trains eagerly: on CPU the step with compiled networks was measured 8-20%
+    slower at B = 100 and at B = 1000 in runs of 2026-12-03 and 2026-12-07 (``experiments/bench_svi.py
+    --levers``, docs/benchmarks.md),
     on an NVIDIA H200 21% slower at B = 100 and 15% at B = 1000.
 
     Raises:
