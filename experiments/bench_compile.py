@@ -18,7 +18,9 @@ thread count, in this process, alternating for ``--rounds`` rounds after a warm-
 
 ATen's element-wise kernels are those ``pyro-mvae evaluate`` uses (AVX2 unless
 ``ATEN_CPU_CAPABILITY`` is set: :func:`pyro_mvae.runs.prefer_cpu_kernels`).
-``--out``: also write these numbers as a record the docs cite (``experiments/records.py``):
+``--out``: also write these numbers (or those of ``--chunks``, ``chunks.chunk_<c>.eager_s`` and
+``compiled_s``, or of ``--ais``, ``ais.eager_s``, ``compiled_first_s``, ``compiled_s``,
+``eager_again_s`` and ``max_diff_nats``) as a record the docs cite (``experiments/records.py``):
 ``compilation_s``, ``max_diff_nats`` and, per ``threads_N``, the seconds per image ``eager_s``,
 ``compiled_s`` and ``limit_s``, ``limit_gflops``, the ratios ``eager_ratio`` and ``compiled_ratio``
 to the limit and ``payback_images`` (absent when compiling never pays). The timings depend on the
@@ -95,27 +97,34 @@ def matmul_limit(vae, n_images: int, K: int, chunk: int, batch: int) -> tuple[fl
     return seconds, flops / seconds / 1e9
 
 
-def bench_ais(vae, x, steps: int, chains: int, threads: int) -> None:
-    """Eager against compiled AIS on the same draws, in this process."""
+def bench_ais(vae, x, steps: int, chains: int, threads: int) -> dict:
+    """Eager against compiled AIS on the same draws, in this process; returns the seconds of each
+    run and the largest difference of the estimates (nats)."""
     torch.set_num_threads(threads)
     vae.requires_grad_(False)
     compiled_joint = compiled.compiled_log_joint(vae)  # the package's: its inductor options, padding
-    runs = {}
-    for label, joint in (("eager", None), ("compiled, first (with compilation)", compiled_joint),
-                         ("compiled", compiled_joint), ("eager, again", None)):
+    runs, values = {}, {"images": x.shape[0], "steps": steps, "chains": chains, "threads": threads}
+    for label, key, joint in (("eager", "eager_s", None), ("compiled, first (with compilation)", "compiled_first_s",
+                                                          compiled_joint),
+                              ("compiled", "compiled_s", compiled_joint), ("eager, again", "eager_again_s", None)):
         pyro.set_rng_seed(0)
         tic = time.perf_counter()
         runs[label] = ais_log_likelihood(vae, x, steps=steps, chains=chains, log_joint=joint)[0]  # (N,)
-        print(f"| {label} | {time.perf_counter() - tic:.1f} |")
-    print(f"largest |compiled - eager| on the same draws: {(runs['compiled'] - runs['eager']).abs().max():.2e} nats")
+        values[key] = time.perf_counter() - tic
+        print(f"| {label} | {values[key]:.1f} |")
+    values["max_diff_nats"] = (runs["compiled"] - runs["eager"]).abs().max().item()
+    print(f"largest |compiled - eager| on the same draws: {values['max_diff_nats']:.2e} nats")
+    return {"ais": values}
 
 
-def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -> None:
-    """Eager and compiled seconds per image for each chunk size, batches of 100 images."""
+def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -> dict:
+    """Eager and compiled seconds per image for each chunk size, batches of 100 images; returns
+    them under ``chunks.chunk_<c>``."""
     torch.set_num_threads(threads)
     n = x.shape[0]
     print(f"{n} images, K = {K}, batches of 100, {threads} thread(s); seconds per image (median of {rounds})\n"
           "| chunk (particles) | rows per decoder call | eager | compiled |\n|---|---|---|---|")
+    values = {"images": n, "K": K, "threads": threads, "chunks": {}}
     for chunk in chunks:
         vae.__dict__.pop("_compiled_log_joint", None)  # a fresh compiled function: compiled at this shape
         iwae_log_likelihood(vae, x[:100], K, chunk, compile="true")
@@ -125,6 +134,8 @@ def bench_chunks(vae, x, K: int, chunks: list[int], threads: int, rounds: int) -
                            for _ in range(rounds))
             med[setting] = times[len(times) // 2]
         print(f"| {chunk} | {chunk * 100} | {med['false']:.4f} | {med['true']:.4f} |", flush=True)
+        values["chunks"][f"chunk_{chunk}"] = {"eager_s": med["false"], "compiled_s": med["true"]}
+    return values
 
 
 def bench_cudagraphs(vae, x, K: int, chunk: int, rounds: int) -> None:
@@ -154,7 +165,12 @@ def bench_cudagraphs(vae, x, K: int, chunk: int, rounds: int) -> None:
 
 
 def table(record: dict) -> str:
-    """The docs' table of an ``--out`` record as a records region, every number with its marker."""
+    """The docs' table of an ``--out`` record (of the IWAE table, ``--chunks`` or ``--ais``) as a
+    records region, every number with its marker."""
+    if "chunks" in record["values"]:
+        return chunk_table(record)
+    if "ais" in record["values"]:
+        return ais_table(record)
     lines = ["| threads | eager (s per image) | compiled (s per image) | matrix products (s per image) | GFLOP/s "
              "| eager / products | compiled / products | compiling pays back after (images) |", "|---" * 8 + "|"]
     for key, v in record["values"].items():
@@ -167,6 +183,27 @@ def table(record: dict) -> str:
                      f"{ref}.limit_gflops --> | {v['eager_ratio']:.2f} {ref}.eager_ratio --> | "
                      f"{v['compiled_ratio']:.2f} {ref}.compiled_ratio --> | {payback} |")
     return region(lines)
+
+
+def chunk_table(record: dict) -> str:
+    """The docs' table of a ``--chunks`` record."""
+    lines = ["| chunk (particles) | rows per decoder call | eager (s per image) | compiled (s per image) |",
+             "|---" * 4 + "|"]
+    for key, v in record["values"]["chunks"].items():
+        ref = f"<!-- rec:{record['id']}.chunks.{key}"
+        chunk = int(key.removeprefix("chunk_"))
+        lines.append(f"| {chunk} | {chunk * 100:,} | {v['eager_s']:.4f} {ref}.eager_s --> "
+                     f"| {v['compiled_s']:.4f} {ref}.compiled_s --> |")
+    return region(lines)
+
+
+def ais_table(record: dict) -> str:
+    """The docs' table of an ``--ais`` record."""
+    v, ref = record["values"]["ais"], f"<!-- rec:{record['id']}.ais"
+    rows = (("eager", "eager_s"), ("compiled, first (with its compilation)", "compiled_first_s"),
+            ("compiled", "compiled_s"), ("eager, again", "eager_again_s"))
+    return region(["| run | seconds |", "|---|---|",
+                   *(f"| {label} | {v[key]:.1f} {ref}.{key} --> |" for label, key in rows)])
 
 
 def main():
@@ -199,12 +236,16 @@ def main():
     vae, _, _, data = load_run(args.run_dir, args.device)
     x = data.test.x[:args.images]  # (N, *event)
     n = x.shape[0]
-    if args.ais:
-        print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
-              "| run | seconds |\n|---|---|")
-        return bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1])
-    if args.chunks:
-        return bench_chunks(vae, x, args.K, args.chunks, args.threads[-1], args.rounds)
+    how = f"{args.device}, ATen {kernels} kernels, the threads of each row, nothing else running"
+    if args.ais or args.chunks:
+        if args.ais:
+            print(f"AIS of {n} images, T = {args.ais_steps}, S = {args.ais_chains}, {args.threads[-1]} thread(s)\n"
+                  "| run | seconds |\n|---|---|")
+        values = (bench_ais(vae, x, args.ais_steps, args.ais_chains, args.threads[-1]) if args.ais else
+                  bench_chunks(vae, x, args.K, args.chunks, args.threads[-1], args.rounds))
+        if args.out:
+            write_record(args.out, values, how)
+        return
     args.chunk = args.chunk or default_chunk_size(100, x.device)
 
     def iwae(setting, seed=0):
@@ -249,8 +290,7 @@ def main():
               f"({sorted(gflops)[len(gflops) // 2]:.0f}) | {med['eager'] / med['limit']:.2f} | "
               f"{med['compiled'] / med['limit']:.2f} | {payback} |")
     if args.out:
-        write_record(args.out, values, f"{args.device}, ATen {kernels} kernels, the threads of each row, "
-                     "nothing else running")
+        write_record(args.out, values, how)
     if args.cudagraphs:
         bench_cudagraphs(vae, x, args.K, args.chunk, args.rounds)
 

@@ -1,6 +1,7 @@
 """IWAE-K evaluation speed and memory: the package against a hand-written plain-PyTorch estimator.
 
-    python experiments/bench_iwae.py RUN_DIR [--images 200] [-K 5000] [--chunks 100 500 2500]
+    python experiments/bench_iwae.py RUN_DIR [--images 200] [-K 5000] [--chunks 100 500 2500] [--out RECORD]
+    python experiments/bench_iwae.py --table RECORD [RECORD ...]   # the docs' tables of records
 
 RUN_DIR must hold a trained run with the standard prior, the Gaussian guide and the Bernoulli
 likelihood (for example `multirun/core_table_mnist/route=standard_gaussian` from
@@ -16,9 +17,18 @@ the hand-written twin below implements exactly that model with the same networks
    torch.cuda.max_memory_allocated. CPU (Linux): the child loads the run, resets the kernel's
    resident-set high-water mark (``/proc/self/clear_refs``), evaluates, and reports the new
    high-water mark (VmHWM) minus the resident set before the evaluation.
+
+ATen's element-wise kernels are the command line's (:func:`pyro_mvae.runs.prefer_cpu_kernels`).
+``--out``: also write the numbers as a record the docs cite (``experiments/records.py``):
+``images``, ``threads``, ``K``, ``chunk``, ``package_images_per_s``, ``handwritten_images_per_s``,
+``ratio`` (package / hand-written images per second), ``package_mean`` and ``handwritten_mean``
+(nats), ``z``, and under ``memory.chunk_<c>.K<K>`` the ``package_mib`` and ``handwritten_mib``.
+``--table RECORD ...`` prints the docs' speed table (a row per record) and the memory table of
+each record, every number with its marker, measuring nothing.
 """
 
 import argparse
+import json
 import math
 import multiprocessing as mp
 import time
@@ -26,9 +36,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from records import region, write_record
 
 from pyro_mvae.infer.iwae import iwae_log_likelihood
-from pyro_mvae.runs import load_run, resolve_device
+from pyro_mvae.runs import load_run, prefer_cpu_kernels, resolve_device
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -122,16 +133,52 @@ def timed(fn, *args) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - tic, result
 
 
+def minus(value: float, spec: str) -> str:
+    return format(value, spec).replace("-", "−")
+
+
+def tables(records: list[dict]) -> str:
+    """The docs' speed table (a row per record) and each record's memory table, as records regions."""
+    speed = ["| images, threads | package (`iwae_log_likelihood`) | hand-written plain PyTorch | ratio "
+             "| estimates (nats), paired z |", "|---" * 5 + "|"]
+    memory = []
+    for record in records:
+        v, ref = record["values"], f"<!-- rec:{record['id']}"
+        speed.append(f"| {v['images']} {ref}.images -->, {v['threads']} {ref}.threads --> thread(s) "
+                     f"| {v['package_images_per_s']:.2f} {ref}.package_images_per_s --> images/s "
+                     f"| {v['handwritten_images_per_s']:.2f} {ref}.handwritten_images_per_s --> images/s "
+                     f"| {v['ratio']:.2f} {ref}.ratio --> | {minus(v['package_mean'], '.3f')} {ref}.package_mean --> "
+                     f"vs {minus(v['handwritten_mean'], '.3f')} {ref}.handwritten_mean -->, z = "
+                     f"{minus(v['z'], '.2f')} {ref}.z --> |")
+        for chunk, by_k in v.get("memory", {}).items():
+            for k, mib in by_k.items():
+                cell = f"{ref}.memory.{chunk}.{k}"
+                memory.append(f"| {chunk.removeprefix('chunk_')} | {k.removeprefix('K')} "
+                              f"| {mib['package_mib']:.0f} {cell}.package_mib --> "
+                              f"| {mib['handwritten_mib']:.0f} {cell}.handwritten_mib --> |")
+    out = region(speed)
+    if memory:
+        out += "\n\n" + region(["| chunk | K | package peak MiB | hand-written peak MiB |", "|---" * 4 + "|", *memory])
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="?")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("-K", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=500, help="chunk size of the timing runs")
     parser.add_argument("--chunks", type=int, nargs="+", default=[100, 500, 2500])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", help="also write the numbers as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", nargs="+", metavar="RECORD", help="print the docs' tables of records")
     args = parser.parse_args()
+    if args.table:
+        return print(tables([json.loads(Path(path).read_text()) for path in args.table]))
+    if args.run_dir is None:
+        parser.error("give RUN_DIR (or --table RECORD ...)")
+    kernels = prefer_cpu_kernels()
     device = resolve_device(args.device)
     vae, config, _, data = load_run(args.run_dir, device)
     if (config["prior"]["name"], config["guide"]["name"], config["likelihood"]["name"]) != \
@@ -157,12 +204,21 @@ def main():
     rate = {name: args.repeats * len(x) / s for name, s in seconds.items()}
     print(f"images/s: package {rate['package']:.2f}, hand-written {rate['handwritten']:.2f}; "
           f"ratio package / hand-written = {rate['package'] / rate['handwritten']:.3f}")
+    values = {"images": len(x), "threads": torch.get_num_threads(), "K": args.K, "chunk": args.chunk,
+              "package_images_per_s": rate["package"], "handwritten_images_per_s": rate["handwritten"],
+              "ratio": rate["package"] / rate["handwritten"], "package_mean": pkg.mean().item(),
+              "handwritten_mean": hand.mean().item(), "z": z.item(), "memory": {}}
     print("| chunk | K | package peak MiB | hand-written peak MiB |")
     print("|---|---|---|---|")
     for chunk in args.chunks:
         for K in (args.K, args.K // 5):
             mem = {name: peak_memory_mib(args.run_dir, device, 100, K, chunk, name) for name in ESTIMATORS}
             print(f"| {chunk} | {K} | {mem['package']:.0f} | {mem['handwritten']:.0f} |")
+            values["memory"].setdefault(f"chunk_{chunk}", {})[f"K{K}"] = {
+                "package_mib": mem["package"], "handwritten_mib": mem["handwritten"]}
+    if args.out:
+        write_record(args.out, values, f"{device}, {values['threads']} torch threads, ATen {kernels} kernels, "
+                     "nothing else running; memory: a fresh child process per cell")
 
 
 if __name__ == "__main__":
