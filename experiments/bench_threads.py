@@ -11,17 +11,28 @@ default of ``trainer.threads`` (README: "Threads on a shared machine").
 with the overrides given after it): wall seconds of one run alone, then of two identical runs
 started side by side, and their ratio.
 
-    python experiments/bench_threads.py --root ../shared/data [--steps 300]
-    python experiments/bench_threads.py --whole trainer.eval_samples=1000
+    python experiments/bench_threads.py --root ../shared/data [--steps 300] [--out RECORD]
+    python experiments/bench_threads.py --whole trainer.eval_samples=1000 [--out RECORD]
+    python experiments/bench_threads.py --table RECORD      # the docs' table of a record
+
+``--out``: also write the numbers as a record the docs cite (``experiments/records.py``): per
+configuration key (``1_thread``, ``all_cores``, ``all_cores_OMP_WAIT_POLICY_PASSIVE``) its
+``alone_ms``, ``beside_ms``, ``slowdown``, ``alone_vs_base`` and ``beside_vs_base``; with
+``--whole``, ``alone_s``, ``beside_1_s`` and ``beside_2_s`` (the two runs' seconds) and ``ratio`` (the slower's to
+alone). ``--table RECORD`` prints the docs' table of such a record, measuring nothing.
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from records import region, write_record
 
 CONFIGS = {"1 thread": (1, {}), "all cores": (0, {}),
            "all cores, OMP_WAIT_POLICY=PASSIVE": (0, {"OMP_WAIT_POLICY": "PASSIVE"})}
@@ -35,15 +46,21 @@ def worker(root: str, steps: int, threads: int) -> float:
     from pyro_mvae.infer.objectives import build_objective
     from pyro_mvae.infer.steps import Stepper
     from pyro_mvae.models.registry import build_vae
+    from pyro_mvae.runs import prefer_cpu_kernels
     from pyro_mvae.training.train import apply_threads, make_optimizer
 
+    prefer_cpu_kernels()  # ATen's element-wise kernels as pyro-mvae train uses them
     apply_threads(threads)
     data = load_mnist(root, download=False, limit=5000, val_size=1000) if root else load_digits()
     torch.manual_seed(0)
-    vae = build_vae(data.data_dim, {"name": "mixture"}, {"name": "gaussian"}, {"name": "bernoulli"},
+    vae = build_vae(data.event_shape, {"name": "mixture"}, {"name": "gaussian"}, {"name": "bernoulli"},
                     {"name": "mlp"})
     step = Stepper(vae, build_objective("trace", vae=vae), make_optimizer(vae, 1e-3))
-    batches = [xb for _, xb in zip(range(steps + 20), data.train.batches(100, shuffle=True, seed=0))]
+    batches, epoch = [], 0
+    while len(batches) < steps + 20:  # as many epochs as the steps take (digits: 12 batches an epoch)
+        batches += list(data.train.batches(100, shuffle=True, seed=epoch))  # (100, 1, H, W) each
+        epoch += 1
+    batches = batches[:steps + 20]
     for xb in batches[:20]:
         step(xb)
     tic = time.perf_counter()
@@ -81,7 +98,8 @@ def whole_runs(overrides: list[str], side_by_side: int) -> list[float]:
     return [ends[i] for i in range(len(procs))]
 
 
-def compare_whole(overrides: list[str]) -> None:
+def compare_whole(overrides: list[str]) -> dict:
+    """One run alone, then two side by side; prints and returns their seconds."""
     alone = whole_runs(overrides, 1)[0]
     beside = whole_runs(overrides, 2)
     print(f"{os.cpu_count()} cores; pyro-mvae train {' '.join(overrides)}")
@@ -89,6 +107,31 @@ def compare_whole(overrides: list[str]) -> None:
     print("|---|---|---|")
     print(f"| 1 | {alone:.1f} | 1.00× |")
     print(f"| 2 | {' and '.join(f'{s:.1f}' for s in beside)} | {max(beside) / alone:.2f}× (the slower) |")
+    return {"alone_s": alone, "beside_1_s": beside[0], "beside_2_s": beside[1], "ratio": max(beside) / alone}
+
+
+def config_key(name: str) -> str:
+    """A record key of a configuration name: its runs of other characters than letters and digits
+    as ``_`` (``all cores, OMP_WAIT_POLICY=PASSIVE`` -> ``all_cores_OMP_WAIT_POLICY_PASSIVE``)."""
+    return re.sub(r"\W+", "_", name).strip("_")
+
+
+def table(record: dict) -> str:
+    """The docs' table of an ``--out`` record as a records region, every number with its marker."""
+    v, rid = record["values"], record["id"]
+    if "alone_s" in v:
+        beside = " and ".join(f"{v[key]:.1f} <!-- rec:{rid}.{key} -->" for key in ("beside_1_s", "beside_2_s"))
+        return region(["| runs at once | wall time of each run (s) | ratio to one alone |", "|---|---|---|",
+                       f"| 1 | {v['alone_s']:.1f} <!-- rec:{rid}.alone_s --> | the reference |",
+                       f"| 2 | {beside} | {v['ratio']:.2f} <!-- rec:{rid}.ratio -->× (the slower) |"])
+    lines = ["| threads | alone (ms/step) | beside a second training (ms/step) | slowdown beside "
+             "| vs 1 thread alone: alone, beside |", "|---" * 5 + "|"]
+    for name in CONFIGS:
+        c, ref = v[config_key(name)], f"<!-- rec:{rid}.{config_key(name)}"
+        lines.append(f"| {name} | {c['alone_ms']:.1f} {ref}.alone_ms --> | {c['beside_ms']:.1f} {ref}.beside_ms --> "
+                     f"| {c['slowdown']:.2f} {ref}.slowdown -->× | {c['alone_vs_base']:.2f} {ref}.alone_vs_base -->×, "
+                     f"{c['beside_vs_base']:.2f} {ref}.beside_vs_base -->× |")
+    return region(lines)
 
 
 def main():
@@ -99,9 +142,16 @@ def main():
     parser.add_argument("--whole", nargs="*", metavar="OVERRIDE",
                         help="time whole `pyro-mvae train` runs (digits) with these overrides, alone and two at once")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="also write the numbers as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the docs' table of a record, measuring nothing")
     args = parser.parse_args()
+    if args.table:
+        return print(table(json.loads(Path(args.table).read_text())))
+    how = f"{os.cpu_count()} cores, nothing else running; each cell fresh processes"
     if args.whole is not None:
-        compare_whole(args.whole)
+        values = compare_whole(args.whole)
+        if args.out:
+            write_record(args.out, values, how)
         return
     if args.worker:
         print(json.dumps({"seconds_per_step": worker(args.root, args.steps, args.threads)}))
@@ -116,6 +166,11 @@ def main():
     for name, cell in rows.items():
         print(f"| {name} | {1e3 * cell[1]:.1f} | {1e3 * cell[2]:.1f} | {cell[2] / cell[1]:.2f}× | "
               f"{cell[1] / base:.2f}× alone, {cell[2] / base:.2f}× beside |")
+    if args.out:
+        write_record(args.out, {config_key(name): {"alone_ms": 1e3 * cell[1], "beside_ms": 1e3 * cell[2],
+                                                   "slowdown": cell[2] / cell[1], "alone_vs_base": cell[1] / base,
+                                                   "beside_vs_base": cell[2] / base} for name, cell in rows.items()},
+                     how)
 
 
 if __name__ == "__main__":
