@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from records import region, write_record
+from records import minus, region, write_record
 
 from pyro_mvae.infer.iwae import iwae_log_likelihood
 from pyro_mvae.runs import load_run, prefer_cpu_kernels, resolve_device
@@ -131,10 +131,6 @@ def timed(fn, *args) -> tuple[float, torch.Tensor]:
     if args[1].device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - tic, result
-
-
-def minus(value: float, spec: str) -> str:
-    return format(value, spec).replace("-", "−")
 
 
 def tables(records: list[dict]) -> str:

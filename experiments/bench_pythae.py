@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from records import region, write_record
+from records import minus, region, write_record
 
 from pyro_mvae.infer.iwae import iwae_log_likelihood, mean_and_stderr
 from pyro_mvae.runs import load_run, prefer_cpu_kernels
@@ -78,9 +78,8 @@ def table(record: dict) -> str:
     for key, v in record["values"].items():
         ref = f"<!-- rec:{record['id']}.{key}"
         se = f" ± {v['se']:.2f} {ref}.se -->" if "se" in v else ""
-        mean = format(v["mean"], ".2f").replace("-", "−")
-        lines.append(f"| {LABELS[key]} | {mean} {ref}.mean -->{se} | {v['seconds']:.1f} {ref}.seconds --> "
-                     f"| {v['ratio']:.2f} {ref}.ratio --> |")
+        lines.append(f"| {LABELS[key]} | {minus(v['mean'], '.2f')} {ref}.mean -->{se} "
+                     f"| {v['seconds']:.1f} {ref}.seconds --> | {v['ratio']:.2f} {ref}.ratio --> |")
     return region(lines)
 
 

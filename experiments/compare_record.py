@@ -18,7 +18,7 @@ import re
 import shlex
 import sys
 
-from records import region, write_record
+from records import minus, region, write_record
 
 from pyro_mvae.evaluation.compare import compare_table
 
@@ -37,10 +37,6 @@ def values_of(paths: list[str], baseline: str | None, limit: int | None) -> dict
     table = csv.DictReader(io.StringIO(compare_table(paths, baseline, "csv", limit)))
     return {row_key(row["label"]): {"label": row["label"]}
             | {key: float(row[key]) for key in KEYS if row.get(key) not in (None, "")} for row in table}
-
-
-def minus(value: float, spec: str) -> str:
-    return format(value, spec).replace("-", "−")
 
 
 def table(record: dict) -> str:

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from records import region, write_record
+from records import minus, region, write_record
 
 from pyro_mvae.evaluation.compare import load_aligned, paired_difference
 
@@ -62,26 +62,23 @@ PUBLISHED = {"standard": (-84.45, 0.12), "vamp": (-82.43, 0.06)}
 setting). The record carries them beside the runs' numbers (``published_iwae``, ``published_iwae_se``)."""
 
 
-def minus(value: float, decimals: int) -> str:
-    """``value`` with ``decimals`` decimals and a typographic minus, as the docs write numbers."""
-    return f"{value:.{decimals}f}".replace("-", "−")
-
-
 def table(record: dict, labels: dict) -> str:
     """The docs' status table of the runs as a records region, every number followed by its record marker."""
     lines = ["| prior | epochs trained | best validation ELBO (nats) | at epoch | training so far | median epoch "
              "| test IWAE-5000 (nats) | paired Δ vs standard (nats) | published |", "|---" * 9 + "|"]
     for name, v in record["values"].items():
         ref = f"<!-- rec:{record['id']}.{name}"
-        iwae = (f"{minus(v['test_iwae'], 2)} {ref}.test_iwae --> ± {v['test_iwae_se']:.2f} {ref}.test_iwae_se --> "
+        iwae = (f"{minus(v['test_iwae'], '.2f')} {ref}.test_iwae --> ± {v['test_iwae_se']:.2f} "
+                f"{ref}.test_iwae_se --> "
                 f"(scored in {v['eval_minutes']:.0f} min {ref}.eval_minutes -->)" if v["finished"] else "not finished")
         delta = (f"{v['paired_delta']:+.2f} {ref}.paired_delta --> ± {v['paired_delta_se']:.2f} "
                  f"{ref}.paired_delta_se -->" if "paired_delta" in v else "—")
-        published = (f"{minus(v['published_iwae'], 2)} {ref}.published_iwae --> ± {v['published_iwae_se']:.2f} "
+        published = (f"{minus(v['published_iwae'], '.2f')} {ref}.published_iwae --> ± {v['published_iwae_se']:.2f} "
                      f"{ref}.published_iwae_se -->" if "published_iwae" in v else "—")
-        lines.append(f"| {labels.get(name, name)} | {v['epochs']} {ref}.epochs --> | {minus(v['best_val_elbo'], 2)} "
-                     f"{ref}.best_val_elbo --> | {v['best_epoch']} {ref}.best_epoch --> | {v['train_hours']:.2f} h "
-                     f"{ref}.train_hours --> | {v['median_epoch_seconds']:.1f} s {ref}.median_epoch_seconds --> "
+        lines.append(f"| {labels.get(name, name)} | {v['epochs']} {ref}.epochs --> "
+                     f"| {minus(v['best_val_elbo'], '.2f')} {ref}.best_val_elbo --> | {v['best_epoch']} "
+                     f"{ref}.best_epoch --> | {v['train_hours']:.2f} h {ref}.train_hours --> "
+                     f"| {v['median_epoch_seconds']:.1f} s {ref}.median_epoch_seconds --> "
                      f"| {iwae} | {delta} | {published} |")
     return region(lines)
 

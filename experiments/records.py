@@ -31,6 +31,11 @@ def commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def minus(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec`` with a typographic minus, as the docs write numbers."""
+    return format(value, spec).replace("-", "−")
+
+
 def region(lines: list[str]) -> str:
     """Table lines as a records region of a page (``<!-- records: every number -->`` ... ``<!-- records:
     end -->``): the check then fails on any number in them without its record marker."""
