@@ -1,6 +1,7 @@
 """Bias and variance of the gradient of the component logits, per route, at fixed parameters.
 
-    python experiments/gradient_study.py RUN_DIR [--images 100] [--draws 2000] [--out FIG.png]
+    python experiments/gradient_study.py RUN_DIR [--images 100] [--draws 2000] [--out FIG.png] [--record RECORD]
+    python experiments/gradient_study.py --table RECORD      # the docs' table of a record
 
 RUN_DIR holds a trained run with prior=mixture and guide=discrete_mixture (for example
 `multirun/gradient_routes_mnist/route=mix10_enum` from `pyro-mvae train -m experiment=gradient_routes`).
@@ -23,11 +24,17 @@ ELBO with another gradient, so its distance from enumeration's is not a bias.
 
 Per route: bias = ‖mean − enumeration mean‖ (with the Monte Carlo error of that norm's inputs),
 and variance = the trace of one draw's covariance. Prints a Markdown table; saves a plot.
+``--record``: also write, per route (its name's runs of other characters than letters and digits
+as ``_``), ``name``, ``bias``, ``mc_error``, ``variance``, ``draws`` and ``seconds`` as a record the
+docs cite (``experiments/records.py``; a route whose gradient is not finite has NaN there);
+``--table RECORD`` prints the docs' table of such a record, measuring nothing.
 """
 
 import argparse
 import io
+import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -37,6 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pyro  # noqa: E402
 import torch  # noqa: E402
+from records import region, write_record  # noqa: E402
 
 from pyro_mvae.infer.objectives import build_objective  # noqa: E402
 from pyro_mvae.models.registry import build_vae  # noqa: E402
@@ -44,9 +52,9 @@ from pyro_mvae.runs import load_run  # noqa: E402
 from pyro_mvae.storage import write_bytes_atomic  # noqa: E402
 
 
-def route_vae(config, data_dim, state, guide: dict, tau: float):
+def route_vae(config, event_shape, state, guide: dict, tau: float):
     """A VAE of the run's prior and networks with the given guide settings and parameters."""
-    vae = build_vae(data_dim, config["prior"], guide, config["likelihood"], config["net"])
+    vae = build_vae(event_shape, config["prior"], guide, config["likelihood"], config["net"])
     vae.load_state_dict(state, strict=False)  # baseline networks start fresh
     vae.tau = tau
     return vae
@@ -85,13 +93,37 @@ ROUTES = [  # name, guide options, objective, τ, particles per call
 ]
 
 
+def route_key(name: str) -> str:
+    """A record key of a route's name (``SF + neural baseline`` -> ``SF_neural_baseline``)."""
+    return re.sub(r"\W+", "_", name).strip("_")
+
+
+def record_table(record: dict) -> str:
+    """The docs' table of a ``--record`` record as a records region, every number with its marker."""
+    lines = ["| route | bias ‖mean − enumeration‖ (its MC error) | variance of one draw | draws |", "|---|---|---|---|"]
+    for key, v in record["values"].items():
+        ref = f"<!-- rec:{record['id']}.{key}"
+        if math.isnan(v["bias"]):
+            lines.append(f"| {v['name']} | not finite | — | {v['draws']} |")
+            continue
+        lines.append(f"| {v['name']} | {v['bias']:.1f} {ref}.bias --> ({v['mc_error']:.1f} {ref}.mc_error -->) "
+                     f"| {v['variance']:.0f} {ref}.variance --> | {v['draws']} |")
+    return region(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="?")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--draws", type=int, default=2000, help="gradient draws per route")
     parser.add_argument("--out", default="experiments/gradient_study.png")
+    parser.add_argument("--record", help="also write the table as a record (docs/records/NAME.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the docs' table of a record, measuring nothing")
     args = parser.parse_args()
+    if args.table:
+        return print(record_table(json.loads(Path(args.table).read_text())))
+    if args.run_dir is None:
+        parser.error("give RUN_DIR (or --table RECORD)")
     vae, config, _, data = load_run(args.run_dir, "cpu")
     if config["prior"]["name"] != "mixture":
         raise SystemExit("the study needs a run with prior=mixture (enumeration is the reference)")
@@ -101,7 +133,7 @@ def main():
     for name, guide, objective, tau, particles in ROUTES:
         pyro.set_rng_seed(0)
         pyro.clear_param_store()
-        model = route_vae(config, data.data_dim, state, guide, tau)
+        model = route_vae(config, data.event_shape, state, guide, tau)
         tic = time.perf_counter()
         warmup = 300 if guide.get("baseline") == "neural" else 0
         draws = min(args.draws, 400) if particles == 1 else args.draws
@@ -113,14 +145,18 @@ def main():
           "w.r.t. the encoder's logit biases, summed over the images")
     print("| route | bias ‖mean − enumeration‖ | its MC error | variance of one draw | draws | seconds |")
     print("|---|---|---|---|---|---|")
-    table = []
+    table, values = [], {}
     for name, mean, var, se, secs, n in rows:
         bias = (mean - reference).norm().item()
         noise = (se ** 2 + ref_se ** 2).sum().sqrt().item()
         table.append((name, bias, var))
+        values[route_key(name)] = {"name": name, "bias": bias, "mc_error": noise, "variance": var, "draws": n,
+                                   "seconds": secs}
         print(f"| {name} | {bias:.3g} | {noise:.2g} | {var:.3g} | {n} | {secs:.1f} |")
     plot(table, args.out)
     print(f"plot: {args.out}")
+    if args.record:
+        write_record(args.record, values, f"cpu, {torch.get_num_threads()} torch threads")
 
 
 def plot(table, path):
