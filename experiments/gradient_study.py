@@ -104,9 +104,9 @@ def record_table(record: dict) -> str:
     for key, v in record["values"].items():
         ref = f"<!-- rec:{record['id']}.{key}"
         if math.isnan(v["bias"]):
-            lines.append(f"| {v['name']} | not finite | — | {v['draws']} |")
+            lines.append(f"| `{v['name']}` | not finite | — | {v['draws']} |")
             continue
-        lines.append(f"| {v['name']} | {v['bias']:.1f} {ref}.bias --> ({v['mc_error']:.1f} {ref}.mc_error -->) "
+        lines.append(f"| `{v['name']}` | {v['bias']:.1f} {ref}.bias --> ({v['mc_error']:.1f} {ref}.mc_error -->) "
                      f"| {v['variance']:.0f} {ref}.variance --> | {v['draws']} |")
     return region(lines)
 
